@@ -1,0 +1,71 @@
+package bigdl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ppml-project/ppml/atomicfile"
+)
+
+// MarshalMeta encodes a .meta file as BigDL writes it: one JSON object with
+// the field encryptedDataKey, followed by a newline.
+func MarshalMeta(encryptedDataKey string) []byte {
+	v, _ := json.Marshal(encryptedDataKey)
+	return []byte(`{"encryptedDataKey" : ` + string(v) + "}\n")
+}
+
+// ParseMeta decodes a .meta file strictly: a single JSON object whose only
+// member is "encryptedDataKey" (exact spelling) with a non-empty string
+// value, surrounded by nothing but JSON whitespace.
+func ParseMeta(b []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var m map[string]json.RawMessage
+	if err := dec.Decode(&m); err != nil {
+		return "", fmt.Errorf("invalid .meta: not a JSON object (%v)", err)
+	}
+	if dec.More() || strings.TrimLeft(string(b[dec.InputOffset():]), " \t\r\n") != "" {
+		return "", errors.New("invalid .meta: unexpected content after the JSON object")
+	}
+	raw, ok := m["encryptedDataKey"]
+	if !ok || len(m) != 1 {
+		return "", errors.New(`invalid .meta: expected exactly one member, "encryptedDataKey"`)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+		return "", errors.New("invalid .meta: encryptedDataKey must be a non-empty string")
+	}
+	return s, nil
+}
+
+// ReadMeta reads <dir>/.meta.
+func ReadMeta(dir string) (string, error) {
+	p := filepath.Join(dir, MetaName)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	s, err := ParseMeta(b)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	return s, nil
+}
+
+// WriteMeta writes <dir>/.meta atomically.
+func WriteMeta(dir, encryptedDataKey string) error {
+	return atomicfile.WriteFile(filepath.Join(dir, MetaName), MarshalMeta(encryptedDataKey), 0o644)
+}
+
+// EncryptedName returns the name BigDL/Hadoop expects for an encrypted file.
+func EncryptedName(name string) string { return name + Ext }
+
+// DecryptedName strips the .cbc extension; ok is false if name lacks it.
+func DecryptedName(name string) (string, bool) {
+	base, ok := strings.CutSuffix(name, Ext)
+	return base, ok && base != "" && !strings.HasSuffix(base, "/")
+}
