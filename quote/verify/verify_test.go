@@ -285,9 +285,13 @@ func TestCollateralTamper(t *testing.T) {
 		code string
 	}{
 		{"tcb_info_signature", mut(func(c *collateral.Collateral) { c.TCBInfoSignature = flipHex(c.TCBInfoSignature) }), FailTCBInfoSignature},
-		{"tcb_info text", mut(func(c *collateral.Collateral) { c.TCBInfo = strings.Replace(c.TCBInfo, `"tcbEvaluationDataNumber":17`, `"tcbEvaluationDataNumber":18`, 1) }), FailTCBInfoSignature},
+		{"tcb_info text", mut(func(c *collateral.Collateral) {
+			c.TCBInfo = strings.Replace(c.TCBInfo, `"tcbEvaluationDataNumber":17`, `"tcbEvaluationDataNumber":18`, 1)
+		}), FailTCBInfoSignature},
 		{"qe_identity_signature", mut(func(c *collateral.Collateral) { c.QEIdentitySignature = flipHex(c.QEIdentitySignature) }), FailQEIdentitySignature},
-		{"qe_identity text", mut(func(c *collateral.Collateral) { c.QEIdentity = strings.Replace(c.QEIdentity, `"isvprodid":1`, `"isvprodid":2`, 1) }), FailQEIdentitySignature},
+		{"qe_identity text", mut(func(c *collateral.Collateral) {
+			c.QEIdentity = strings.Replace(c.QEIdentity, `"isvprodid":1`, `"isvprodid":2`, 1)
+		}), FailQEIdentitySignature},
 		{"no tcb issuer root", mut(func(c *collateral.Collateral) {
 			i := strings.Index(c.TCBInfoIssuerChain, "-----END CERTIFICATE-----")
 			c.TCBInfoIssuerChain = c.TCBInfoIssuerChain[:i+len("-----END CERTIFICATE-----")] + "\n"
