@@ -1,0 +1,147 @@
+package sim
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/verify"
+)
+
+func newSim(t *testing.T) *SimTEE {
+	t.Helper()
+	s, err := Init(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSGXRoundTrip(t *testing.T) {
+	s := newSim(t)
+	var m Measurements
+	copy(m.MREnclave[:], bytes.Repeat([]byte{0xaa}, 32))
+	copy(m.MRSigner[:], bytes.Repeat([]byte{0xbb}, 32))
+	m.ISVProdID, m.ISVSVN = 7, 3
+	copy(m.ReportData[:], "nonce")
+	q, err := s.Quote(abi.SGX, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq, err := abi.ParseQuote(q)
+	if err != nil || pq.Version() != 3 || len(pq.Signed) != 432 {
+		t.Fatalf("not an SGX v3 layout: %v", err)
+	}
+	col, _ := s.Collateral(abi.SGX)
+	res, err := verify.Verify(q, col, s.VerifyOptions(time.Now))
+	if err != nil {
+		t.Fatalf("sim SGX quote does not verify: %v", err)
+	}
+	if !res.Simulated || res.TEE != "sgx" || *res.TCBStatus != "UpToDate" || !res.CRLChecked || res.Debug {
+		t.Fatalf("unexpected result %+v", res)
+	}
+	if res.MREnclave != strings.Repeat("aa", 32) || res.MRSigner != strings.Repeat("bb", 32) || *res.ISVProdID != 7 || *res.ISVSVN != 3 {
+		t.Fatal("measurements not carried")
+	}
+	if !strings.HasPrefix(res.ReportData, hex.EncodeToString([]byte("nonce"))) {
+		t.Fatal("report data not carried")
+	}
+	// Policy: simulated needs allow_simulated; MRENCLAVE must match.
+	p, _ := policy.Parse([]byte(`{"tee":"sgx","mr_enclave":["` + strings.Repeat("aa", 32) + `"]}`))
+	if d := p.Evaluate(res); d.Accepted {
+		t.Fatal("simulated accepted without allow_simulated")
+	}
+	p, _ = policy.Parse([]byte(`{"tee":"sgx","mr_enclave":["` + strings.Repeat("aa", 32) + `"],"allow_simulated":true}`))
+	if d := p.Evaluate(res); !d.Accepted {
+		t.Fatal(d.Reasons)
+	}
+	p, _ = policy.Parse([]byte(`{"mr_enclave":["` + strings.Repeat("ab", 32) + `"],"allow_simulated":true}`))
+	if d := p.Evaluate(res); d.Accepted {
+		t.Fatal("other MRENCLAVE accepted")
+	}
+	// The Intel root does not accept simulated quotes.
+	if _, err := verify.Verify(q, col, verify.Options{Now: time.Now}); err == nil {
+		t.Fatal("sim quote verified against the Intel root")
+	}
+	// Tampering is detected.
+	for _, off := range []int{120, 450, 600, 960} {
+		c := bytes.Clone(q)
+		c[off] ^= 1
+		if _, err := verify.Verify(c, col, s.VerifyOptions(time.Now)); err == nil {
+			t.Fatalf("tampered byte %d verified", off)
+		}
+	}
+	// Debug bit.
+	m.Debug = true
+	q, _ = s.Quote(abi.SGX, m)
+	res, err = verify.Verify(q, col, s.VerifyOptions(time.Now))
+	if err != nil || !res.Debug {
+		t.Fatalf("debug quote: %v %v", err, res.Debug)
+	}
+}
+
+func TestTDXRoundTrip(t *testing.T) {
+	s := newSim(t)
+	var m Measurements
+	copy(m.MRTD[:], bytes.Repeat([]byte{0x11}, 48))
+	for i := range 4 {
+		copy(m.RTMR[i][:], bytes.Repeat([]byte{byte(0x20 + i)}, 48))
+	}
+	copy(m.ReportData[:], bytes.Repeat([]byte{0x55}, 64))
+	q, err := s.Quote(abi.TDX, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pq, err := abi.ParseQuote(q)
+	if err != nil || pq.Version() != 4 || pq.OuterCertDataType != 6 {
+		t.Fatalf("not a TDX v4 layout: %v", err)
+	}
+	col, _ := s.Collateral(abi.TDX)
+	res, err := verify.Verify(q, col, s.VerifyOptions(time.Now))
+	if err != nil {
+		t.Fatalf("sim TDX quote does not verify: %v", err)
+	}
+	if !res.Simulated || res.TEE != "tdx" || *res.TCBStatus != "UpToDate" || res.Detail.TDXModuleTCBStatus != "UpToDate" {
+		t.Fatalf("unexpected result %+v", res)
+	}
+	if res.MRTD != strings.Repeat("11", 48) || res.RTMR2 != strings.Repeat("22", 48) || res.ReportData != strings.Repeat("55", 64) {
+		t.Fatal("measurements not carried")
+	}
+	// SGX collateral does not verify a TDX quote.
+	sc, _ := s.Collateral(abi.SGX)
+	if _, err := verify.Verify(q, sc, s.VerifyOptions(time.Now)); err == nil {
+		t.Fatal("TDX quote verified with SGX collateral")
+	}
+	// After collateral expiry.
+	later := func() time.Time { return time.Now().AddDate(2, 0, 0) }
+	res, err = verify.Verify(q, col, s.VerifyOptions(later))
+	if err == nil || !res.CollateralExpired {
+		t.Fatal("expired collateral not reported")
+	}
+	// Another simulation's root does not verify this one's quotes.
+	other := newSim(t)
+	if _, err := verify.Verify(q, col, other.VerifyOptions(time.Now)); err == nil {
+		t.Fatal("quote verified against another simulation root")
+	}
+}
+
+func TestLoadAndInitErrors(t *testing.T) {
+	s := newSim(t)
+	if _, err := Init(s.Dir()); err == nil || !strings.Contains(err.Error(), "already holds a simulation") {
+		t.Fatalf("re-init: %v", err)
+	}
+	l, err := Load(s.Dir())
+	if err != nil || !bytes.Equal(l.Root().Raw, s.Root().Raw) || !IsSimulationRoot(l.Root()) {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := Load(t.TempDir()); err == nil || !strings.Contains(err.Error(), "ppml sim init") {
+		t.Fatalf("load empty dir: %v", err)
+	}
+	if _, err := s.Quote("sev", Measurements{}); err == nil {
+		t.Fatal("unknown tee accepted")
+	}
+}
