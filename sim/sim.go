@@ -247,7 +247,9 @@ func collateralFile(tee abi.TEE) string {
 	return fileCollateralSGX
 }
 
-func pemCert(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 func rawSign(k *ecdsa.PrivateKey, msg []byte) ([64]byte, error) {
 	var out [64]byte
