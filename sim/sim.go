@@ -40,7 +40,7 @@ const simOrg = "PPML Simulation (not Intel)"
 
 // File names inside a simulation directory.
 const (
-	fileConfig         = "sim.json"
+	fileConfig         = "sim-config"
 	fileRootCert       = "root_ca.pem"
 	fileRootKey        = "root_ca.key"
 	filePCKCACert      = "pck_platform_ca.pem"

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/verify"
+	"github.com/ppml-project/ppml/sim"
+)
+
+func newQuoteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "quote",
+		Short: "Inspect and verify Intel SGX/TDX DCAP quotes",
+		Long: `Inspect and verify Intel DCAP ECDSA quotes: SGX quote v3 and TDX quote v4/v5
+with certification data type 5 (type 6 wrapping 5 for TDX).
+
+Verification checks the PCK chain to the pinned Intel SGX Root CA, the CRLs,
+the QE report and quote signatures, the attestation-key binding, the TCB info
+and QE identity signatures, and evaluates the TCB level.`,
+	}
+	cmd.AddCommand(newQuoteShowCmd(), newQuoteVerifyCmd())
+	return cmd
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return fmt.Errorf("--output %q is not supported: use text or json", o)
+	}
+	return nil
+}
+
+func readQuoteFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("--quote is required: pass the file holding the raw binary quote")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the quote: %w", err)
+	}
+	return b, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newQuoteShowCmd() *cobra.Command {
+	var quotePath, output string
+	cmd := &cobra.Command{
+		Use:   "show --quote FILE [--output json]",
+		Short: "Print the fields of a quote without verifying it",
+		Long: `Parse a raw quote and print its TEE type, measurements and PCK certificate facts
+(FMSPC, CA type). Nothing is verified: do not trust these values before
+running "ppml quote verify".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			raw, err := readQuoteFile(quotePath)
+			if err != nil {
+				return err
+			}
+			res, err := verify.Inspect(raw)
+			if res == nil {
+				return fmt.Errorf("%s is not a supported quote: %w", quotePath, err)
+			}
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+			}
+			out := cmd.OutOrStdout()
+			if output == "json" {
+				return writeJSON(out, showFields(res))
+			}
+			printFields(out, showFields(res))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&quotePath, "quote", "", "file holding the raw binary quote (required)")
+	f.StringVar(&output, "output", "text", "output format: text or json")
+	return cmd
+}
+
+// showFields keeps the measurement keys of the verify output, without the
+// verdict fields (show verifies nothing).
+func showFields(r *verify.Result) map[string]any {
+	b, _ := json.Marshal(r)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for _, k := range []string{"verified", "simulated", "tcb_status", "advisory_ids", "crl_checked", "collateral_expired", "failure", "error"} {
+		delete(m, k)
+	}
+	d, _ := m["detail"].(map[string]any)
+	m["quote_version"] = r.Detail.QuoteVersion
+	m["trailing_bytes"] = r.Detail.TrailingBytes
+	if r.Detail.PCK != nil {
+		m["pck"] = d["pck"]
+	}
+	if r.Detail.TDRelaunchCheck != "" {
+		m["td_report_version"] = "1.5"
+	}
+	delete(m, "detail")
+	return m
+}
+
+func printFields(w io.Writer, m map[string]any) {
+	order := []string{"tee", "quote_version", "verified", "simulated", "tcb_status", "advisory_ids", "crl_checked",
+		"collateral_expired", "collateral_expires_at", "failure", "error", "fmspc", "mr_enclave", "mr_signer", "isv_prod_id", "isv_svn",
+		"mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "td_attributes", "tee_tcb_svn", "mr_seam", "mr_config_id",
+		"mr_owner", "mr_owner_config", "debug", "report_data", "trailing_bytes"}
+	for _, k := range order {
+		if v, ok := m[k]; ok {
+			fmt.Fprintf(w, "%-22s %v\n", k+":", v)
+		}
+	}
+	if p, ok := m["pck"].(map[string]any); ok {
+		fmt.Fprintf(w, "%-22s fmspc=%v pceid=%v pcesvn=%v ca=%v not_after=%v\n", "pck:", p["fmspc"], p["pceid"], p["pcesvn"], p["ca_type"], p["not_after"])
+	}
+	if p, ok := m["policy"].(map[string]any); ok {
+		fmt.Fprintf(w, "%-22s accepted=%v\n", "policy:", p["accepted"])
+		if rs, ok := p["reasons"].([]any); ok {
+			for _, r := range rs {
+				fmt.Fprintf(w, "  - %v\n", r)
+			}
+		}
+	}
+}
+
+type verifyOutput struct {
+	*verify.Result
+	Policy *policy.Decision `json:"policy,omitempty"`
+}
+
+func newQuoteVerifyCmd() *cobra.Command {
+	var (
+		quotePath, colPath, colDir, pccsURL, pccsKey, pccsCache string
+		atStr, policyPath, output, rootPath, simDir             string
+		rejectTrailing                                          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --quote FILE (--collateral FILE | --collateral-dir DIR | --pccs-url URL) [--at RFC3339] [--policy FILE] [--output json]",
+		Short: "Verify a quote against collateral and, optionally, a policy",
+		Long: `Verify a quote against DCAP collateral and print one verdict object (with
+--output json: the keys tee, verified, tcb_status, advisory_ids, crl_checked,
+collateral_expired, fmspc, the measurements, error, simulated and, with a
+policy, policy: {accepted, reasons}).
+
+Collateral comes from exactly one of --collateral (one JSON file in the
+offline layout), --collateral-dir (a directory of such files, indexed by TEE,
+FMSPC and PCK CA) or --pccs-url (an Intel PCS or PCCS v4 endpoint).
+
+The trust anchor is the pinned Intel SGX Root CA unless --sim-dir (the
+simulation root of "ppml sim") or --root is given; any other anchor makes the
+verdict say simulated: true.
+
+Exit status 0 only when the quote is verified and, with --policy, accepted.
+A policy with allow_expired_collateral may accept a quote whose only failure
+is expired collateral; the verdict still says verified: false.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SilenceUsage = true
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			raw, err := readQuoteFile(quotePath)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, s := range []string{colPath, colDir, pccsURL} {
+				if s != "" {
+					n++
+				}
+			}
+			if n != 1 {
+				return errors.New("give exactly one collateral source: --collateral FILE, --collateral-dir DIR or --pccs-url URL")
+			}
+			now := time.Now()
+			if atStr != "" {
+				if now, err = time.Parse(time.RFC3339, atStr); err != nil {
+					return fmt.Errorf("--at %q is not an RFC 3339 time (example: 2025-07-01T00:00:00Z): %v", atStr, err)
+				}
+			}
+			var pol *policy.Policy
+			if policyPath != "" {
+				if pol, err = policy.LoadFile(policyPath); err != nil {
+					return err
+				}
+			}
+			opts := verify.Options{Now: func() time.Time { return now }, RejectTrailingBytes: rejectTrailing}
+			if rootPath != "" && simDir != "" {
+				return errors.New("--root and --sim-dir both set a trust anchor: give only one")
+			}
+			if simDir != "" {
+				s, err := sim.Load(simDir)
+				if err != nil {
+					return err
+				}
+				opts.Root = s.Root()
+			}
+			if rootPath != "" {
+				if opts.Root, err = readRoot(rootPath); err != nil {
+					return err
+				}
+			}
+			col, err := loadCollateral(cmd.Context(), cmd.ErrOrStderr(), raw, colPath, colDir, pccsURL, pccsKey, pccsCache, now)
+			if err != nil {
+				return err
+			}
+			res, verr := verify.Verify(raw, col, opts)
+			if res == nil {
+				return verr
+			}
+			out := verifyOutput{Result: res}
+			if pol != nil {
+				d := pol.Evaluate(res)
+				out.Policy = &d
+			}
+			if output == "json" {
+				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				b, _ := json.Marshal(out)
+				var m map[string]any
+				json.Unmarshal(b, &m)
+				printFields(cmd.OutOrStdout(), m)
+			}
+			switch {
+			case pol != nil && !out.Policy.Accepted:
+				return fmt.Errorf("quote refused by policy %s: %s", policyPath, strings.Join(out.Policy.Reasons, "; "))
+			case pol == nil && verr != nil:
+				return fmt.Errorf("quote not verified (%s): %v", res.Failure, verr)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&quotePath, "quote", "", "file holding the raw binary quote (required)")
+	f.StringVar(&colPath, "collateral", "", "collateral JSON file (fields pck_crl_issuer_chain, root_ca_crl, pck_crl, tcb_info_issuer_chain, tcb_info, tcb_info_signature, qe_identity_issuer_chain, qe_identity, qe_identity_signature)")
+	f.StringVar(&colDir, "collateral-dir", "", "offline collateral cache: directory of collateral *.json files, selected by the quote's TEE, FMSPC and PCK CA")
+	f.StringVar(&pccsURL, "pccs-url", "", "fetch collateral from this Intel PCS / PCCS v4 base URL (e.g. https://pccs:8081)")
+	f.StringVar(&pccsKey, "pccs-api-key", "", "Intel PCS subscription key (sent as Ocp-Apim-Subscription-Key), if the endpoint needs one")
+	f.StringVar(&pccsCache, "pccs-cache-dir", "", "with --pccs-url: also store fetched collateral in this directory (usable later with --collateral-dir)")
+	f.StringVar(&atStr, "at", "", "verify as of this RFC 3339 time instead of the current time (e.g. 2025-07-01T00:00:00Z)")
+	f.StringVar(&policyPath, "policy", "", "attestation policy JSON file; the exit status then also requires policy acceptance")
+	f.StringVar(&output, "output", "text", "output format: text or json")
+	f.StringVar(&rootPath, "root", "", "PEM trust anchor to use instead of the pinned Intel SGX Root CA (results are marked simulated: true)")
+	f.StringVar(&simDir, "sim-dir", "", "trust the simulation root in this directory (created by \"ppml sim init\"); results are marked simulated: true")
+	f.BoolVar(&rejectTrailing, "reject-trailing-bytes", false, "refuse quotes with bytes after the signature data (default: tolerated and reported)")
+	return cmd
+}
+
+func readRoot(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--root: %w", err)
+	}
+	certs, err := collateral.ParseChain(b)
+	if err != nil {
+		return nil, fmt.Errorf("--root %s: %v", path, err)
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("--root %s holds %d certificates, want exactly one", path, len(certs))
+	}
+	return certs[0], nil
+}
+
+func loadCollateral(ctx context.Context, stderr io.Writer, raw []byte, file, dir, pccsURL, apiKey, cacheDir string, now time.Time) (*collateral.Collateral, error) {
+	if file != "" {
+		return collateral.LoadFile(file)
+	}
+	info, err := verify.Inspect(raw)
+	if err != nil || info.Detail.PCK == nil {
+		return nil, fmt.Errorf("cannot select collateral: the quote's PCK certificate does not decode: %v", err)
+	}
+	tee, fmspc, ca := info.TEE, info.FMSPC, info.Detail.PCK.CAType
+	if dir != "" {
+		d, err := collateral.LoadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := d.Lookup(tee, fmspc, ca)
+		return c, err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	f := &collateral.Fetcher{BaseURL: pccsURL, APIKey: apiKey, CacheDir: cacheDir, Now: func() time.Time { return now }}
+	c, err := f.Get(ctx, tee, fmspc, ca)
+	var se *collateral.StaleError
+	if errors.As(err, &se) && c != nil {
+		fmt.Fprintf(stderr, "warning: %v\n", err)
+		return c, nil
+	}
+	return c, err
+}
