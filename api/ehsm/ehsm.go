@@ -1,0 +1,353 @@
+// Package ehsm serves Intel eHSM-KMS's REST protocol (ehsm-protocol.md) at
+// /ehsm over the kms core, so eHSM and BigDL clients work unchanged.
+// Deliberate differences from upstream: Enroll needs the admin credential
+// (unless the server runs with --open-enrollment), the signature is checked
+// in constant time before the replay record is written, replay records live
+// in the shared store, and failures carry a precise reason.
+package ehsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ppml-project/ppml/api/ehsm/signature"
+	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/metrics"
+)
+
+// Window and retention of the timestamp replay rule (ehsm-protocol.md §4).
+const (
+	TimestampWindow = 10 * time.Minute
+	ReplayRetention = 20 * time.Minute
+	maxBody         = 1 << 20
+)
+
+// Version is reported by GetVersion.
+var Version = "ppml-dev"
+
+// QuoteActions serves the eHSM quote actions; nil answers them as unknown.
+type QuoteActions interface {
+	// Handle runs action for the authenticated app and returns the result
+	// object, or an error from the kms error kinds.
+	Handle(ctx context.Context, appID, apiKey, action string, payload map[string]any) (map[string]any, string, error)
+	Actions() []string
+}
+
+// Handler serves /ehsm and /ehsm/.
+type Handler struct {
+	svc          *kms.Service
+	metrics      *metrics.Metrics
+	quotes       QuoteActions
+	mirrorStatus bool
+}
+
+// Options configures a Handler.
+type Options struct {
+	Metrics *metrics.Metrics
+	Quotes  QuoteActions
+	// MirrorStatus sets the HTTP status to the body code (upstream always
+	// answers HTTP 200; that stays the default).
+	MirrorStatus bool
+}
+
+// New returns the eHSM protocol handler.
+func New(svc *kms.Service, o Options) *Handler {
+	return &Handler{svc: svc, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
+}
+
+type response struct {
+	Code    int            `json:"code"`
+	Message string         `json:"message"`
+	Result  map[string]any `json:"result"`
+}
+
+// apiError is a protocol-level failure (before the kms core is reached).
+type apiError struct {
+	code int
+	msg  string
+	tag  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func bad(tag, format string, args ...any) *apiError {
+	return &apiError{code: 400, msg: fmt.Sprintf(format, args...), tag: tag}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	action := r.URL.Query().Get("Action")
+	result, msg, err := h.serve(r, action)
+	resp := response{Code: 200, Message: msg, Result: result}
+	tag := "ok"
+	if err != nil {
+		resp.Result = map[string]any{}
+		resp.Message = err.Error()
+		var ae *apiError
+		if errors.As(err, &ae) {
+			resp.Code, tag = ae.code, ae.tag
+		} else {
+			resp.Code, tag = codeOf(err), kms.CodeOf(err)
+		}
+	}
+	if resp.Result == nil {
+		resp.Result = map[string]any{}
+	}
+	if _, known := h.route(action); !known {
+		action = "unknown"
+	}
+	h.metrics.Observe("ehsm", action, tag, time.Since(start))
+	status := http.StatusOK
+	if h.mirrorStatus && resp.Code != 200 {
+		status = resp.Code
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(resp)
+}
+
+func codeOf(err error) int {
+	switch kms.KindOf(err) {
+	case kms.KindInternal, kms.KindSealed:
+		return 500
+	}
+	return 400
+}
+
+type actionFunc func(ctx context.Context, c kms.Caller, p payload) (map[string]any, error)
+
+func (h *Handler) route(action string) (actionFunc, bool) {
+	switch action {
+	case "GetVersion", "Enroll":
+		return nil, true
+	}
+	if f, ok := h.actions()[action]; ok {
+		return f, true
+	}
+	if h.quotes != nil {
+		for _, a := range h.quotes.Actions() {
+			if a == action {
+				return nil, true
+			}
+		}
+	}
+	return nil, false
+}
+
+func (h *Handler) serve(r *http.Request, action string) (map[string]any, string, error) {
+	ctx := r.Context()
+	fn, known := h.route(action)
+	if !known {
+		if action == "DeleteAllKey" || action == "DeleteALLKey" {
+			return nil, "", bad("unsupported_action", "DeleteAllKey is not supported: deleting every key at once loses data; schedule deletion key by key with DeleteKey")
+		}
+		return nil, "", &apiError{code: 404, msg: fmt.Sprintf("API Not Found: unknown Action %q", action), tag: "unknown_action"}
+	}
+	switch action {
+	case "GetVersion":
+		return map[string]any{"version": Version, "git_sha": Version}, "successful", nil
+	case "Enroll":
+		if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+			return nil, "", err
+		}
+		appID, apiKey, err := h.svc.Enroll(ctx, kms.Caller{API: "ehsm", Remote: r.RemoteAddr})
+		if err != nil {
+			return nil, "", err
+		}
+		return map[string]any{"appid": appID, "apikey": apiKey}, "successful", nil
+	}
+	if r.Method != http.MethodPost {
+		return nil, "", bad("method", "Action %s needs POST with a JSON body (got %s)", action, r.Method)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return nil, "", bad("body_too_large", "Invalid request: the body is larger than 1 MiB or could not be read")
+	}
+	env, err := parseEnvelope(body, action, h.svc.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	var fields []field
+	if fn != nil {
+		fields = actionFields[action]
+		if err := validate(env.payload, fields); err != nil {
+			return nil, "", err
+		}
+	}
+	apiKey, err := h.svc.AppKey(ctx, env.appID)
+	if err != nil {
+		return nil, "", err
+	}
+	canon := signature.Canonical(signature.Envelope(env.appID, env.nonce, env.timestamp, env.rawPayload))
+	if !signature.Verify(apiKey, canon, env.sign) {
+		return nil, "", bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines")
+	}
+	now := h.svc.Now()
+	fresh, err := h.svc.Store().RecordRequest(ctx, env.appID, env.nonce, env.timestamp, now, now.Add(-ReplayRetention))
+	if err != nil {
+		return nil, "", bad("database_error", "database error: could not record the request timestamp; retry")
+	}
+	if !fresh {
+		return nil, "", bad("replay", "Timestamp can't be repeated in 20 minutes")
+	}
+	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
+	if fn == nil {
+		return h.quotes.Handle(ctx, env.appID, string(apiKey), action, env.payload)
+	}
+	res, err := fn(ctx, caller, env.payload)
+	return res, "successful", err
+}
+
+type envelope struct {
+	appID, nonce, timestamp, sign string
+	payload                       payload
+	rawPayload                    any
+}
+
+func parseEnvelope(body []byte, action string, now time.Time) (*envelope, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var obj map[string]any
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, bad("invalid_json", "Invalid JSON: the body must be a JSON object {appid, timestamp, payload, sign}")
+	}
+	if dec.More() {
+		return nil, bad("invalid_json", "Invalid JSON: trailing data after the JSON object")
+	}
+	needPayload := action != "ListKey"
+	for _, k := range []string{"appid", "timestamp", "sign"} {
+		if v, ok := obj[k]; !ok || v == nil || v == "" {
+			return nil, bad("missing_parameter", "Missing required parameters: %s is missing or empty", k)
+		}
+	}
+	if _, ok := obj["payload"]; needPayload && (!ok || obj["payload"] == nil) {
+		return nil, bad("missing_parameter", "Missing required parameters: payload is missing")
+	}
+	e := &envelope{}
+	var ok bool
+	for k, dst := range map[string]*string{"appid": &e.appID, "timestamp": &e.timestamp, "sign": &e.sign} {
+		if *dst, ok = obj[k].(string); !ok {
+			return nil, bad("param_type", "param type error: %s must be a JSON string", k)
+		}
+	}
+	if n, present := obj["nonce"]; present && n != nil {
+		if e.nonce, ok = n.(string); !ok {
+			return nil, bad("param_type", "param type error: nonce must be a JSON string")
+		}
+	}
+	if p, present := obj["payload"]; present && p != nil {
+		m, ok := p.(map[string]any)
+		if !ok {
+			return nil, bad("param_type", "param type error: payload must be a JSON object")
+		}
+		e.payload, e.rawPayload = m, m
+	}
+	if len(e.nonce) > 64 {
+		return nil, bad("nonce_length", "Nonce length error: the nonce is longer than 64 characters")
+	}
+	if len(e.timestamp) != 13 {
+		return nil, bad("timestamp_length", "Timestamp length error: timestamp must be 13 digits of Unix time in milliseconds")
+	}
+	var ms int64
+	if _, err := fmt.Sscanf(e.timestamp, "%d", &ms); err != nil || strings.TrimLeft(e.timestamp, "0123456789") != "" {
+		return nil, bad("timestamp_format", "Timestamp error: timestamp must be decimal digits (Unix time in milliseconds)")
+	}
+	if d := now.UnixMilli() - ms; d >= TimestampWindow.Milliseconds() || -d >= TimestampWindow.Milliseconds() {
+		return nil, bad("timestamp_window", "Timestamp error: the timestamp is more than 10 minutes away from the server clock; check the client's clock")
+	}
+	return e, nil
+}
+
+// payload is the decoded payload object.
+type payload map[string]any
+
+func (p payload) str(k string) string {
+	s, _ := p[k].(string)
+	return s
+}
+
+func (p payload) bytes(k string) []byte {
+	b, _ := base64.StdEncoding.DecodeString(p.str(k))
+	return b
+}
+
+func (p payload) int(k string) int {
+	n, _ := p[k].(json.Number)
+	v, _ := n.Int64()
+	return int(v)
+}
+
+type fieldType int
+
+const (
+	tString fieldType = iota
+	tKeyID
+	tBase64
+	tInt
+)
+
+type field struct {
+	name     string
+	typ      fieldType
+	required bool
+	max      int // characters (strings) or value (ints)
+	min      int
+}
+
+var keyIDPattern = regexp.MustCompile(`^[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}$`)
+var base64Pattern = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
+
+func validate(p payload, fields []field) error {
+	for _, f := range fields {
+		v, present := p[f.name]
+		if !present || v == nil || v == "" {
+			if f.required {
+				return bad("missing_parameter", "Missing required parameters, The %s cannot be empty.", f.name)
+			}
+			continue
+		}
+		switch f.typ {
+		case tInt:
+			n, ok := v.(json.Number)
+			i, err := n.Int64()
+			if !ok || err != nil {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be of integer type.", f.name)
+			}
+			if int(i) < f.min || int(i) > f.max {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be between %d and %d.", f.name, f.min, f.max)
+			}
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return bad("invalid_parameter", "Parameter invalid, The %s must be a string.", f.name)
+		}
+		if f.max > 0 && len(s) > f.max {
+			return bad("invalid_parameter", "Parameter invalid, The %s is longer than %d characters.", f.name, f.max)
+		}
+		switch f.typ {
+		case tKeyID:
+			if !keyIDPattern.MatchString(s) {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID such as 0b9f5c3e-8a1d-4f6b-b2c7-5d4e3f2a1b0c.", f.name)
+			}
+		case tBase64:
+			if len(s)%4 != 0 || !base64Pattern.MatchString(s) {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be standard base64 with padding.", f.name)
+			}
+			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be standard base64 with padding.", f.name)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+// Package native serves ppml's own JSON API under /v1: resource-oriented
+// routes, HTTP Basic authentication with the app id and API key, real HTTP
+// statuses and errors of the form {"error": {"code", "message"}}.
+package native
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/metrics"
+)
+
+const maxBody = 1 << 20
+
+// Handler serves /v1/.
+type Handler struct {
+	svc     *kms.Service
+	metrics *metrics.Metrics
+	mux     *http.ServeMux
+}
+
+// Route registers extra /v1 routes (the attestation service adds its own).
+type Route struct {
+	Pattern string
+	Handler http.HandlerFunc
+}
+
+// New returns the native API handler.
+func New(svc *kms.Service, m *metrics.Metrics, extra ...Route) *Handler {
+	h := &Handler{svc: svc, metrics: m, mux: http.NewServeMux()}
+	h.handle("POST /v1/apps", "Enroll", h.enroll)
+	h.handle("POST /v1/keys", "CreateKey", h.authed(h.createKey))
+	h.handle("GET /v1/keys", "ListKeys", h.authed(h.listKeys))
+	h.handle("GET /v1/keys/{id}", "DescribeKey", h.authed(h.describeKey))
+	h.handle("POST /v1/keys/{id}/rotate", "RotateKey", h.authed(h.rotateKey))
+	h.handle("POST /v1/keys/{id}/enable", "EnableKey", h.authed(h.setEnabled(true)))
+	h.handle("POST /v1/keys/{id}/disable", "DisableKey", h.authed(h.setEnabled(false)))
+	h.handle("POST /v1/keys/{id}/schedule-deletion", "ScheduleKeyDeletion", h.authed(h.scheduleDeletion))
+	h.handle("POST /v1/keys/{id}/cancel-deletion", "CancelKeyDeletion", h.authed(h.cancelDeletion))
+	h.handle("POST /v1/keys/{id}/encrypt", "Encrypt", h.authed(h.encrypt))
+	h.handle("POST /v1/keys/{id}/decrypt", "Decrypt", h.authed(h.decrypt))
+	h.handle("POST /v1/keys/{id}/datakey", "GenerateDataKey", h.authed(h.dataKey))
+	h.handle("GET /v1/operator/status", "Status", h.status)
+	h.handle("POST /v1/operator/init", "InitRootKey", h.admin(h.initRoot))
+	h.handle("POST /v1/operator/unseal", "Unseal", h.admin(h.unseal))
+	for _, r := range extra {
+		h.mux.HandleFunc(r.Pattern, r.Handler)
+	}
+	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path)})
+	})
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(r *http.Request, c kms.Caller) (any, error)
+
+func (h *Handler) handle(pattern, action string, fn handlerFunc) {
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		res, err := fn(r, kms.Caller{API: "native", Remote: r.RemoteAddr})
+		h.metrics.Observe("native", action, kms.CodeOf(err), time.Since(start))
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, res)
+	})
+}
+
+// authed authenticates the app with HTTP Basic (app id, API key).
+func (h *Handler) authed(fn handlerFunc) handlerFunc {
+	return func(r *http.Request, c kms.Caller) (any, error) {
+		appID, apiKey, ok := r.BasicAuth()
+		if !ok || appID == "" || apiKey == "" {
+			return nil, &kms.Error{Kind: kms.KindUnauthenticated, Code: "missing_credentials", Msg: "send the app id and API key as HTTP Basic credentials (ppml CLI: --app-id and --api-key-file)"}
+		}
+		if err := h.svc.AuthenticateApp(r.Context(), appID, apiKey); err != nil {
+			return nil, err
+		}
+		c.ID = appID
+		return fn(r, c)
+	}
+}
+
+func (h *Handler) admin(fn handlerFunc) handlerFunc {
+	return func(r *http.Request, c kms.Caller) (any, error) {
+		if err := h.svc.CheckAdmin(httputil.BearerToken(r)); err != nil {
+			return nil, err
+		}
+		c.ID = "admin"
+		return fn(r, c)
+	}
+}
+
+// Decode reads a JSON body into v strictly: unknown fields, trailing data,
+// wrong types and bodies over 1 MiB are client errors with a precise message.
+func Decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return invalid("bad_body", "the request body is larger than 1 MiB or could not be read")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return invalid("bad_json", fmt.Sprintf("field %q must be %s", te.Field, te.Type.String()))
+		case errors.As(err, &se):
+			return invalid("bad_json", fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset))
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return invalid("bad_json", strings.TrimPrefix(err.Error(), "json: ")+"; see docs/api.md for the fields")
+		case strings.Contains(err.Error(), "illegal base64"):
+			return invalid("bad_base64", "a binary field is not standard base64: "+err.Error())
+		}
+		return invalid("bad_json", "the body is not valid JSON: "+err.Error())
+	}
+	if dec.More() {
+		return invalid("bad_json", "trailing data after the JSON object")
+	}
+	return nil
+}
+
+func invalid(code, msg string) error { return &kms.Error{Kind: kms.KindInvalid, Code: code, Msg: msg} }
+
+// WriteJSON writes v with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// StatusOf maps an error kind to an HTTP status.
+func StatusOf(err error) int {
+	switch kms.KindOf(err) {
+	case kms.KindInvalid, kms.KindUnsupported:
+		return http.StatusBadRequest
+	case kms.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case kms.KindForbidden:
+		return http.StatusForbidden
+	case kms.KindNotFound:
+		return http.StatusNotFound
+	case kms.KindConflict, kms.KindDisabled, kms.KindPendingDeletion:
+		return http.StatusConflict
+	case kms.KindSealed:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteError writes err as {"error": {"code", "message"}}.
+func WriteError(w http.ResponseWriter, err error) {
+	WriteJSON(w, StatusOf(err), map[string]any{"error": map[string]string{"code": kms.CodeOf(err), "message": err.Error()}})
+}
+
+func (h *Handler) enroll(r *http.Request, c kms.Caller) (any, error) {
+	if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+		return nil, err
+	}
+	appID, apiKey, err := h.svc.Enroll(r.Context(), c)
+	return map[string]string{"appid": appID, "apikey": apiKey}, err
+}
+
+type createKeyRequest struct {
+	KeySpec  string `json:"keyspec"`
+	KeyUsage string `json:"keyusage"`
+	Name     string `json:"name"`
+}
+
+func (h *Handler) createKey(r *http.Request, c kms.Caller) (any, error) {
+	var req createKeyRequest
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.KeySpec == "" {
+		req.KeySpec = "EH_AES_GCM_256"
+	}
+	return h.svc.CreateKey(r.Context(), c, kms.CreateKeyRequest{Spec: req.KeySpec, Usage: req.KeyUsage, Name: req.Name})
+}
+
+func (h *Handler) listKeys(r *http.Request, c kms.Caller) (any, error) {
+	keys, err := h.svc.ListKeys(r.Context(), c)
+	return map[string]any{"keys": keys}, err
+}
+
+func (h *Handler) describeKey(r *http.Request, c kms.Caller) (any, error) {
+	return h.svc.DescribeKey(r.Context(), c, r.PathValue("id"))
+}
+
+func (h *Handler) rotateKey(r *http.Request, c kms.Caller) (any, error) {
+	return h.svc.RotateKey(r.Context(), c, r.PathValue("id"))
+}
+
+func (h *Handler) setEnabled(enabled bool) handlerFunc {
+	return func(r *http.Request, c kms.Caller) (any, error) {
+		if err := h.svc.SetKeyEnabled(r.Context(), c, r.PathValue("id"), enabled); err != nil {
+			return nil, err
+		}
+		return h.svc.DescribeKey(r.Context(), c, r.PathValue("id"))
+	}
+}
+
+func (h *Handler) scheduleDeletion(r *http.Request, c kms.Caller) (any, error) {
+	var req struct {
+		Days int `json:"days"`
+	}
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Days < 0 {
+		return nil, invalid("invalid_window", "days must be positive")
+	}
+	if _, err := h.svc.ScheduleDeletion(r.Context(), c, r.PathValue("id"), time.Duration(req.Days)*24*time.Hour); err != nil {
+		return nil, err
+	}
+	return h.svc.DescribeKey(r.Context(), c, r.PathValue("id"))
+}
+
+func (h *Handler) cancelDeletion(r *http.Request, c kms.Caller) (any, error) {
+	if err := h.svc.CancelDeletion(r.Context(), c, r.PathValue("id")); err != nil {
+		return nil, err
+	}
+	return h.svc.DescribeKey(r.Context(), c, r.PathValue("id"))
+}
+
+type cryptRequest struct {
+	Plaintext  []byte `json:"plaintext"`
+	Ciphertext []byte `json:"ciphertext"`
+	AAD        []byte `json:"aad"`
+}
+
+func (h *Handler) encrypt(r *http.Request, c kms.Caller) (any, error) {
+	var req cryptRequest
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	ct, err := h.svc.Encrypt(r.Context(), c, r.PathValue("id"), req.Plaintext, req.AAD)
+	return map[string][]byte{"ciphertext": ct}, err
+}
+
+func (h *Handler) decrypt(r *http.Request, c kms.Caller) (any, error) {
+	var req cryptRequest
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Ciphertext) == 0 {
+		return nil, invalid("missing_ciphertext", "ciphertext (base64) is required")
+	}
+	pt, err := h.svc.Decrypt(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD)
+	return map[string][]byte{"plaintext": pt}, err
+}
+
+func (h *Handler) dataKey(r *http.Request, c kms.Caller) (any, error) {
+	var req struct {
+		Length           int    `json:"length"`
+		AAD              []byte `json:"aad"`
+		IncludePlaintext bool   `json:"include_plaintext"`
+	}
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Length == 0 {
+		req.Length = 32
+	}
+	pt, ct, err := h.svc.GenerateDataKey(r.Context(), c, r.PathValue("id"), req.Length, req.AAD, req.IncludePlaintext)
+	out := map[string]any{"ciphertext": ct}
+	if req.IncludePlaintext {
+		out["plaintext"] = pt
+	}
+	return out, err
+}
+
+func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {
+	kr := h.svc.Root()
+	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode()}, nil
+}
+
+// Share is a root key share on the wire.
+type Share struct {
+	Index   int    `json:"index"`
+	Content []byte `json:"content"`
+}
+
+func (h *Handler) initRoot(r *http.Request, c kms.Caller) (any, error) {
+	shares, err := h.svc.RotateRootKey(r.Context(), c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Share, len(shares))
+	for i, s := range shares {
+		out[i] = Share{Index: int(s.X), Content: s.Y}
+	}
+	return map[string]any{"shares": out, "threshold": 3}, nil
+}
+
+func (h *Handler) unseal(r *http.Request, c kms.Caller) (any, error) {
+	var s Share
+	if err := Decode(r, &s); err != nil {
+		return nil, err
+	}
+	held, unsealed, err := h.svc.SubmitShare(r.Context(), c, s.Index, s.Content)
+	return map[string]any{"held": held, "sealed": !unsealed}, err
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ppml-project/ppml/client"
+)
+
+func adminTokenFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "admin-token-file", filepath.Join(defaultDataDir(), "admin.token"), "file holding the server's admin token")
+}
+
+func newEnrollCmd() *cobra.Command {
+	var f clientFlags
+	var tokenFile string
+	cmd := &cobra.Command{
+		Use:   "enroll",
+		Short: "Enroll a new app with the KMS and print its app id and API key",
+		Long: `Enroll a new app. The server needs its admin token for this (unless it runs
+with --open-enrollment). Store the API key in a file and pass --api-key-file
+to later commands; it is printed only once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			if tok, err := os.ReadFile(tokenFile); err == nil {
+				cfg.AdminToken = string(trimBytes(tok))
+			}
+			n, err := client.NewNative(cfg)
+			if err != nil {
+				return err
+			}
+			appID, apiKey, err := n.Enroll(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), map[string]string{"appid": appID, "apikey": apiKey}, func(w io.Writer) {
+				fmt.Fprintf(w, "appid:  %s\napikey: %s\n", appID, apiKey)
+			})
+		},
+	}
+	f.register(cmd)
+	adminTokenFlag(cmd, &tokenFile)
+	return cmd
+}
+
+func trimBytes(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func printKey(f *clientFlags, w io.Writer, k client.Key) error {
+	return f.print(w, k, func(w io.Writer) {
+		fmt.Fprintf(w, "keyid:   %s\nspec:    %s\nstate:   %s\nversion: %d\n", k.ID, k.Spec, k.State, k.Version)
+		if !k.DeletionAt.IsZero() {
+			fmt.Fprintf(w, "deletion scheduled: %s\n", k.DeletionAt.Format("2006-01-02T15:04:05Z07:00"))
+		}
+	})
+}
+
+func newKeyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Create, list, rotate, disable and delete primary keys in the KMS"}
+	withNative := func(use, short string, args cobra.PositionalArgs, extra func(*cobra.Command), run func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error) *cobra.Command {
+		var f clientFlags
+		c := &cobra.Command{Use: use, Short: short, Args: args, RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			n, err := client.NewNative(cfg)
+			if err != nil {
+				return err
+			}
+			return run(cmd, &f, n, args)
+		}}
+		f.register(c)
+		if extra != nil {
+			extra(c)
+		}
+		return c
+	}
+	var spec, usage, name string
+	var days int
+	cmd.AddCommand(
+		withNative("create", "Create a primary key and print its id", cobra.NoArgs, func(c *cobra.Command) {
+			c.Flags().StringVar(&spec, "spec", "EH_AES_GCM_256", "key spec: EH_AES_GCM_128/192/256, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521")
+			c.Flags().StringVar(&usage, "usage", "", "EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY (default by spec)")
+			c.Flags().StringVar(&name, "name", "", "optional name, unique per app")
+		}, func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+			k, err := n.CreateKey(cmd.Context(), spec, usage, name)
+			if err != nil {
+				return err
+			}
+			return printKey(f, cmd.OutOrStdout(), k)
+		}),
+		withNative("list", "List the app's keys", cobra.NoArgs, nil, func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+			keys, err := n.ListKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), keys, func(w io.Writer) {
+				fmt.Fprintf(w, "%-36s  %-16s  %-16s  %s\n", "KEYID", "SPEC", "STATE", "VERSION")
+				for _, k := range keys {
+					fmt.Fprintf(w, "%-36s  %-16s  %-16s  %d\n", k.ID, k.Spec, k.State, k.Version)
+				}
+			})
+		}),
+		withNative("rotate KEYID", "Add a new version to a key; new encryptions use it, old versions still decrypt", cobra.ExactArgs(1), nil,
+			func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+				k, err := n.KeyAction(cmd.Context(), args[0], "rotate", nil)
+				if err != nil {
+					return err
+				}
+				return printKey(f, cmd.OutOrStdout(), k)
+			}),
+		withNative("enable KEYID", "Enable a disabled key", cobra.ExactArgs(1), nil, keyAction("enable", nil)),
+		withNative("disable KEYID", "Disable a key (reversible)", cobra.ExactArgs(1), nil, keyAction("disable", nil)),
+		withNative("delete KEYID", "Schedule a key's deletion (cancellable until the date)", cobra.ExactArgs(1), func(c *cobra.Command) {
+			c.Flags().IntVar(&days, "days", 7, "days until the key is destroyed (at least 1)")
+		}, func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+			return keyAction("schedule-deletion", map[string]int{"days": days})(cmd, f, n, args)
+		}),
+		withNative("cancel-deletion KEYID", "Cancel a scheduled deletion; the key comes back disabled", cobra.ExactArgs(1), nil, keyAction("cancel-deletion", nil)),
+	)
+	return cmd
+}
+
+func keyAction(action string, body any) func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+	return func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
+		k, err := n.KeyAction(cmd.Context(), args[0], action, body)
+		if err != nil {
+			return err
+		}
+		return printKey(f, cmd.OutOrStdout(), k)
+	}
+}
+
+func newOperatorCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "operator", Short: "Root key operations: init, unseal, status"}
+	var f clientFlags
+	var tokenFile, sharesDir string
+	var shareFiles []string
+	native := func() (*client.Native, error) {
+		cfg, err := f.config()
+		if err != nil {
+			return nil, err
+		}
+		if tok, err := os.ReadFile(tokenFile); err == nil {
+			cfg.AdminToken = string(trimBytes(tok))
+		}
+		return client.NewNative(cfg)
+	}
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the root key of a KMS started with --root-key-provider shamir and write its 5 shares",
+		Long: `Create the root key and write its five shares, one file per custodian, into
+--shares-dir (mode 0600). Any three unseal the KMS after a restart. Hand each
+file to a different person and delete the directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if sharesDir == "" {
+				return fmt.Errorf("--shares-dir is required: the shares are written there, never printed")
+			}
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(sharesDir, 0o700); err != nil {
+				return err
+			}
+			shares, err := n.InitRootKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, s := range shares {
+				b, _ := json.Marshal(map[string]any{"index": s.Index, "content": base64.StdEncoding.EncodeToString(s.Content)})
+				p := filepath.Join(sharesDir, fmt.Sprintf("share-%d.json", s.Index))
+				if err := os.WriteFile(p, append(b, '\n'), 0o600); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "root key created; %d shares written to %s (any 3 unseal)\n", len(shares), sharesDir)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&sharesDir, "shares-dir", "", "directory to write share-N.json files into")
+	unsealCmd := &cobra.Command{
+		Use:   "unseal --share-file F [--share-file F ...]",
+		Short: "Submit root key shares to a sealed KMS (3 of 5 unseal it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(shareFiles) == 0 {
+				return fmt.Errorf("give at least one --share-file (as written by ppml operator init)")
+			}
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			for _, p := range shareFiles {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				var s struct {
+					Index   int    `json:"index"`
+					Content string `json:"content"`
+				}
+				if err := json.Unmarshal(b, &s); err != nil {
+					return fmt.Errorf("%s is not a share file {\"index\":N,\"content\":\"...\"}: %v", p, err)
+				}
+				content, err := base64.StdEncoding.DecodeString(s.Content)
+				if err != nil {
+					return fmt.Errorf("%s: content is not base64", p)
+				}
+				held, sealed, err := n.Unseal(cmd.Context(), client.Share{Index: s.Index, Content: content})
+				if err != nil {
+					return err
+				}
+				if !sealed {
+					fmt.Fprintln(cmd.OutOrStdout(), "unsealed")
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "share %d accepted (%d/3)\n", s.Index, held)
+			}
+			return nil
+		},
+	}
+	unsealCmd.Flags().StringArrayVar(&shareFiles, "share-file", nil, "share file (repeatable)")
+	statusCmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the KMS is sealed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			st, err := n.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), st, func(w io.Writer) {
+				fmt.Fprintf(w, "sealed: %v\ninitialized: %v\nroot key provider: %v\n", st["sealed"], st["initialized"], st["root_key_provider"])
+			})
+		},
+	}
+	for _, c := range []*cobra.Command{initCmd, unsealCmd, statusCmd} {
+		c.Flags().StringVar(&f.kms, "kms", os.Getenv("PPML_KMS"), "KMS URL (env PPML_KMS)")
+		c.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
+		f.registerOutput(c)
+		adminTokenFlag(c, &tokenFile)
+		cmd.AddCommand(c)
+	}
+	return cmd
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ppml-project/ppml/client"
+)
+
+var logFormat, logLevel string
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ppml",
+		Short: "Privacy-preserving big data and AI on Kubernetes: KMS, attestation, encrypted data, cluster tooling",
+		Long: `ppml runs a Key Management Service and an Attestation Service that BigDL and
+eHSM clients talk to unchanged, and the tools around them.
+
+Start here:  ppml serve          (KMS on https://127.0.0.1:9000, embedded store)`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return setupLogging(cmd.ErrOrStderr())
+		},
+	}
+	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.AddCommand(newServeCmd(), newEnrollCmd(), newKeyCmd(), newOperatorCmd(), newBenchCmd(), newQuoteCmd(), newSimCmd())
+	for _, extra := range extraCommands {
+		root.AddCommand(extra())
+	}
+	return root
+}
+
+// extraCommands are added by files of other capabilities (quote, sim, ...).
+var extraCommands []func() *cobra.Command
+
+func setupLogging(w io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch logFormat {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(w, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(w, opts)))
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", logFormat)
+	}
+	return nil
+}
+
+// clientFlags is the convention every client command shares.
+type clientFlags struct {
+	kms, appID, apiKey, apiKeyFile, caFile, output string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.kms, "kms", os.Getenv("PPML_KMS"), "KMS URL, e.g. https://127.0.0.1:9000 (env PPML_KMS)")
+	fs.StringVar(&f.appID, "app-id", os.Getenv("PPML_APP_ID"), "app id from enrollment (env PPML_APP_ID)")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key; prefer --api-key-file or PPML_API_KEY, since arguments are visible to other local users")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file holding the API key (env PPML_API_KEY holds the key itself)")
+	fs.StringVar(&f.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots, e.g. <data-dir>/tls/server.crt (env PPML_CA_FILE)")
+	f.registerOutput(cmd)
+}
+
+func (f *clientFlags) registerOutput(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.output, "output", "text", "output format: text or json")
+}
+
+func (f *clientFlags) config() (client.Config, error) {
+	if f.output != "text" && f.output != "json" {
+		return client.Config{}, fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	key := f.apiKey
+	if key == "" && f.apiKeyFile != "" {
+		b, err := os.ReadFile(f.apiKeyFile)
+		if err != nil {
+			return client.Config{}, fmt.Errorf("reading --api-key-file: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key == "" {
+		key = os.Getenv("PPML_API_KEY")
+	}
+	return client.Config{URL: f.kms, AppID: f.appID, APIKey: key, CAFile: f.caFile}, nil
+}
+
+// print writes v as JSON, or text via the given function.
+func (f *clientFlags) print(w io.Writer, v any, text func(io.Writer)) error {
+	if f.output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(w)
+	return nil
+}
+
+func readTrimmed(path, what string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", what, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ppml-project/ppml/server"
+)
+
+func defaultDataDir() string {
+	if d := os.Getenv("PPML_DATA_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "ppml")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "ppml")
+	}
+	return "ppml-data"
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the KMS (eHSM, BigDL KMS and native APIs) over HTTPS",
+		Long: `Run the KMS. With no flags it keeps its state in the data directory (embedded
+SQLite, a development root key, a self-signed TLS certificate and the admin
+token) and listens on https://127.0.0.1:9000 for every API:
+  /ehsm?Action=...                      eHSM-compatible
+  /user, /primaryKey, /dataKey, /rootKey BigDL-KMS-compatible
+  /v1/...                               native API
+  /healthz, /readyz, /metrics`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Logger = slog.Default()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ls, err := srv.Listen()
+			if err != nil {
+				return err
+			}
+			return srv.Serve(ctx, ls...)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:9000", "address of the main listener, serving every API")
+	fs.StringVar(&cfg.BigDLKMSAddr, "bigdl-kms-addr", "", "optional extra listener for drop-in BigDL KMS use (BigDL's port is 9876), e.g. 0.0.0.0:9876")
+	fs.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for state: SQLite store, root key, TLS certificate, admin token, audit log (env PPML_DATA_DIR)")
+	fs.StringVar(&cfg.DB, "db", "", "store: a postgres://user@host:port/db URL for PostgreSQL, or a SQLite file path (default <data-dir>/ppml.db)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM server certificate (default: a self-signed one created in <data-dir>/tls)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (never in production)")
+	fs.StringVar(&cfg.RootKeyProvider, "root-key-provider", "file", "where the root key comes from: file (a base64 key file) or shamir (start sealed; unseal with 3 of 5 shares)")
+	fs.StringVar(&cfg.RootKeyFile, "root-key-file", "", "base64 root key file for the file provider, e.g. a mounted Secret (default <data-dir>/root.key, created for development)")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file with the admin token for enrollment and root key operations (default <data-dir>/admin.token, created)")
+	fs.BoolVar(&cfg.OpenEnrollment, "open-enrollment", false, "let anyone enroll apps and BigDL users without the admin token (development only)")
+	fs.DurationVar(&cfg.DeletionWindow, "deletion-window", 7*24*time.Hour, "default wait between DeleteKey and the destruction of the key (cancellable meanwhile)")
+	fs.IntVar(&cfg.BigDLDataKeyBits, "bigdl-data-key-bits", 256, "size of BigDL KMS data keys: 256 (recommended) or 128 (upstream's size)")
+	fs.BoolVar(&cfg.BigDLLegacyFailClosed, "bigdl-legacy-fail-closed", false, "reset the connection when GET /dataKey fails, so legacy BigDL clients (which ignore HTTP statuses) cannot take an error text for a key")
+	fs.BoolVar(&cfg.EHSMMirrorStatus, "ehsm-http-status", false, "answer eHSM errors with the body code as HTTP status (upstream always answers 200)")
+	fs.StringVar(&cfg.AuditLog, "audit-log", "", "audit log file, JSON lines (default <data-dir>/audit.log)")
+	return cmd
+}

@@ -1,0 +1,369 @@
+package kms
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/ppml-project/ppml/store"
+)
+
+// Ciphertext layout (ours, self-describing so that rotation works):
+//
+//	version(1)=0x01 | key id (16, UUID bytes) | key version (4, big endian) | nonce (12) | AES-GCM(ciphertext || tag)
+//
+// The 33-byte header followed by the caller's AAD is the GCM associated
+// data, so a ciphertext cannot be moved to another key or version. A 32-byte
+// data key becomes 81 bytes (108 base64 characters), well below the 376
+// bytes BigDL's file header allows.
+const (
+	ctVersion    = 0x01
+	ctHeaderSize = 1 + 16 + 4
+	ctNonceSize  = 12
+	ctOverhead   = ctHeaderSize + ctNonceSize + 16
+	// MaxPlaintext is the Encrypt limit (eHSM: 6 KiB raw).
+	MaxPlaintext = 6 * 1024
+	// MaxDataKeyLen is the GenerateDataKey limit in bytes.
+	MaxDataKeyLen = 1024
+)
+
+func aeadFor(material []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(material)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (s *Service) seal(ctx context.Context, k store.Key, plaintext, aad []byte) ([]byte, error) {
+	m, err := s.material(ctx, k, k.CurrentVersion)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := aeadFor(m)
+	if err != nil {
+		return nil, s.internal("encrypt", err)
+	}
+	id, err := uuid.Parse(k.ID)
+	if err != nil {
+		return nil, s.internal("encrypt", err)
+	}
+	out := make([]byte, ctHeaderSize+ctNonceSize, ctOverhead+len(plaintext))
+	out[0] = ctVersion
+	copy(out[1:17], id[:])
+	binary.BigEndian.PutUint32(out[17:21], uint32(k.CurrentVersion))
+	if _, err := rand.Read(out[ctHeaderSize:]); err != nil {
+		return nil, s.internal("encrypt", err)
+	}
+	ad := append(append([]byte{}, out[:ctHeaderSize]...), aad...)
+	return aead.Seal(out, out[ctHeaderSize:], plaintext, ad), nil
+}
+
+func (s *Service) open(ctx context.Context, k store.Key, ct, aad []byte) ([]byte, error) {
+	if len(ct) < ctOverhead || ct[0] != ctVersion {
+		return nil, errorf(KindInvalid, "invalid_ciphertext", "Parameter invalid, The ciphertext was not produced by this KMS (bad length or version byte)")
+	}
+	id, _ := uuid.FromBytes(ct[1:17])
+	if id.String() != k.ID {
+		return nil, errorf(KindInvalid, "ciphertext_key_mismatch", "Parameter invalid, The ciphertext was made with another key, not %s", k.ID)
+	}
+	version := int(binary.BigEndian.Uint32(ct[17:21]))
+	if version < 1 || version > k.CurrentVersion {
+		return nil, errorf(KindInvalid, "invalid_ciphertext", "Parameter invalid, The ciphertext names version %d of key %s, which does not exist", version, k.ID)
+	}
+	m, err := s.material(ctx, k, version)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := aeadFor(m)
+	if err != nil {
+		return nil, s.internal("decrypt", err)
+	}
+	ad := append(append([]byte{}, ct[:ctHeaderSize]...), aad...)
+	pt, err := aead.Open(nil, ct[ctHeaderSize:ctHeaderSize+ctNonceSize], ct[ctHeaderSize+ctNonceSize:], ad)
+	if err != nil {
+		return nil, errorf(KindInvalid, "decrypt_failed", "Parameter invalid, The ciphertext failed authentication: it was modified, or the aad differs from the one used to encrypt")
+	}
+	return pt, nil
+}
+
+func (s *Service) symmetricKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	k, err := s.usableKey(ctx, c, id)
+	if err != nil {
+		return k, err
+	}
+	if spec, _ := LookupSpec(k.Spec); spec.Family != FamilyAES {
+		return k, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", id, k.Spec)
+	}
+	return k, nil
+}
+
+// Encrypt encrypts up to 6 KiB under the key's current version.
+func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext, aad []byte) (ct []byte, err error) {
+	defer func() { s.record(c, "Encrypt", keyID, err) }()
+	if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
+		return nil, errorf(KindInvalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
+	}
+	k, err := s.symmetricKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	return s.seal(ctx, k, plaintext, aad)
+}
+
+// Decrypt decrypts a ciphertext made by Encrypt or GenerateDataKey*.
+func (s *Service) Decrypt(ctx context.Context, c Caller, keyID string, ct, aad []byte) (pt []byte, err error) {
+	defer func() { s.record(c, "Decrypt", keyID, err) }()
+	k, err := s.symmetricKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, k, ct, aad)
+}
+
+// GenerateDataKey makes n random bytes and returns them with their
+// ciphertext under the key.
+func (s *Service) GenerateDataKey(ctx context.Context, c Caller, keyID string, n int, aad []byte, withPlaintext bool) (pt, ct []byte, err error) {
+	action := "GenerateDataKeyWithoutPlaintext"
+	if withPlaintext {
+		action = "GenerateDataKey"
+	}
+	defer func() { s.record(c, action, keyID, err) }()
+	if n < 1 || n > MaxDataKeyLen {
+		return nil, nil, errorf(KindInvalid, "invalid_keylen", "Parameter invalid, The keylen must be between 1 and %d (got %d)", MaxDataKeyLen, n)
+	}
+	k, err := s.symmetricKey(ctx, c, keyID)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt = make([]byte, n)
+	if _, err := rand.Read(pt); err != nil {
+		return nil, nil, s.internal(action, err)
+	}
+	ct, err = s.seal(ctx, k, pt, aad)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !withPlaintext {
+		pt = nil
+	}
+	return pt, ct, nil
+}
+
+// privateKey loads the current private key of an asymmetric key.
+func (s *Service) privateKey(ctx context.Context, c Caller, id string) (store.Key, crypto.Signer, error) {
+	k, err := s.usableKey(ctx, c, id)
+	if err != nil {
+		return k, nil, err
+	}
+	if spec, _ := LookupSpec(k.Spec); spec.Family == FamilyAES {
+		return k, nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an RSA or EC key", id, k.Spec)
+	}
+	m, err := s.material(ctx, k, k.CurrentVersion)
+	if err != nil {
+		return k, nil, err
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(m)
+	if err != nil {
+		return k, nil, s.internal("key parse", err)
+	}
+	return k, priv.(crypto.Signer), nil
+}
+
+// ExportDataKey re-encrypts a data key wrapped under keyID to the RSA key
+// ukeyID (RSA-OAEP-SHA256), so it can be handed to the holder of ukeyID.
+func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID string, oldCT, aad []byte) (out []byte, err error) {
+	defer func() { s.record(c, "ExportDataKey", keyID, err) }()
+	k, err := s.symmetricKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	_, signer, err := s.privateKey(ctx, c, ukeyID)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := signer.Public().(*rsa.PublicKey)
+	if !ok {
+		return nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, ukeyid %s is not an RSA key; export needs an RSA key", ukeyID)
+	}
+	pt, err := s.open(ctx, k, oldCT, aad)
+	if err != nil {
+		return nil, err
+	}
+	out, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, pt, nil)
+	if err != nil {
+		return nil, errorf(KindInvalid, "export_too_large", "Parameter invalid, the data key (%d bytes) is too long for RSA-OAEP with %d-bit ukeyid", len(pt), pub.N.BitLen())
+	}
+	return out, nil
+}
+
+// SignRequest is the input of Sign and Verify.
+type SignRequest struct {
+	KeyID       string
+	Message     []byte
+	MessageType string // EH_RAW or EH_DIGEST
+	DigestMode  string
+	PaddingMode string
+}
+
+func (s *Service) digest(req SignRequest) (crypto.Hash, []byte, error) {
+	h, err := lookupDigest(req.DigestMode)
+	if err != nil {
+		return 0, nil, err
+	}
+	switch req.MessageType {
+	case MessageRaw:
+		d := h.New()
+		d.Write(req.Message)
+		return h, d.Sum(nil), nil
+	case MessageHash:
+		if len(req.Message) != h.Size() {
+			return 0, nil, errorf(KindInvalid, "invalid_digest_length", "Parameter invalid, The message is %d bytes but a %s digest is %d bytes", len(req.Message), req.DigestMode, h.Size())
+		}
+		return h, req.Message, nil
+	}
+	return 0, nil, errorf(KindInvalid, "invalid_message_type", "Parameter invalid, The message_type %q must be EH_RAW or EH_DIGEST", req.MessageType)
+}
+
+func checkUsage(k store.Key, want, action string) error {
+	if k.Usage != "" && k.Usage != want {
+		return errorf(KindInvalid, "wrong_key_usage", "Parameter invalid, key %s has usage %s; %s needs %s", k.ID, k.Usage, action, want)
+	}
+	return nil
+}
+
+// Sign signs a message or digest.
+func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []byte, err error) {
+	defer func() { s.record(c, "Sign", req.KeyID, err) }()
+	h, digest, err := s.digest(req)
+	if err != nil {
+		return nil, err
+	}
+	k, signer, err := s.privateKey(ctx, c, req.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUsage(k, UsageSignVerify, "Sign"); err != nil {
+		return nil, err
+	}
+	switch priv := signer.(type) {
+	case *rsa.PrivateKey:
+		switch req.PaddingMode {
+		case PadPKCS1:
+			return rsa.SignPKCS1v15(rand.Reader, priv, h, digest)
+		case PadPSS:
+			return rsa.SignPSS(rand.Reader, priv, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		}
+		return nil, errorf(KindInvalid, "invalid_padding", "Parameter invalid, RSA signing needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
+	case *ecdsa.PrivateKey:
+		return ecdsa.SignASN1(rand.Reader, priv, digest)
+	}
+	return nil, s.internal("Sign", errors.New("unexpected key type"))
+}
+
+// Verify checks a signature made by Sign.
+func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []byte) (ok bool, err error) {
+	defer func() { s.record(c, "Verify", req.KeyID, err) }()
+	h, digest, err := s.digest(req)
+	if err != nil {
+		return false, err
+	}
+	k, signer, err := s.privateKey(ctx, c, req.KeyID)
+	if err != nil {
+		return false, err
+	}
+	if err := checkUsage(k, UsageSignVerify, "Verify"); err != nil {
+		return false, err
+	}
+	switch pub := signer.Public().(type) {
+	case *rsa.PublicKey:
+		switch req.PaddingMode {
+		case PadPKCS1:
+			return rsa.VerifyPKCS1v15(pub, h, digest, sig) == nil, nil
+		case PadPSS:
+			return rsa.VerifyPSS(pub, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
+		}
+		return false, errorf(KindInvalid, "invalid_padding", "Parameter invalid, RSA verification needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
+	case *ecdsa.PublicKey:
+		return ecdsa.VerifyASN1(pub, digest, sig), nil
+	}
+	return false, s.internal("Verify", errors.New("unexpected key type"))
+}
+
+func rsaEncryptionKey(k store.Key, signer crypto.Signer, padding string) (*rsa.PrivateKey, error) {
+	priv, ok := signer.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; EC keys cannot encrypt, use an RSA key", k.ID, k.Spec)
+	}
+	if err := checkUsage(k, UsageEncryptDecrypt, "asymmetric encryption"); err != nil {
+		return nil, err
+	}
+	switch padding {
+	case PadOAEP:
+		return priv, nil
+	case PadPKCS1:
+		return nil, errorf(KindUnsupported, "unsupported_padding", "EH_RSA_PKCS1 encryption padding is not supported (it allows padding-oracle attacks); use EH_RSA_PKCS1_OAEP")
+	}
+	return nil, errorf(KindInvalid, "invalid_padding", "Parameter invalid, The padding_mode %q must be EH_RSA_PKCS1_OAEP", padding)
+}
+
+// AsymmetricEncrypt encrypts with an RSA key's public half (OAEP, SHA-256).
+func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string, plaintext []byte, padding string) (ct []byte, err error) {
+	defer func() { s.record(c, "AsymmetricEncrypt", keyID, err) }()
+	k, signer, err := s.privateKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := rsaEncryptionKey(k, signer, padding)
+	if err != nil {
+		return nil, err
+	}
+	ct, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, &priv.PublicKey, plaintext, nil)
+	if err != nil {
+		return nil, errorf(KindInvalid, "invalid_plaintext", "Parameter invalid, The plaintext (%d bytes) is too long for RSA-OAEP-SHA256 with a %d-bit key (max %d)", len(plaintext), priv.N.BitLen(), priv.Size()-2*32-2)
+	}
+	return ct, nil
+}
+
+// AsymmetricDecrypt decrypts with an RSA key (OAEP, SHA-256).
+func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string, ct []byte, padding string) (pt []byte, err error) {
+	defer func() { s.record(c, "AsymmetricDecrypt", keyID, err) }()
+	k, signer, err := s.privateKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := rsaEncryptionKey(k, signer, padding)
+	if err != nil {
+		return nil, err
+	}
+	pt, err = rsa.DecryptOAEP(sha256.New(), nil, priv, ct, nil)
+	if err != nil {
+		return nil, errorf(KindInvalid, "decrypt_failed", "Parameter invalid, The ciphertext does not decrypt with key %s (wrong key, padding or modified ciphertext)", keyID)
+	}
+	return pt, nil
+}
+
+// GetPublicKey returns the PEM public key of an asymmetric key.
+func (s *Service) GetPublicKey(ctx context.Context, c Caller, keyID string) (pemText string, err error) {
+	defer func() { s.record(c, "GetPublicKey", keyID, err) }()
+	_, signer, err := s.privateKey(ctx, c, keyID)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
+		return "", s.internal("GetPublicKey", err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}

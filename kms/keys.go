@@ -1,0 +1,316 @@
+package kms
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ppml-project/ppml/store"
+)
+
+// KeyInfo is the public description of a key.
+type KeyInfo struct {
+	ID              string    `json:"keyid"`
+	Name            string    `json:"name,omitempty"`
+	Spec            string    `json:"keyspec"`
+	Origin          string    `json:"origin"`
+	Usage           string    `json:"keyusage,omitempty"`
+	State           string    `json:"state"`
+	Version         int       `json:"version"`
+	CreatedAt       time.Time `json:"created_at"`
+	DeletionAt      time.Time `json:"deletion_at,omitzero"`
+	ReleasePolicies []string  `json:"release_policies,omitempty"`
+}
+
+func info(k store.Key) KeyInfo {
+	return KeyInfo{ID: k.ID, Name: k.Name, Spec: k.Spec, Origin: k.Origin, Usage: k.Usage, State: k.State,
+		Version: k.CurrentVersion, CreatedAt: k.CreatedAt, DeletionAt: k.DeletionAt, ReleasePolicies: k.ReleasePolicies}
+}
+
+// CreateKeyRequest describes a new primary key.
+type CreateKeyRequest struct {
+	Spec   string
+	Origin string // EH_INTERNAL_KEY (default); EH_EXTERNAL_KEY is refused
+	Usage  string // optional
+	Name   string // optional per-owner unique name
+}
+
+func generateMaterial(spec Spec) ([]byte, error) {
+	switch spec.Family {
+	case FamilyAES:
+		b := make([]byte, spec.Bits/8)
+		_, err := rand.Read(b)
+		return b, err
+	case FamilyRSA:
+		k, err := rsa.GenerateKey(rand.Reader, spec.Bits)
+		if err != nil {
+			return nil, err
+		}
+		return x509.MarshalPKCS8PrivateKey(k)
+	case FamilyEC:
+		k, err := ecdsa.GenerateKey(spec.Curve, rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return x509.MarshalPKCS8PrivateKey(k)
+	}
+	return nil, errors.New("unknown key family")
+}
+
+// CreateKey creates a primary key owned by the caller.
+func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest) (ki KeyInfo, err error) {
+	defer func() { s.record(c, "CreateKey", ki.ID, err) }()
+	if err := s.requireUnsealed(); err != nil {
+		return ki, err
+	}
+	spec, err := LookupSpec(req.Spec)
+	if err != nil {
+		return ki, err
+	}
+	switch req.Origin {
+	case "", OriginInternal:
+		req.Origin = OriginInternal
+	case OriginExternal:
+		return ki, errorf(KindUnsupported, "unsupported_origin", "EH_EXTERNAL_KEY (import of key material) is not supported; use EH_INTERNAL_KEY")
+	default:
+		return ki, errorf(KindInvalid, "invalid_origin", "Parameter invalid, The origin %q must be EH_INTERNAL_KEY", req.Origin)
+	}
+	switch req.Usage {
+	case "":
+		if spec.Family == FamilyEC {
+			req.Usage = UsageSignVerify
+		} else if spec.Family == FamilyAES {
+			req.Usage = UsageEncryptDecrypt
+		}
+	case UsageEncryptDecrypt:
+		if spec.Family == FamilyEC {
+			return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, EC keys cannot encrypt; use EH_KEYUSAGE_SIGN_VERIFY or an RSA spec")
+		}
+	case UsageSignVerify:
+		if spec.Family == FamilyAES {
+			return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, AES keys cannot sign; use EH_KEYUSAGE_ENCRYPT_DECRYPT or an RSA/EC spec")
+		}
+	default:
+		return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, The keyusage %q must be EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY", req.Usage)
+	}
+	if req.Name != "" {
+		if err := validName("key", req.Name); err != nil {
+			return ki, err
+		}
+	}
+	material, err := generateMaterial(spec)
+	if err != nil {
+		return ki, s.internal("CreateKey", err)
+	}
+	now := s.now().UTC()
+	k := store.Key{ID: uuid.NewString(), Owner: c.ID, Name: req.Name, Spec: spec.Name, Origin: req.Origin, Usage: req.Usage,
+		State: store.StateEnabled, CurrentVersion: 1, CreatedAt: now}
+	wrapped, err := s.cfg.Root.Wrap(material, store.KeyMaterialAAD(k.ID, 1, k.Owner, k.Spec))
+	if err != nil {
+		return ki, s.internal("CreateKey", err)
+	}
+	err = s.cfg.Store.CreateKey(ctx, k, store.KeyVersion{KeyID: k.ID, Version: 1, Material: wrapped, CreatedAt: now})
+	if errors.Is(err, store.ErrExists) {
+		return ki, errorf(KindConflict, "key_exists", "a key named [%s] already exists for this owner; pick another name", req.Name)
+	}
+	if err != nil {
+		return ki, s.internal("CreateKey", err)
+	}
+	return info(k), nil
+}
+
+func notFoundKey(id string) error {
+	return errorf(KindNotFound, "key_not_found", "keyid error: no key %s is visible to this app (unknown, deleted, or owned by another app)", id)
+}
+
+// ownedKey loads a key and enforces tenancy: another owner's key is reported
+// exactly like a missing one.
+func (s *Service) ownedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	k, err := s.cfg.Store.GetKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Owner != c.ID) {
+		return k, notFoundKey(id)
+	}
+	if err != nil {
+		return k, s.internal("key lookup", err)
+	}
+	if k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now()) {
+		k.State = store.StateDeleted // due; the sweeper destroys it shortly
+	}
+	if k.State == store.StateDeleted {
+		return k, notFoundKey(id)
+	}
+	return k, nil
+}
+
+// usableKey is ownedKey plus a check that the key may be used.
+func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	if err := s.requireUnsealed(); err != nil {
+		return store.Key{}, err
+	}
+	k, err := s.ownedKey(ctx, c, id)
+	if err != nil {
+		return k, err
+	}
+	switch k.State {
+	case store.StateDisabled:
+		return k, errorf(KindDisabled, "key_disabled", "keyid is disabled: key %s is disabled; enable it (EnableKey) to use it", id)
+	case store.StatePendingDeletion:
+		return k, errorf(KindPendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion (ppml key cancel-deletion) to use it", id, k.DeletionAt.Format(time.RFC3339))
+	}
+	return k, nil
+}
+
+// material unwraps one version of a key.
+func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byte, error) {
+	v, err := s.cfg.Store.GetKeyVersion(ctx, k.ID, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errorf(KindInvalid, "unknown_key_version", "key %s has no version %d", k.ID, version)
+	}
+	if err != nil {
+		return nil, s.internal("key lookup", err)
+	}
+	m, err := s.cfg.Root.Unwrap(v.Material, store.KeyMaterialAAD(k.ID, version, k.Owner, k.Spec))
+	if err != nil {
+		s.cfg.Logger.Error("stored key material failed to unwrap: the row was modified or moved", "key_id", k.ID, "version", version)
+		return nil, errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
+	}
+	return m, nil
+}
+
+// DescribeKey returns a key's description.
+func (s *Service) DescribeKey(ctx context.Context, c Caller, id string) (KeyInfo, error) {
+	k, err := s.ownedKey(ctx, c, id)
+	if err != nil {
+		return KeyInfo{}, err
+	}
+	return info(k), nil
+}
+
+// ListKeys lists the caller's keys (deleted ones excluded).
+func (s *Service) ListKeys(ctx context.Context, c Caller) (out []KeyInfo, err error) {
+	defer func() { s.record(c, "ListKey", "", err) }()
+	keys, err := s.cfg.Store.ListKeys(ctx, c.ID)
+	if err != nil {
+		return nil, s.internal("ListKey", err)
+	}
+	out = []KeyInfo{}
+	for _, k := range keys {
+		if k.State == store.StateDeleted || (k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now())) {
+			continue
+		}
+		out = append(out, info(k))
+	}
+	return out, nil
+}
+
+// SetKeyEnabled enables or disables a key.
+func (s *Service) SetKeyEnabled(ctx context.Context, c Caller, id string, enabled bool) (err error) {
+	action := "DisableKey"
+	if enabled {
+		action = "EnableKey"
+	}
+	defer func() { s.record(c, action, id, err) }()
+	k, err := s.ownedKey(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if k.State == store.StatePendingDeletion {
+		return errorf(KindPendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion first", id, k.DeletionAt.Format(time.RFC3339))
+	}
+	state := store.StateDisabled
+	if enabled {
+		state = store.StateEnabled
+	}
+	if err := s.cfg.Store.SetKeyState(ctx, id, state, time.Time{}); err != nil {
+		return s.internal(action, err)
+	}
+	return nil
+}
+
+// ScheduleDeletion schedules a key's deletion after window (the service
+// default when zero; at least one day). Until then the key is unusable but
+// the deletion can be cancelled; nothing is deleted without this call.
+func (s *Service) ScheduleDeletion(ctx context.Context, c Caller, id string, window time.Duration) (when time.Time, err error) {
+	defer func() { s.record(c, "DeleteKey", id, err) }()
+	if window == 0 {
+		window = s.cfg.DeletionWindow
+	}
+	if window < 24*time.Hour {
+		return when, errorf(KindInvalid, "invalid_window", "the deletion window must be at least 1 day (got %s)", window)
+	}
+	k, err := s.ownedKey(ctx, c, id)
+	if err != nil {
+		return when, err
+	}
+	if k.State == store.StatePendingDeletion {
+		return k.DeletionAt, nil
+	}
+	when = s.now().UTC().Add(window).Truncate(time.Millisecond)
+	if err := s.cfg.Store.SetKeyState(ctx, id, store.StatePendingDeletion, when); err != nil {
+		return when, s.internal("DeleteKey", err)
+	}
+	return when, nil
+}
+
+// CancelDeletion cancels a scheduled deletion; the key comes back disabled.
+func (s *Service) CancelDeletion(ctx context.Context, c Caller, id string) (err error) {
+	defer func() { s.record(c, "CancelKeyDeletion", id, err) }()
+	k, err := s.ownedKey(ctx, c, id)
+	if err != nil {
+		return err
+	}
+	if k.State != store.StatePendingDeletion {
+		return errorf(KindInvalid, "not_pending_deletion", "key %s is not scheduled for deletion (state %s)", id, k.State)
+	}
+	if err := s.cfg.Store.SetKeyState(ctx, id, store.StateDisabled, time.Time{}); err != nil {
+		return s.internal("CancelKeyDeletion", err)
+	}
+	return nil
+}
+
+// DestroyDueKeys destroys keys whose scheduled deletion time has passed.
+func (s *Service) DestroyDueKeys(ctx context.Context) ([]string, error) {
+	ids, err := s.cfg.Store.DestroyDueKeys(ctx, s.now())
+	for _, id := range ids {
+		s.record(Caller{ID: "system", API: "scheduler"}, "DestroyKey", id, nil)
+	}
+	return ids, err
+}
+
+// RotateKey adds a new version of a symmetric key; new encryptions use it,
+// older versions keep decrypting what they encrypted.
+func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInfo, err error) {
+	defer func() { s.record(c, "RotateKey", id, err) }()
+	k, err := s.usableKey(ctx, c, id)
+	if err != nil {
+		return ki, err
+	}
+	spec, _ := LookupSpec(k.Spec)
+	if spec.Family != FamilyAES {
+		return ki, errorf(KindUnsupported, "rotate_asymmetric", "key %s is asymmetric (%s): rotation would invalidate its public key; create a new key instead", id, k.Spec)
+	}
+	material, err := generateMaterial(spec)
+	if err != nil {
+		return ki, s.internal("RotateKey", err)
+	}
+	v := k.CurrentVersion + 1
+	wrapped, err := s.cfg.Root.Wrap(material, store.KeyMaterialAAD(k.ID, v, k.Owner, k.Spec))
+	if err != nil {
+		return ki, s.internal("RotateKey", err)
+	}
+	err = s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return ki, errorf(KindConflict, "rotation_conflict", "key %s was rotated concurrently; retry", id)
+	}
+	if err != nil {
+		return ki, s.internal("RotateKey", err)
+	}
+	k.CurrentVersion = v
+	return info(k), nil
+}

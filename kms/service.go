@@ -1,0 +1,302 @@
+// Package kms is the key management core: principals, primary keys with
+// versions, data keys, and every cryptographic operation. Protocol adapters
+// (api/ehsm, api/bigdlkms, api/native) authenticate callers and translate
+// wire formats; all policy (tenancy, key states, deletion) lives here.
+package kms
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/kms/rootkey"
+	"github.com/ppml-project/ppml/store"
+)
+
+// Config configures a Service.
+type Config struct {
+	Store  store.Store
+	Root   *rootkey.Keyring
+	Audit  *audit.Logger
+	Logger *slog.Logger
+	Now    func() time.Time // injectable clock; time.Now if nil
+	// DeletionWindow is the default wait before a scheduled deletion.
+	DeletionWindow time.Duration
+	// AdminToken is the operator credential for enrollment and root key
+	// operations; OpenEnrollment lets anyone enroll (development only).
+	AdminToken     string
+	OpenEnrollment bool
+	// BigDLDataKeyBytes is the size of BigDL KMS data keys (16 or 32).
+	BigDLDataKeyBytes int
+}
+
+// Service is the KMS core.
+type Service struct {
+	cfg Config
+	now func() time.Time
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.DeletionWindow == 0 {
+		cfg.DeletionWindow = 7 * 24 * time.Hour
+	}
+	if cfg.BigDLDataKeyBytes == 0 {
+		cfg.BigDLDataKeyBytes = 32
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{cfg: cfg, now: cfg.Now}
+}
+
+// Now returns the service clock's time.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Store returns the backing store.
+func (s *Service) Store() store.Store { return s.cfg.Store }
+
+// Root returns the root keyring.
+func (s *Service) Root() *rootkey.Keyring { return s.cfg.Root }
+
+// Sealed reports whether keys are unavailable.
+func (s *Service) Sealed() bool { return s.cfg.Root.Sealed() }
+
+// OpenEnrollment reports whether enrollment needs no admin credential.
+func (s *Service) OpenEnrollment() bool { return s.cfg.OpenEnrollment }
+
+// Caller identifies who asks, for tenancy and audit.
+type Caller struct {
+	ID     string // app id or bigdl:<user>; "admin" for operator calls
+	API    string // protocol adapter name
+	Remote string
+}
+
+func (s *Service) record(c Caller, action, keyID string, err error) {
+	ev := audit.Event{Time: s.now().UTC(), API: c.API, Principal: c.ID, Action: action, KeyID: keyID, Remote: c.Remote, Result: "ok"}
+	if err != nil {
+		ev.Result = CodeOf(err)
+		ev.Reason = err.Error()
+	}
+	s.cfg.Audit.Record(ev)
+}
+
+// CheckAdmin compares a presented admin token in constant time.
+func (s *Service) CheckAdmin(token string) error {
+	if s.cfg.AdminToken == "" || token == "" {
+		return errorf(KindUnauthenticated, "admin_required", "this operation needs the admin credential: send 'Authorization: Bearer <token>' with the token from the server's admin token file")
+	}
+	a := sha256.Sum256([]byte(token))
+	b := sha256.Sum256([]byte(s.cfg.AdminToken))
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return errorf(KindUnauthenticated, "admin_invalid", "the admin token is wrong: use the token from the server's admin token file")
+	}
+	return nil
+}
+
+// CheckEnrollment authorises an enrollment (app or BigDL user creation).
+func (s *Service) CheckEnrollment(adminToken string) error {
+	if s.cfg.OpenEnrollment {
+		return nil
+	}
+	if adminToken == "" {
+		return errorf(KindUnauthenticated, "admin_required", "enrollment needs the admin credential (Authorization: Bearer <token from the admin token file>), or a server started with --open-enrollment")
+	}
+	return s.CheckAdmin(adminToken)
+}
+
+func (s *Service) internal(op string, err error) error {
+	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
+		return errorf(KindSealed, "sealed", "%s", err.Error())
+	}
+	var ke *Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	s.cfg.Logger.Error("kms internal error", "op", op, "err", err)
+	return errorf(KindInternal, "internal", "Server internal error during %s, please contact the administrator", op)
+}
+
+func (s *Service) requireUnsealed() error {
+	if s.cfg.Root.Sealed() {
+		if !s.cfg.Root.Initialized() {
+			return errorf(KindSealed, "sealed", "%s", rootkey.ErrUninitialized.Error())
+		}
+		return errorf(KindSealed, "sealed", "%s", rootkey.ErrSealed.Error())
+	}
+	return nil
+}
+
+// --- apps (eHSM-style principals) ---
+
+const apiKeyAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	max := big.NewInt(int64(len(apiKeyAlphabet)))
+	for i := range b {
+		v, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			panic(err)
+		}
+		b[i] = apiKeyAlphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// Enroll creates an app with a fresh 32-character API key. The caller has
+// already passed CheckEnrollment.
+func (s *Service) Enroll(ctx context.Context, c Caller) (appID, apiKey string, err error) {
+	defer func() { s.record(c, "Enroll", "", err) }()
+	if err := s.requireUnsealed(); err != nil {
+		return "", "", err
+	}
+	appID = uuid.NewString()
+	apiKey = randomString(32)
+	wrapped, err := s.cfg.Root.Wrap([]byte(apiKey), store.AppSecretAAD(appID))
+	if err != nil {
+		return "", "", s.internal("Enroll", err)
+	}
+	if err := s.cfg.Store.CreateApp(ctx, store.App{ID: appID, Kind: "ehsm", Secret: wrapped, CreatedAt: s.now()}); err != nil {
+		return "", "", s.internal("Enroll", err)
+	}
+	c.ID = appID
+	return appID, apiKey, nil
+}
+
+// AppKey returns an app's API key, for protocols that verify an HMAC made
+// with it. Unknown apps get KindUnauthenticated.
+func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
+	if err := s.requireUnsealed(); err != nil {
+		return nil, err
+	}
+	a, err := s.cfg.Store.GetApp(ctx, appID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "ehsm") {
+		return nil, errorf(KindUnauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID)
+	}
+	if err != nil {
+		return nil, s.internal("authentication", err)
+	}
+	key, err := s.cfg.Root.Unwrap(a.Secret, store.AppSecretAAD(appID))
+	if err != nil {
+		return nil, s.internal("authentication", fmt.Errorf("app %s secret: %w", appID, err))
+	}
+	return key, nil
+}
+
+// AuthenticateApp checks an app id and API key (native API).
+func (s *Service) AuthenticateApp(ctx context.Context, appID, apiKey string) error {
+	key, err := s.AppKey(ctx, appID)
+	if err != nil {
+		return err
+	}
+	a := sha256.Sum256(key)
+	b := sha256.Sum256([]byte(apiKey))
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return errorf(KindUnauthenticated, "bad_api_key", "the API key does not match app %s", appID)
+	}
+	return nil
+}
+
+// --- BigDL users ---
+
+const bigdlPrefix = "bigdl:"
+
+// BigDLOwner is the principal id of a BigDL KMS user.
+func BigDLOwner(user string) string { return bigdlPrefix + user }
+
+func validName(kind, name string) error {
+	if name == "" {
+		return errorf(KindInvalid, "invalid_name", "%s name is empty", kind)
+	}
+	if len(name) > 256 {
+		return errorf(KindInvalid, "invalid_name", "%s name is longer than 256 bytes", kind)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errorf(KindInvalid, "invalid_name", "%s name contains a control character", kind)
+		}
+	}
+	return nil
+}
+
+// argon2id parameters (OWASP minimum: m=19 MiB, t=2, p=1).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+)
+
+func hashToken(token string, salt []byte) []byte {
+	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32)
+}
+
+// CreateBigDLUser creates a BigDL KMS user whose token is stored as a salted
+// argon2id hash. The caller has already passed CheckEnrollment.
+func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token string) (err error) {
+	c.ID = BigDLOwner(user)
+	defer func() { s.record(c, "CreateUser", "", err) }()
+	if err := validName("user", user); err != nil {
+		return err
+	}
+	if len(token) < 8 {
+		return errorf(KindInvalid, "weak_token", "the token must be at least 8 characters")
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return s.internal("CreateUser", err)
+	}
+	secret := append(salt, hashToken(token, salt)...)
+	err = s.cfg.Store.CreateApp(ctx, store.App{ID: BigDLOwner(user), Kind: "bigdl", Secret: secret, CreatedAt: s.now()})
+	if errors.Is(err, store.ErrExists) {
+		return errorf(KindConflict, "user_exists", "user [%s] already exists; pick another name", user)
+	}
+	if err != nil {
+		return s.internal("CreateUser", err)
+	}
+	return nil
+}
+
+// AuthenticateBigDLUser checks a user name and token.
+func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string) error {
+	bad := errorf(KindUnauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
+	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
+	if errors.Is(err, store.ErrNotFound) {
+		hashToken(token, make([]byte, 16)) // same cost whether or not the user exists
+		return bad
+	}
+	if err != nil {
+		return s.internal("authentication", err)
+	}
+	if a.Kind != "bigdl" || len(a.Secret) != 48 {
+		return bad
+	}
+	if subtle.ConstantTimeCompare(hashToken(token, a.Secret[:16]), a.Secret[16:]) != 1 {
+		return bad
+	}
+	return nil
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func trimAll(s string) string { return strings.TrimSpace(s) }
+
+// CountKeys counts keys by state (metrics).
+func (s *Service) CountKeys(ctx context.Context) (map[string]int, error) {
+	return s.cfg.Store.CountKeys(ctx)
+}

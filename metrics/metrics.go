@@ -1,0 +1,82 @@
+// Package metrics defines the Prometheus metrics of the KMS and AS, in one
+// registry served at /metrics. docs/metrics.md lists them.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// State is what the metrics read at scrape time.
+type State interface {
+	Sealed() bool
+	CountKeys(ctx context.Context) (map[string]int, error)
+}
+
+// New registers every collector; state may be nil.
+func New(state State) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ppml_requests_total",
+			Help: "API requests by protocol (ehsm, bigdl-kms, native, operator), action and result (ok or a reason code).",
+		}, []string{"api", "action", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ppml_request_duration_seconds",
+			Help:    "API request latency by protocol and action.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"api", "action"}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if state != nil {
+		m.Registry.MustRegister(&stateCollector{state: state})
+	}
+	return m
+}
+
+// Observe records one request.
+func (m *Metrics) Observe(api, action, result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(api, action, result).Inc()
+	m.duration.WithLabelValues(api, action).Observe(d.Seconds())
+}
+
+var (
+	sealedDesc = prometheus.NewDesc("ppml_kms_sealed", "1 while the KMS is sealed (root key not loaded), else 0.", nil, nil)
+	keysDesc   = prometheus.NewDesc("ppml_kms_keys", "Primary keys by state.", []string{"state"}, nil)
+)
+
+type stateCollector struct{ state State }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sealedDesc; ch <- keysDesc }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	sealed := 0.0
+	if c.state.Sealed() {
+		sealed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(sealedDesc, prometheus.GaugeValue, sealed)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := c.state.CountKeys(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(keysDesc, err)
+		return
+	}
+	for _, st := range []string{"Enabled", "Disabled", "PendingDeletion", "Deleted"} {
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
+}

@@ -1,0 +1,375 @@
+// Package server assembles `ppml serve`: it opens the store and the root
+// key, builds the kms core, mounts every protocol adapter on one handler,
+// and runs the HTTPS listeners and background jobs.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ppml-project/ppml/api/bigdlkms"
+	"github.com/ppml-project/ppml/api/ehsm"
+	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/api/native"
+	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/kms/rootkey"
+	"github.com/ppml-project/ppml/metrics"
+	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/store/sqlstore"
+	"github.com/ppml-project/ppml/tlsutil"
+)
+
+// Config is everything `ppml serve` takes.
+type Config struct {
+	Addr         string // main listener, every API
+	BigDLKMSAddr string // optional extra listener (BigDL's 9876)
+
+	DataDir      string
+	DB           string // postgres://... or a SQLite path; default <data-dir>/ppml.db
+	TLSCert      string
+	TLSKey       string
+	InsecureHTTP bool
+
+	RootKeyProvider string // file (default) or shamir
+	RootKeyFile     string // default <data-dir>/root.key (created)
+	AdminTokenFile  string // default <data-dir>/admin.token (created)
+	OpenEnrollment  bool
+
+	DeletionWindow        time.Duration
+	BigDLDataKeyBits      int
+	BigDLLegacyFailClosed bool
+	EHSMMirrorStatus      bool
+	AuditLog              string // default <data-dir>/audit.log
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Server is a configured, not yet listening, ppml service.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	svc      *kms.Service
+	audit    *audit.Logger
+	metrics  *metrics.Metrics
+	tlsCert  *tls.Certificate
+	CertPath string // the TLS certificate clients should trust (--ca-file)
+	handler  http.Handler
+}
+
+// New opens state and builds the handler.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is empty")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "ppml.db")
+	}
+	st, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+
+	var kr *rootkey.Keyring
+	switch cfg.RootKeyProvider {
+	case "", "file":
+		path, create := cfg.RootKeyFile, false
+		if path == "" {
+			path, create = filepath.Join(cfg.DataDir, "root.key"), true
+		}
+		var created bool
+		kr, created, err = rootkey.OpenFile(ctx, st, path, create)
+		if err != nil {
+			return nil, err
+		}
+		if create {
+			s.log.Warn("root key kept in a file in the data directory: for development only; use --root-key-file (a mounted Secret) or --root-key-provider shamir in production", "path", path, "created", created)
+		}
+	case "shamir":
+		kr, err = rootkey.NewShamir(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		if kr.Initialized() {
+			s.log.Warn("KMS is sealed: submit 3 of 5 root key shares with `ppml operator unseal` (or PUT /rootKey/recover)")
+		} else {
+			s.log.Warn("KMS has no root key yet: run `ppml operator init` to create it and receive the 5 shares")
+		}
+	default:
+		return nil, fmt.Errorf("--root-key-provider %q: want file or shamir", cfg.RootKeyProvider)
+	}
+
+	adminToken, err := loadAdminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	auditPath := cfg.AuditLog
+	if auditPath == "" {
+		auditPath = filepath.Join(cfg.DataDir, "audit.log")
+	}
+	if s.audit, err = audit.OpenFile(auditPath); err != nil {
+		return nil, fmt.Errorf("opening audit log: %w", err)
+	}
+	dkBytes := 32
+	switch cfg.BigDLDataKeyBits {
+	case 0, 256:
+	case 128:
+		dkBytes = 16
+	default:
+		return nil, fmt.Errorf("--bigdl-data-key-bits %d: want 128 or 256", cfg.BigDLDataKeyBits)
+	}
+	s.svc = kms.New(kms.Config{Store: st, Root: kr, Audit: s.audit, Logger: s.log, Now: cfg.Now,
+		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
+	if cfg.OpenEnrollment {
+		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
+	}
+	s.metrics = metrics.New(s.svc)
+
+	if !cfg.InsecureHTTP {
+		var cert tls.Certificate
+		if cfg.TLSCert != "" || cfg.TLSKey != "" {
+			if cfg.TLSCert == "" || cfg.TLSKey == "" {
+				return nil, errors.New("--tls-cert and --tls-key go together")
+			}
+			cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("loading TLS key pair: %w", err)
+			}
+			s.CertPath = cfg.TLSCert
+		} else {
+			var created bool
+			cert, s.CertPath, created, err = tlsutil.EnsureSelfSigned(filepath.Join(cfg.DataDir, "tls"))
+			if err != nil {
+				return nil, fmt.Errorf("self-signed TLS certificate: %w", err)
+			}
+			s.log.Info("self-signed TLS certificate: clients trust it with --ca-file", "path", s.CertPath, "created", created)
+		}
+		s.log.Info("TLS certificate", "sha256", tlsutil.Fingerprint(cert))
+		s.tlsCert = &cert
+	} else {
+		s.log.Warn("plain HTTP (--insecure-http): credentials and keys cross the network unencrypted")
+	}
+	s.handler = s.buildHandler()
+	ok = true
+	return s, nil
+}
+
+func loadAdminToken(cfg Config) (string, error) {
+	path := cfg.AdminTokenFile
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "admin.token")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			raw := make([]byte, 32)
+			if _, err := rand.Read(raw); err != nil {
+				return "", err
+			}
+			tok := base64.RawURLEncoding.EncodeToString(raw)
+			if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+				return "", fmt.Errorf("writing admin token: %w", err)
+			}
+			cfg.Logger.Info("generated the admin token (enrollment, root key operations)", "path", path)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading --admin-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("admin token in %s is shorter than 16 characters", path)
+	}
+	return tok, nil
+}
+
+// Service returns the kms core.
+func (s *Server) Service() *kms.Service { return s.svc }
+
+// Metrics returns the metrics registry holder.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Handler returns the HTTP handler serving every API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) buildHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		native.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/readyz", s.readyz)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus})
+	mux.Handle("/ehsm", eh)
+	mux.Handle("/ehsm/", eh)
+	mux.Handle("/v1/", native.New(s.svc, s.metrics))
+	bd := bigdlkms.New(s.svc, bigdlkms.Options{Metrics: s.metrics, LegacyFailClosed: s.cfg.BigDLLegacyFailClosed})
+	for _, p := range bigdlkms.Routes {
+		mux.Handle(p, bd)
+	}
+	mux.HandleFunc("/{$}", bd.ServeHTTP)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		native.WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no route %s %s: the APIs are /ehsm, /v1/, the BigDL KMS routes, /healthz, /readyz and /metrics", r.Method, r.URL.Path)})
+	})
+	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// BigDL's Scala client sends //dataKey/...; route it as /dataKey/...
+		// without ServeMux's redirect.
+		if p := httputil.CollapseSlashes(r.URL.Path); p != r.URL.Path {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = p, ""
+			r = r2
+		}
+		mux.ServeHTTP(w, r)
+	}))
+}
+
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				native.WriteError(w, &kms.Error{Kind: kms.KindInternal, Code: "internal", Msg: "Server internal error, please contact the administrator"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		native.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+		return
+	}
+	if s.svc.Sealed() {
+		native.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "sealed"})
+		return
+	}
+	native.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Listen opens the configured listeners.
+func (s *Server) Listen() ([]net.Listener, error) {
+	var ls []net.Listener
+	for _, addr := range []string{s.cfg.Addr, s.cfg.BigDLKMSAddr} {
+		if addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, o := range ls {
+				o.Close()
+			}
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// Serve serves on the listeners until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if s.tlsCert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		scheme := "https"
+		if s.tlsCert == nil {
+			scheme = "http"
+		}
+		s.log.Info("listening", "url", scheme+"://"+l.Addr().String())
+		go func(l net.Listener) {
+			var err error
+			if s.tlsCert != nil {
+				err = srv.ServeTLS(l, "", "")
+			} else {
+				err = srv.Serve(l)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(l)
+	}
+	go s.housekeeping(ctx)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
+}
+
+// housekeeping destroys keys whose deletion date passed and forgets replay
+// records older than the replay window.
+func (s *Server) housekeeping(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if !s.svc.Sealed() {
+			if ids, err := s.svc.DestroyDueKeys(ctx); err != nil {
+				s.log.Error("destroying keys due for deletion", "err", err)
+			} else if len(ids) > 0 {
+				s.log.Info("destroyed keys whose scheduled deletion date passed", "count", len(ids))
+			}
+		}
+		if err := s.store.PurgeRequests(ctx, s.svc.Now().Add(-ehsm.ReplayRetention)); err != nil && ctx.Err() == nil {
+			s.log.Error("purging replay records", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close releases the store and audit log.
+func (s *Server) Close() {
+	if s.store != nil {
+		s.store.Close()
+	}
+	s.audit.Close()
+}

@@ -1,0 +1,484 @@
+// Package sqlstore implements store.Store on SQLite (modernc.org/sqlite, pure
+// Go) and PostgreSQL (pgx) with one schema and one set of queries.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/ppml-project/ppml/store"
+)
+
+type dialect int
+
+const (
+	dialectSQLite dialect = iota
+	dialectPostgres
+)
+
+// DB is a store.Store over database/sql.
+type DB struct {
+	db      *sql.DB
+	dialect dialect
+	// wmu serialises SQLite writers in process: waiting on a mutex is far
+	// cheaper than SQLite's sleep-and-retry busy handler.
+	wmu sync.Mutex
+}
+
+// writeLock serialises writes on SQLite; PostgreSQL needs no help.
+func (s *DB) writeLock() func() {
+	if s.dialect != dialectSQLite {
+		return func() {}
+	}
+	s.wmu.Lock()
+	return s.wmu.Unlock
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Open opens dsn: a postgres:// or postgresql:// URL selects PostgreSQL,
+// anything else is a SQLite file path. The schema is created if missing.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	var (
+		s   *DB
+		err error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		var db *sql.DB
+		db, err = sql.Open("pgx", dsn)
+		s = &DB{db: db, dialect: dialectPostgres}
+	} else {
+		// WAL with synchronous=FULL: a commit is on disk before we answer.
+		// _txlock=immediate takes the write lock at BEGIN, so concurrent
+		// writers wait (busy_timeout) instead of failing on lock upgrade.
+		q := "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate"
+		var db *sql.DB
+		db, err = sql.Open("sqlite", "file:"+dsn+q)
+		s = &DB{db: db, dialect: dialectSQLite}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("connecting to store: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *DB) migrate(ctx context.Context) error {
+	blob := "BLOB"
+	if s.dialect == dialectPostgres {
+		blob = "BYTEA"
+	}
+	stmts := []string{
+		`CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value ` + blob + ` NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS apps (app_id TEXT PRIMARY KEY, kind TEXT NOT NULL, secret ` + blob + ` NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, spec TEXT NOT NULL,
+			origin TEXT NOT NULL, usage TEXT NOT NULL, state TEXT NOT NULL, current_version INTEGER NOT NULL,
+			created_at BIGINT NOT NULL, deletion_at BIGINT NOT NULL DEFAULT 0,
+			policies TEXT NOT NULL DEFAULT '[]', decrypters TEXT NOT NULL DEFAULT '[]')`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS keys_owner_name ON keys (owner, name)`,
+		`CREATE INDEX IF NOT EXISTS keys_owner ON keys (owner)`,
+		`CREATE TABLE IF NOT EXISTS key_versions (key_id TEXT NOT NULL, version INTEGER NOT NULL, material ` + blob + ` NOT NULL,
+			created_at BIGINT NOT NULL, PRIMARY KEY (key_id, version))`,
+		`CREATE TABLE IF NOT EXISTS data_keys (owner TEXT NOT NULL, name TEXT NOT NULL, primary_key_id TEXT NOT NULL,
+			primary_version INTEGER NOT NULL, wrapped ` + blob + ` NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (owner, name))`,
+		`CREATE TABLE IF NOT EXISTS replay (app_id TEXT NOT NULL, nonce TEXT NOT NULL, ts TEXT NOT NULL, seen_at BIGINT NOT NULL,
+			PRIMARY KEY (app_id, nonce, ts))`,
+		`CREATE INDEX IF NOT EXISTS replay_seen ON replay (seen_at)`,
+	}
+	for _, q := range stmts {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("creating schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *DB) q(query string) string {
+	if s.dialect != dialectPostgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || c == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return err
+}
+
+func (s *DB) GetMeta(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE name = ?`), name).Scan(&v)
+	return v, notFound(err, "meta "+name)
+}
+
+func (s *DB) PutMetaIfAbsent(ctx context.Context, name string, value []byte) (bool, error) {
+	defer s.writeLock()()
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *DB) CreateApp(ctx context.Context, a store.App) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO apps (app_id, kind, secret, created_at) VALUES (?, ?, ?, ?)`),
+		a.ID, a.Kind, a.Secret, ms(a.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("app %s: %w", a.ID, store.ErrExists)
+	}
+	return err
+}
+
+func (s *DB) GetApp(ctx context.Context, id string) (store.App, error) {
+	a := store.App{ID: id}
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT kind, secret, created_at FROM apps WHERE app_id = ?`), id).
+		Scan(&a.Kind, &a.Secret, &created)
+	a.CreatedAt = fromMS(created)
+	return a, notFound(err, "app")
+}
+
+const keyColumns = `key_id, owner, name, spec, origin, usage, state, current_version, created_at, deletion_at, policies, decrypters`
+
+type scanner interface{ Scan(...any) error }
+
+func scanKey(r scanner) (store.Key, error) {
+	var (
+		k                   store.Key
+		name                sql.NullString
+		created, deletion   int64
+		policies, decrypter string
+	)
+	err := r.Scan(&k.ID, &k.Owner, &name, &k.Spec, &k.Origin, &k.Usage, &k.State, &k.CurrentVersion,
+		&created, &deletion, &policies, &decrypter)
+	if err != nil {
+		return k, err
+	}
+	k.Name = name.String
+	k.CreatedAt, k.DeletionAt = fromMS(created), fromMS(deletion)
+	if err := json.Unmarshal([]byte(policies), &k.ReleasePolicies); err != nil {
+		return k, fmt.Errorf("key %s: corrupt policies column: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(decrypter), &k.Decrypters); err != nil {
+		return k, fmt.Errorf("key %s: corrupt decrypters column: %w", k.ID, err)
+	}
+	return k, nil
+}
+
+func jsonList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+func (s *DB) CreateKey(ctx context.Context, k store.Key, v store.KeyVersion) error {
+	defer s.writeLock()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var name any
+	if k.Name != "" {
+		name = k.Name
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		k.ID, k.Owner, name, k.Spec, k.Origin, k.Usage, k.State, k.CurrentVersion, ms(k.CreatedAt), ms(k.DeletionAt),
+		jsonList(k.ReleasePolicies), jsonList(k.Decrypters))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("key: %w", store.ErrExists)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO key_versions (key_id, version, material, created_at) VALUES (?, ?, ?, ?)`),
+		v.KeyID, v.Version, v.Material, ms(v.CreatedAt)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *DB) GetKey(ctx context.Context, id string) (store.Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM keys WHERE key_id = ?`), id))
+	return k, notFound(err, "key")
+}
+
+func (s *DB) GetKeyByName(ctx context.Context, owner, name string) (store.Key, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM keys WHERE owner = ? AND name = ?`), owner, name))
+	return k, notFound(err, "key")
+}
+
+func (s *DB) ListKeys(ctx context.Context, owner string) ([]store.Key, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+keyColumns+` FROM keys WHERE owner = ? ORDER BY created_at, key_id`), owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) GetKeyVersion(ctx context.Context, id string, version int) (store.KeyVersion, error) {
+	v := store.KeyVersion{KeyID: id, Version: version}
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT material, created_at FROM key_versions WHERE key_id = ? AND version = ?`), id, version).
+		Scan(&v.Material, &created)
+	v.CreatedAt = fromMS(created)
+	return v, notFound(err, "key version")
+}
+
+func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion) error {
+	defer s.writeLock()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET current_version = ? WHERE key_id = ? AND current_version = ?`),
+		v.Version, v.KeyID, v.Version-1)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("key %s version %d: %w", v.KeyID, v.Version, store.ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO key_versions (key_id, version, material, created_at) VALUES (?, ?, ?, ?)`),
+		v.KeyID, v.Version, v.Material, ms(v.CreatedAt)); err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("key %s version %d: %w", v.KeyID, v.Version, store.ErrConflict)
+		}
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *DB) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time) error {
+	defer s.writeLock()()
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE keys SET state = ?, deletion_at = ? WHERE key_id = ? AND state <> ?`),
+		state, ms(deletionAt), id, store.StateDeleted)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("key %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (s *DB) DestroyDueKeys(ctx context.Context, now time.Time) ([]string, error) {
+	defer s.writeLock()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT key_id FROM keys WHERE state = ? AND deletion_at <= ?`),
+		store.StatePendingDeletion, ms(now))
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM key_versions WHERE key_id = ?`), id); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM data_keys WHERE primary_key_id = ?`), id); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET state = ? WHERE key_id = ?`), store.StateDeleted, id); err != nil {
+			return nil, err
+		}
+	}
+	return ids, tx.Commit()
+}
+
+func (s *DB) CountKeys(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM keys GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+func (s *DB) CreateDataKey(ctx context.Context, d store.DataKey) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO data_keys (owner, name, primary_key_id, primary_version, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		d.Owner, d.Name, d.PrimaryKeyID, d.PrimaryVersion, d.Wrapped, ms(d.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("data key %s: %w", d.Name, store.ErrExists)
+	}
+	return err
+}
+
+func (s *DB) GetDataKey(ctx context.Context, owner, name string) (store.DataKey, error) {
+	d := store.DataKey{Owner: owner, Name: name}
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT primary_key_id, primary_version, wrapped, created_at FROM data_keys WHERE owner = ? AND name = ?`), owner, name).
+		Scan(&d.PrimaryKeyID, &d.PrimaryVersion, &d.Wrapped, &created)
+	d.CreatedAt = fromMS(created)
+	return d, notFound(err, "data key")
+}
+
+func (s *DB) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error) {
+	defer s.writeLock()()
+	// Insert, or refresh a record old enough to have left the window; a
+	// recent duplicate changes no row.
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO replay (app_id, nonce, ts, seen_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (app_id, nonce, ts) DO UPDATE SET seen_at = excluded.seen_at WHERE replay.seen_at < ?`),
+		app, nonce, timestamp, ms(now), ms(notBefore))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *DB) PurgeRequests(ctx context.Context, before time.Time) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM replay WHERE seen_at < ?`), ms(before))
+	return err
+}
+
+func (s *DB) Rewrap(ctx context.Context, rewrap func(store.RootWrapped) ([]byte, error), checkName string, check []byte) error {
+	defer s.writeLock()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var items []store.RootWrapped
+	rows, err := tx.QueryContext(ctx, `SELECT app_id, secret FROM apps WHERE kind = 'ehsm'`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		it := store.RootWrapped{Kind: "app"}
+		if err := rows.Scan(&it.ID, &it.Blob); err != nil {
+			rows.Close()
+			return err
+		}
+		items = append(items, it)
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT v.key_id, v.version, k.owner, k.spec, v.material FROM key_versions v JOIN keys k ON k.key_id = v.key_id`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		it := store.RootWrapped{Kind: "key_version"}
+		if err := rows.Scan(&it.ID, &it.Version, &it.Owner, &it.Spec, &it.Blob); err != nil {
+			rows.Close()
+			return err
+		}
+		items = append(items, it)
+	}
+	rows.Close()
+	for _, it := range items {
+		blob, err := rewrap(it)
+		if err != nil {
+			return err
+		}
+		if it.Kind == "app" {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE apps SET secret = ? WHERE app_id = ?`), blob, it.ID)
+		} else {
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE key_versions SET material = ? WHERE key_id = ? AND version = ?`), blob, it.ID, it.Version)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = ?`), check, checkName); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func (s *DB) Close() error { return s.db.Close() }
