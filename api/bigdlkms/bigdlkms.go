@@ -210,7 +210,10 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		parts := make([]string, len(shares))
 		for i, s := range shares {
-			b, _ := json.Marshal(map[string]any{"index": s.X, "content": base64.StdEncoding.EncodeToString(s.Y)})
+			b, _ := json.Marshal(struct {
+				Index   int    `json:"index"`
+				Content string `json:"content"`
+			}{int(s.X), base64.StdEncoding.EncodeToString(s.Y)})
 			parts[i] = string(b)
 		}
 		return "RotateRootKey", ok("root key is rotated! \nplease save secrets: {" + strings.Join(parts, ",") + "}need 3 of 5 secrets to recover root key.")
