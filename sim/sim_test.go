@@ -2,7 +2,10 @@ package sim
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +146,38 @@ func TestLoadAndInitErrors(t *testing.T) {
 	}
 	if _, err := s.Quote("sev", Measurements{}); err == nil {
 		t.Fatal("unknown tee accepted")
+	}
+}
+
+func TestRevokedPCK(t *testing.T) {
+	s := newSim(t)
+	caKey, err := readKey(s.Dir(), filePCKCAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, _ := s.Collateral(abi.SGX)
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(2), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: s.pckLeaf.SerialNumber, RevocationTime: now.Add(-time.Minute)}},
+	}, s.pckCA, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := *col
+	c.PCKCRL = hex.EncodeToString(der)
+	q, _ := s.Quote(abi.SGX, Measurements{})
+	res, err := verify.Verify(q, &c, s.VerifyOptions(time.Now))
+	if err == nil || res.Failure != verify.FailPCKRevoked || res.TCBStatus == nil || *res.TCBStatus != "Revoked" {
+		t.Fatalf("revoked PCK: %v %+v", err, res)
+	}
+	// A PCK CRL signed by the wrong key is refused.
+	otherKey, _ := readKey(s.Dir(), fileAttestKey)
+	if der, err = x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(3), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, s.pckCA, otherKey); err != nil {
+		t.Fatal(err)
+	}
+	c.PCKCRL = hex.EncodeToString(der)
+	if res, err = verify.Verify(q, &c, s.VerifyOptions(time.Now)); err == nil || res.Failure != verify.FailPCKCRL {
+		t.Fatalf("badly signed CRL: %v", err)
 	}
 }

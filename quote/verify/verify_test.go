@@ -396,3 +396,49 @@ func TestCacheReuse(t *testing.T) {
 		t.Fatal("tampered quote verified with warm cache")
 	}
 }
+
+// FuzzVerify mutates real quotes: verification must fail cleanly (never
+// panic) and a mutated signed region must never verify.
+func FuzzVerify(f *testing.F) {
+	type vec struct {
+		q   []byte
+		col *collateral.Collateral
+		at  time.Time
+	}
+	var vs []vec
+	for _, n := range vectors[:2] {
+		dir := filepath.Join(vecDir, n)
+		q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
+		if err != nil {
+			continue
+		}
+		col, _ := collateral.LoadFile(filepath.Join(dir, "collateral.json"))
+		var e struct{ At time.Time }
+		b, _ := os.ReadFile(filepath.Join(dir, "expected.json"))
+		json.Unmarshal(b, &e)
+		vs = append(vs, vec{q, col, e.At})
+	}
+	if len(vs) == 0 {
+		f.Skip("vectors not available")
+	}
+	f.Add(uint8(0), uint16(120), byte(1))
+	f.Add(uint8(1), uint16(700), byte(0x80))
+	f.Add(uint8(0), uint16(1500), byte(0x10))
+	f.Add(uint8(1), uint16(4000), byte(0x04))
+	f.Fuzz(func(t *testing.T, which uint8, off uint16, x byte) {
+		v := vs[int(which)%len(vs)]
+		if x == 0 || int(off) >= len(v.q) {
+			return
+		}
+		q := flip(v.q, int(off))
+		q[off] ^= 0x01 ^ x
+		res, err := Verify(q, v.col, Options{Now: at(v.at)})
+		if res == nil {
+			t.Fatal("nil result")
+		}
+		pq, perr := abi.ParseQuote(v.q)
+		if perr == nil && int(off) < len(pq.Signed) && err == nil {
+			t.Fatalf("mutation at %d of the signed region verified", off)
+		}
+	})
+}
