@@ -34,7 +34,7 @@ func (v *Verifier) prepare(col *collateral.Collateral) (*prepared, *Error) {
 	if p == nil {
 		p = v.checkCollateral(col)
 		v.mu.Lock()
-		if len(v.cols) >= maxCacheEntrys {
+		if len(v.cols) >= maxCacheEntries {
 			clear(v.cols)
 		}
 		v.cols[key] = p

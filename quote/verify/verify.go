@@ -47,13 +47,13 @@ func IntelRootCAPEM() []byte { return append([]byte(nil), intelRootPEM...) }
 
 // Certificate common names checked in chains.
 const (
-	CNPCKLeaf      = "Intel SGX PCK Certificate"
-	CNPlatformCA   = "Intel SGX PCK Platform CA"
-	CNProcessorCA  = "Intel SGX PCK Processor CA"
-	CNTCBSigning   = "Intel SGX TCB Signing"
-	CAPlatform     = "platform"
-	CAProcessor    = "processor"
-	maxCacheEntrys = 512
+	CNPCKLeaf       = "Intel SGX PCK Certificate"
+	CNPlatformCA    = "Intel SGX PCK Platform CA"
+	CNProcessorCA   = "Intel SGX PCK Processor CA"
+	CNTCBSigning    = "Intel SGX TCB Signing"
+	CAPlatform      = "platform"
+	CAProcessor     = "processor"
+	maxCacheEntries = 512
 )
 
 // Failure codes (see testdata/dcap/README.md).
@@ -526,7 +526,7 @@ func (v *Verifier) pckChainFor(pemChain []byte) (*pckChain, *Error) {
 	if pc == nil {
 		pc = v.checkPCKChain(pemChain)
 		v.mu.Lock()
-		if len(v.chains) >= maxCacheEntrys {
+		if len(v.chains) >= maxCacheEntries {
 			clear(v.chains)
 		}
 		v.chains[key] = pc
