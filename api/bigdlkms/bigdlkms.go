@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -58,15 +57,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.o.Metrics.Observe("bigdl-kms", action, result, time.Since(start))
 	if rep.err != nil && action == "GetDataKey" && h.o.LegacyFailClosed {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				conn.Close()
-				return
-			}
-		}
+		// Abort: HTTP/1 closes the connection, HTTP/2 resets the stream;
+		// either way the client gets an I/O error, never a body.
+		panic(http.ErrAbortHandler)
 	}
 	json := strings.Contains(r.Header.Get("Accept"), "application/json")
 	if rep.err != nil {

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/server/servertest"
+)
+
+var ppmlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ppml-bin")
+	if err != nil {
+		panic(err)
+	}
+	ppmlBin = filepath.Join(dir, "ppml")
+	if out, err := exec.Command("go", "build", "-o", ppmlBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building ppml: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var listenRe = regexp.MustCompile(`url=(https?://127\.0\.0\.1:\d+)`)
+
+// startServe runs `ppml serve` as a process and returns its URL.
+func startServe(t *testing.T, dataDir string, extra ...string) (*exec.Cmd, string) {
+	t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(ppmlBin, args...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	deadline := time.After(30 * time.Second)
+	found := make(chan string, 1)
+	go func() {
+		for sc.Scan() {
+			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return cmd, u
+	case <-deadline:
+		t.Fatal("ppml serve did not report its listener")
+	}
+	return nil, ""
+}
+
+func runCLI(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(ppmlBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), fmt.Errorf("%v: %s", err, ee.Stderr)
+	}
+	return string(out), err
+}
+
+// TestKill9Durability: every CreateKey and GenerateDataKey the service
+// acknowledged survives kill -9, and every returned ciphertext decrypts.
+func TestKill9Durability(t *testing.T) {
+	for _, st := range servertest.Stores(t) {
+		t.Run(st, func(t *testing.T) {
+			dataDir := t.TempDir()
+			var extra []string
+			if st == "postgres" {
+				extra = []string{"--db", servertest.NewPostgresDB(t)}
+			}
+			cmd, url := startServe(t, dataDir, extra...)
+			ca := filepath.Join(dataDir, "tls", "server.crt")
+			env := []string{"PPML_KMS=" + url, "PPML_CA_FILE=" + ca}
+
+			out, err := runCLI(t, env, "enroll", "--admin-token-file", filepath.Join(dataDir, "admin.token"), "--output", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var app struct{ AppID, APIKey string }
+			json.Unmarshal([]byte(out), &app)
+			keyFile := filepath.Join(t.TempDir(), "api.key")
+			os.WriteFile(keyFile, []byte(app.APIKey+"\n"), 0o600)
+			env = append(env, "PPML_APP_ID="+app.AppID)
+			out, err = runCLI(t, env, "key", "create", "--api-key-file", keyFile, "--output", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var key client.Key
+			json.Unmarshal([]byte(out), &key)
+
+			cfg := client.Config{URL: url, CAFile: ca, AppID: app.AppID, APIKey: app.APIKey}
+			e, err := client.NewEHSM(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type ack struct{ keyID, ct string }
+			var (
+				mu    sync.Mutex
+				acked []ack
+				wg    sync.WaitGroup
+			)
+			ctx, cancel := context.WithCancel(context.Background())
+			for w := 0; w < 4; w++ {
+				wg.Add(1)
+				go func(w int) {
+					defer wg.Done()
+					for i := 0; ctx.Err() == nil; i++ {
+						keyID := key.ID
+						if i%5 == 0 {
+							id, err := e.CreateKey(ctx, "EH_AES_GCM_256")
+							if err != nil {
+								return
+							}
+							keyID = id
+						}
+						ct, err := e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "dGVzdA==")
+						if err != nil {
+							return // the server died mid-request: not acknowledged
+						}
+						mu.Lock()
+						acked = append(acked, ack{keyID, ct})
+						mu.Unlock()
+					}
+				}(w)
+			}
+			time.Sleep(1500 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			cancel()
+			wg.Wait()
+			if len(acked) < 10 {
+				t.Fatalf("only %d operations acknowledged before the kill", len(acked))
+			}
+
+			_, url2 := startServe(t, dataDir, extra...)
+			cfg.URL = url2
+			e2, _ := client.NewEHSM(cfg)
+			for _, a := range acked {
+				if _, err := e2.Decrypt(context.Background(), a.keyID, a.ct, "dGVzdA=="); err != nil {
+					t.Fatalf("acknowledged data key lost after kill -9: %v", err)
+				}
+			}
+			t.Logf("%d acknowledged operations all survived kill -9", len(acked))
+		})
+	}
+}
+
+func TestCLIConventions(t *testing.T) {
+	dataDir := t.TempDir()
+	_, url := startServe(t, dataDir)
+	ca := filepath.Join(dataDir, "tls", "server.crt")
+	// Without --ca-file the self-signed server is refused: TLS is verified.
+	if _, err := runCLI(t, nil, "enroll", "--kms", url, "--admin-token-file", filepath.Join(dataDir, "admin.token")); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("unverified TLS accepted: %v", err)
+	}
+	// Wrong admin token.
+	bad := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(bad, []byte("not-the-admin-token-at-all"), 0o600)
+	if _, err := runCLI(t, nil, "enroll", "--kms", url, "--ca-file", ca, "--admin-token-file", bad); err == nil || !strings.Contains(err.Error(), "admin token is wrong") {
+		t.Fatalf("wrong admin token: %v", err)
+	}
+	out, err := runCLI(t, nil, "enroll", "--kms", url, "--ca-file", ca, "--admin-token-file", filepath.Join(dataDir, "admin.token"))
+	if err != nil || !strings.Contains(out, "appid:") {
+		t.Fatalf("text enroll: %q %v", out, err)
+	}
+	if _, err := runCLI(t, nil, "key", "list", "--kms", url, "--ca-file", ca, "--output", "yaml"); err == nil || !strings.Contains(err.Error(), "--output") {
+		t.Fatalf("bad --output accepted: %v", err)
+	}
+	help, _ := runCLI(t, nil, "serve", "--help")
+	for _, flag := range []string{"--addr", "--bigdl-kms-addr", "--tls-cert", "--insecure-http", "--data-dir", "--db", "--root-key-provider", "--open-enrollment"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("serve --help does not explain %s", flag)
+		}
+	}
+}
