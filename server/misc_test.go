@@ -33,7 +33,9 @@ func TestNativeAPIBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		data, _ := io.ReadAll(resp.Body)
 		json.Unmarshal(data, &e)
 		return resp.StatusCode, e.Error.Message
