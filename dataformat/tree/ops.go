@@ -12,6 +12,7 @@ import (
 
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/dataformat/parquetmod"
 	"github.com/ppml-project/ppml/dataformat/stream"
 )
 
@@ -127,7 +128,7 @@ func Encrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 			})
 		case FormatParquet:
 			return writeAtomic(j.out, func(w io.Writer) error {
-				err := parquetEncrypt(w, f, j.size, key.Plaintext, opt.ParquetAlgorithm)
+				err := parquetmod.Encrypt(w, f, key.Plaintext, opt.ParquetAlgorithm)
 				progress(j.size)
 				return err
 			})
@@ -165,7 +166,7 @@ func Detect(path string) (Format, error) {
 		return FormatPPML, nil
 	case bigdl.LooksLikeHeader(buf):
 		return FormatBigDL, nil
-	case len(buf) >= 4 && string(buf[:4]) == "PAR1":
+	case len(buf) >= 4 && string(buf[:4]) == "PARE":
 		st, err := f.Stat()
 		if err != nil {
 			return FormatAuto, err
@@ -307,7 +308,7 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 				return err
 			}
 			return writeAtomic(j.out, func(w io.Writer) error {
-				err := parquetDecrypt(w, f, j.size, dk)
+				err := parquetmod.Decrypt(w, f, dk)
 				progress(j.size)
 				return err
 			})
@@ -348,13 +349,3 @@ func trunc(s string) string {
 	}
 	return s
 }
-
-// Parquet hooks, set by parquet.go.
-var (
-	parquetEncrypt = func(w io.Writer, src io.ReaderAt, size int64, dataKey, alg string) error {
-		return errors.New("parquet-modular format not built in")
-	}
-	parquetDecrypt = func(w io.Writer, src io.ReaderAt, size int64, dataKey string) error {
-		return errors.New("parquet-modular format not built in")
-	}
-)
