@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/dataformat/tree"
+)
+
+// cryptFlags are the flags shared by `ppml encrypt` and `ppml decrypt`.
+type cryptFlags struct {
+	in, out        string
+	format         string
+	primaryKeyFile string
+	chunkSize      int
+	parquetAlg     string
+	force          bool
+	quiet          bool
+	workers        int
+}
+
+func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.in, "in", "", "input file or directory (required)")
+	fl.StringVar(&f.out, "out", "", "output file or directory (default for a file: input plus/minus the format's extension)")
+	if encrypt {
+		fl.StringVar(&f.format, "format", "ppml", "output format: ppml (authenticated chunked AES-256-GCM), bigdl (BigDL/Spark .cbc + .meta), parquet-modular (BigDL-compatible Parquet encryption)")
+		fl.IntVar(&f.chunkSize, "chunk-size", 0, "ppml format: plaintext chunk size in bytes (default 65536)")
+		fl.StringVar(&f.parquetAlg, "parquet-algorithm", "AES_GCM_V1", "parquet-modular: AES_GCM_V1 or AES_GCM_CTR_V1")
+	} else {
+		fl.StringVar(&f.format, "format", "auto", "expected input format: auto (detect from content), ppml, bigdl or parquet-modular")
+	}
+	fl.StringVar(&f.primaryKeyFile, "primary-key-plaintext-file", "", "file whose first line is a base64 AES primary key (BigDL's spark.bigdl.primaryKey.<name>.plainText mode)")
+	fl.BoolVar(&f.force, "force", false, "replace existing output files")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar or summary")
+	fl.IntVar(&f.workers, "workers", 0, "files processed at once (default: number of CPUs)")
+	cmd.MarkFlagRequired("in")
+}
+
+// keySource builds the key source from the flags. KMS-backed sources (our
+// KMS, eHSM, BigDL KMS) are added here by their own flags.
+func (f *cryptFlags) keySource() (keysource.Source, error) {
+	if f.primaryKeyFile == "" {
+		return nil, errors.New("no key source: give --primary-key-plaintext-file FILE (a file holding a base64 AES key, e.g. made with `openssl rand -base64 32 > key.txt`)")
+	}
+	return keysource.LoadPlainTextFile(f.primaryKeyFile)
+}
+
+func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {
+	format, err := tree.ParseFormat(f.format)
+	if err != nil {
+		return tree.Options{}, nil, err
+	}
+	keys, err := f.keySource()
+	if err != nil {
+		return tree.Options{}, nil, err
+	}
+	alg := strings.ToUpper(f.parquetAlg)
+	if alg != "" && alg != "AES_GCM_V1" && alg != "AES_GCM_CTR_V1" {
+		return tree.Options{}, nil, fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", f.parquetAlg)
+	}
+	opt := tree.Options{
+		Format:           format,
+		Keys:             keys,
+		Workers:          f.workers,
+		Overwrite:        f.force,
+		ChunkSize:        f.chunkSize,
+		ParquetAlgorithm: alg,
+	}
+	finish := func() {}
+	if !f.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
+		var bar *progressbar.ProgressBar
+		opt.Start = func(total int64, files int) {
+			bar = progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionSetDescription(fmt.Sprintf("%s %d file(s)", cmd.Name(), files)),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionShowTotalBytes(true),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100_000_000),
+				progressbar.OptionClearOnFinish(),
+			)
+		}
+		opt.Progress = func(n int64) {
+			if bar != nil {
+				bar.Add64(n)
+			}
+		}
+		finish = func() {
+			if bar != nil {
+				bar.Finish()
+			}
+		}
+	}
+	return opt, finish, nil
+}
+
+func cryptContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return signal.NotifyContext(ctx, os.Interrupt)
+}
+
+func (f *cryptFlags) summary(cmd *cobra.Command, verb string, res tree.Result) {
+	if f.quiet {
+		return
+	}
+	w := cmd.ErrOrStderr()
+	fmt.Fprintf(w, "%s %d file(s) (%d input bytes)\n", verb, res.Files, res.Bytes)
+	if len(res.Outputs) == 1 {
+		fmt.Fprintf(w, "  -> %s\n", res.Outputs[0])
+	}
+	if n := len(res.Skipped); n > 0 {
+		fmt.Fprintf(w, "skipped %d hidden file(s) that Spark does not read (names starting with _ or .), e.g. %s\n", n, res.Skipped[0])
+	}
+}
+
+func newEncryptCmd() *cobra.Command {
+	var f cryptFlags
+	cmd := &cobra.Command{
+		Use:   "encrypt --in PATH [--out PATH] [--format ppml|bigdl|parquet-modular] KEY-SOURCE",
+		Short: "Encrypt a file or a directory tree",
+		Long: `Encrypt a file or a directory tree.
+
+Formats:
+  ppml             default; authenticated chunked AES-256-GCM (docs/format-ppml.md).
+                   NAME -> NAME.ppml
+  bigdl            BigDL PPML's COMMON format, readable by Spark with BigDL:
+                   NAME -> NAME.cbc, plus one .meta per directory
+  parquet-modular  Parquet modular encryption as BigDL writes it
+                   (needs .parquet inputs; one .meta per directory)
+
+Every output file is written to a temporary file, synced and renamed, so an
+interrupted run never leaves a file that looks complete. One data key is
+created per run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt, finish, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			if opt.Format == tree.FormatAuto {
+				return errors.New("--format auto is for decryption; choose ppml, bigdl or parquet-modular")
+			}
+			ctx, cancel := cryptContext(cmd)
+			defer cancel()
+			res, err := tree.Encrypt(ctx, f.in, f.out, opt)
+			finish()
+			if err != nil {
+				return fmt.Errorf("encrypt: %w", err)
+			}
+			f.summary(cmd, "encrypted", res)
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newDecryptCmd() *cobra.Command {
+	var f cryptFlags
+	cmd := &cobra.Command{
+		Use:   "decrypt --in PATH [--out PATH] KEY-SOURCE",
+		Short: "Decrypt a file or a directory tree (format detected from content)",
+		Long: `Decrypt a file or a directory tree written by ppml encrypt or by Spark with
+BigDL. The format of each file is detected from its content; the data key is
+found from the file header (ppml, bigdl) or the directory's .meta (bigdl,
+parquet-modular) and opened with the given key source.
+
+Integrity is checked before any plaintext is kept: a modified, truncated or
+reordered file makes the command fail, and no output file is left for it.
+BigDL .cbc files are verified in a first pass over the file before
+decryption starts. Decrypting a directory writes the same relative paths
+without the .cbc/.ppml extension.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt, finish, err := f.options(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cryptContext(cmd)
+			defer cancel()
+			res, err := tree.Decrypt(ctx, f.in, f.out, opt)
+			finish()
+			if err != nil {
+				return fmt.Errorf("decrypt: %w", err)
+			}
+			f.summary(cmd, "decrypted", res)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
+
+func init() {
+	extraCommands = append(extraCommands, newEncryptCmd, newDecryptCmd)
+}
