@@ -277,12 +277,7 @@ func Encrypt(dst io.Writer, src parquet.ReaderAtSeeker, dataKey, alg string) (er
 	if err != nil {
 		return fmt.Errorf("reading the Parquet schema: %w", err)
 	}
-	codec := compress.Codecs.Snappy
-	if rdr.NumRowGroups() > 0 && rdr.MetaData().Schema.NumColumns() > 0 {
-		if cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(0); err == nil {
-			codec = cc.Compression()
-		}
-	}
+	codec := sourceCodec(rdr)
 	arrProps := pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
 	psc, err := pqarrow.ToParquet(sc, parquet.NewWriterProperties(), arrProps)
 	if err != nil {
@@ -339,6 +334,18 @@ func copyRowGroups(dst io.Writer, fr *pqarrow.FileReader, n int, props *parquet.
 	return fw.Close()
 }
 
+// sourceCodec returns the compression of the input's first column chunk
+// (Snappy, Spark's default, for files without row groups), so that
+// re-encoding keeps the input's compression.
+func sourceCodec(rdr *file.Reader) compress.Compression {
+	if rdr.NumRowGroups() > 0 && rdr.MetaData().Schema.NumColumns() > 0 {
+		if cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(0); err == nil {
+			return cc.Compression()
+		}
+	}
+	return compress.Codecs.Snappy
+}
+
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
@@ -388,7 +395,7 @@ func Decrypt(dst io.Writer, src parquet.ReaderAtSeeker, dataKey string) (err err
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
-	codec := compress.Codecs.Snappy
+	codec := sourceCodec(rdr)
 	err = copyRowGroups(dst, fr, rdr.NumRowGroups(), parquet.NewWriterProperties(parquet.WithCompression(codec)),
 		pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
