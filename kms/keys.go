@@ -168,6 +168,10 @@ func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key
 
 // material unwraps one version of a key.
 func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byte, error) {
+	cacheKey := string(store.KeyMaterialAAD(k.ID, version, k.Owner, k.Spec))
+	if m, ok := s.cache.get(cacheKey); ok {
+		return m, nil
+	}
 	v, err := s.cfg.Store.GetKeyVersion(ctx, k.ID, version)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errorf(KindInvalid, "unknown_key_version", "key %s has no version %d", k.ID, version)
@@ -180,6 +184,7 @@ func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byt
 		s.cfg.Logger.Error("stored key material failed to unwrap: the row was modified or moved", "key_id", k.ID, "version", version)
 		return nil, errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
 	}
+	s.cache.put(cacheKey, m)
 	return m, nil
 }
 

@@ -44,8 +44,9 @@ type Config struct {
 
 // Service is the KMS core.
 type Service struct {
-	cfg Config
-	now func() time.Time
+	cfg   Config
+	now   func() time.Time
+	cache *materialCache
 }
 
 // New returns a Service.
@@ -62,7 +63,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, now: cfg.Now}
+	return &Service{cfg: cfg, now: cfg.Now, cache: newMaterialCache(10000)}
 }
 
 // Now returns the service clock's time.
@@ -185,6 +186,9 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	if err := s.requireUnsealed(); err != nil {
 		return nil, err
 	}
+	if key, ok := s.cache.get("app\x00" + appID); ok {
+		return key, nil
+	}
 	a, err := s.cfg.Store.GetApp(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "ehsm") {
 		return nil, errorf(KindUnauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID)
@@ -196,6 +200,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	if err != nil {
 		return nil, s.internal("authentication", fmt.Errorf("app %s secret: %w", appID, err))
 	}
+	s.cache.put("app\x00"+appID, key)
 	return key, nil
 }
 

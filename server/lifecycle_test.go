@@ -112,6 +112,15 @@ func TestRotationAndTampering(t *testing.T) {
 			if _, err := db.Exec(q(inst, `UPDATE key_versions SET material = ? WHERE key_id = ? AND version = 2`), flipped, k.ID); err != nil {
 				t.Fatal(err)
 			}
+			// The service checks rows when it loads them (it caches unwrapped
+			// material), so restart it on the tampered store.
+			restart := func() {
+				inst.Stop()
+				inst = servertest.Start(t, servertest.Options{Store: st, DataDir: inst.DataDir, DB: inst.DB})
+				cfg.URL = inst.URL
+				n, _ = client.NewNative(cfg)
+			}
+			restart()
 			if _, err := n.Decrypt(ctx, k.ID, ct2, []byte("aad")); err == nil || !strings.Contains(err.Error(), "integrity") {
 				t.Fatalf("tampered key row: %v", err)
 			}
@@ -124,6 +133,7 @@ func TestRotationAndTampering(t *testing.T) {
 			var otherMaterial []byte
 			db.QueryRow(q(inst, `SELECT material FROM key_versions WHERE key_id = ? AND version = 1`), other.ID).Scan(&otherMaterial)
 			db.Exec(q(inst, `UPDATE key_versions SET material = ? WHERE key_id = ? AND version = 1`), otherMaterial, k.ID)
+			restart()
 			if _, err := n.Decrypt(ctx, k.ID, ct1, []byte("aad")); err == nil || !strings.Contains(err.Error(), "integrity") {
 				t.Fatalf("swapped key row: %v", err)
 			}
