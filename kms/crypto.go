@@ -23,7 +23,7 @@ import (
 //
 //	version(1)=0x01 | key id (16, UUID bytes) | key version (4, big endian) | nonce (12) | AES-GCM(ciphertext || tag)
 //
-// The 33-byte header followed by the caller's AAD is the GCM associated
+// The 21-byte header followed by the caller's AAD is the GCM associated
 // data, so a ciphertext cannot be moved to another key or version. A 32-byte
 // data key becomes 81 bytes (108 base64 characters), well below the 376
 // bytes BigDL's file header allows.

@@ -7,8 +7,8 @@ import (
 	"github.com/ppml-project/ppml/kms"
 )
 
-// Payload limits (ehsm-protocol.md §11). Our ciphertexts carry a 33-byte
-// header more than upstream's, so the ciphertext limit is a little larger.
+// Payload limits (ehsm-protocol.md §11). Our ciphertexts carry a
+// header more than upstream's (21 bytes), so the ciphertext limit is a little larger.
 const (
 	maxPlaintextB64  = 8192
 	maxCiphertextB64 = 8448
