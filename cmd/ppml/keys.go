@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -93,6 +94,7 @@ func newKeysCmd() *cobra.Command {
 	var ips []net.IP
 	var days int
 	var noPlainKey bool
+	var certFile, keyFile string
 	gen := &cobra.Command{
 		Use:   "generate",
 		Short: "Generate the ssl-keys Secret: RSA-3072 key, CSR, self-signed certificate, PKCS#12 and JKS key stores, keys.yaml",
@@ -101,7 +103,8 @@ func newKeysCmd() *cobra.Command {
 
   server.key       RSA-3072 private key, PKCS#8 PEM, unencrypted
   server.csr       PKCS#10 request for that key
-  server.crt       self-signed certificate (--cn, --dns, --ip, --days)
+  server.crt       self-signed certificate (--cn, --dns, --ip, --days),
+                   or the chain given with --cert/--key
   server.pem       server.key followed by server.crt
   keystore.pkcs12  key + certificate, protected with the password (BigDL KMS HTTPS)
   keystore.jks     the same as a Java KeyStore; store and key password = the password (Spark TLS)
@@ -130,14 +133,27 @@ encryption at rest.`,
 				return err
 			}
 			defer clear(pw)
-			k, err := material.GenerateKeys(material.KeysOptions{
-				Password:     pw,
-				CommonName:   cn,
-				DNSNames:     dns,
-				IPs:          ips,
-				Days:         days,
-				OmitPlainKey: noPlainKey,
-			})
+			opts := material.KeysOptions{Password: pw, OmitPlainKey: noPlainKey}
+			if certFile != "" || keyFile != "" {
+				if certFile == "" || keyFile == "" {
+					return fmt.Errorf("--cert and --key go together")
+				}
+				for _, n := range []string{"cn", "dns", "ip", "days"} {
+					if cmd.Flags().Changed(n) {
+						return fmt.Errorf("--%s cannot be combined with --cert: the supplied certificate defines it", n)
+					}
+				}
+				if opts.CertPEM, err = os.ReadFile(certFile); err != nil {
+					return fmt.Errorf("--cert: %w", err)
+				}
+				if opts.KeyPEM, err = os.ReadFile(keyFile); err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				defer clear(opts.KeyPEM)
+			} else {
+				opts.CommonName, opts.DNSNames, opts.IPs, opts.Days = cn, dns, ips, days
+			}
+			k, err := material.GenerateKeys(opts)
 			if err != nil {
 				return err
 			}
@@ -154,6 +170,8 @@ encryption at rest.`,
 	fs.StringSliceVar(&dns, "dns", nil, "DNS subjectAltName (repeatable or comma-separated), e.g. bigdl-kms.default.svc")
 	fs.IPSliceVar(&ips, "ip", nil, "IP subjectAltName (repeatable or comma-separated)")
 	fs.IntVar(&days, "days", material.DefaultDays, "certificate validity in days")
+	fs.StringVar(&certFile, "cert", "", "use this PEM certificate chain (leaf first, e.g. CA-signed) instead of a self-signed certificate; needs --key")
+	fs.StringVar(&keyFile, "key", "", "unencrypted PEM private key (RSA or ECDSA) of --cert")
 	fs.BoolVar(&noPlainKey, "no-plain-key", false, "leave out server.key and server.pem (unencrypted key copies not read by Spark or the BigDL KMS)")
 	keys.AddCommand(gen)
 	return keys

@@ -68,6 +68,18 @@ func TestKeysCLIGenerate(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Operator-supplied certificate and key.
+	kd := filepath.Join(root, "keys")
+	if _, err := runKeysCmd(t, "", "keys", "generate", "--out", filepath.Join(root, "keys2"), "--password-file", pwFile,
+		"--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.key")); err != nil {
+		t.Fatal(err)
+	}
+	c1, _ := os.ReadFile(filepath.Join(kd, "server.crt"))
+	c2, _ := os.ReadFile(filepath.Join(root, "keys2", "server.crt"))
+	if !bytes.Equal(c1, c2) {
+		t.Fatal("--cert not used")
+	}
+
 	// Bad input: precise errors, no folder.
 	bad := filepath.Join(root, "bad")
 	for _, c := range []struct {
@@ -82,6 +94,9 @@ func TestKeysCLIGenerate(t *testing.T) {
 		{"", []string{"password", "generate", "--out", filepath.Join(root, "no", "password"), "--password-file", pwFile}, "does not exist"},
 		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--dry-run"}, "--dry-run needs --apply"},
 		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--dns", "not a name"}, "invalid DNS name"},
+		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt")}, "--cert and --key go together"},
+		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.key"), "--cn", "x"}, "--cn cannot be combined with --cert"},
+		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.csr")}, "no PEM private key"},
 	} {
 		_, err := runKeysCmd(t, c.stdin, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -92,7 +107,7 @@ func TestKeysCLIGenerate(t *testing.T) {
 		}
 	}
 	ents, _ := os.ReadDir(root)
-	if len(ents) != 3 {
+	if len(ents) != 4 {
 		t.Fatalf("leftovers: %v", ents)
 	}
 }

@@ -2,6 +2,8 @@ package material
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -48,6 +50,12 @@ type KeysOptions struct {
 	IPs      []net.IP
 	// Days is the certificate validity; DefaultDays when zero.
 	Days int
+	// CertPEM and KeyPEM, when set, are an operator-supplied (for example
+	// CA-signed) certificate chain, leaf first, and its unencrypted private
+	// key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1 PEM). They replace the
+	// generated key and self-signed certificate; CommonName, DNSNames, IPs
+	// and Days must then be unset.
+	CertPEM, KeyPEM []byte
 	// OmitPlainKey leaves out server.key and server.pem, the unencrypted
 	// copies of the private key (the key stores are all Spark and the BigDL
 	// KMS read).
@@ -62,7 +70,7 @@ type KeysOptions struct {
 type Keys struct {
 	ServerKey []byte // PKCS#8 PEM, unencrypted (nil with OmitPlainKey)
 	ServerCSR []byte // PKCS#10 PEM
-	ServerCRT []byte // X.509 PEM
+	ServerCRT []byte // X.509 PEM: the certificate, then any chain certificates
 	ServerPEM []byte // ServerKey followed by ServerCRT (nil with OmitPlainKey)
 	PKCS12    []byte // keystore.pkcs12
 	JKS       []byte // keystore.jks
@@ -88,7 +96,9 @@ func (k *Keys) Files() map[string][]byte {
 }
 
 // GenerateKeys creates an RSA-3072 key, a CSR and a self-signed certificate
-// for it, and the PKCS#12 and JKS key stores holding key and certificate.
+// for it (or takes the operator's certificate and key, see
+// KeysOptions.CertPEM), and the PKCS#12 and JKS key stores holding key and
+// certificate chain.
 func GenerateKeys(opts KeysOptions) (*Keys, error) {
 	if err := ValidatePassword(opts.Password); err != nil {
 		return nil, err
@@ -101,6 +111,74 @@ func GenerateKeys(opts KeysOptions) (*Keys, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	var (
+		key   crypto.Signer
+		chain []*x509.Certificate
+		err   error
+	)
+	if opts.CertPEM != nil || opts.KeyPEM != nil {
+		key, chain, err = suppliedCertificate(opts, now())
+	} else {
+		key, chain, err = selfSigned(opts, rnd, now())
+	}
+	if err != nil {
+		return nil, err
+	}
+	cert := chain[0]
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode private key: %w", err)
+	}
+
+	csrDER, err := x509.CreateCertificateRequest(rnd, &x509.CertificateRequest{
+		Subject:     cert.Subject,
+		DNSNames:    cert.DNSNames,
+		IPAddresses: cert.IPAddresses,
+	}, key)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate request: %w", err)
+	}
+
+	p12, err := pkcs12.Modern.WithRand(rnd).Encode(key, cert, chain[1:], string(opts.Password))
+	if err != nil {
+		return nil, fmt.Errorf("encode keystore.pkcs12: %w", err)
+	}
+
+	jchain := make([]keystore.Certificate, len(chain))
+	var crt []byte
+	for i, c := range chain {
+		jchain[i] = keystore.Certificate{Type: "X509", Content: c.Raw}
+		crt = append(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	ks := keystore.New(keystore.WithCustomRandomNumberGenerator(rnd))
+	if err := ks.SetPrivateKeyEntry(KeystoreAlias, keystore.PrivateKeyEntry{
+		CreationTime:     now().UTC().Truncate(time.Second),
+		PrivateKey:       pkcs8,
+		CertificateChain: jchain,
+	}, opts.Password); err != nil {
+		return nil, fmt.Errorf("add key to keystore.jks: %w", err)
+	}
+	var jks bytes.Buffer
+	if err := ks.Store(&jks, opts.Password); err != nil {
+		return nil, fmt.Errorf("encode keystore.jks: %w", err)
+	}
+
+	k := &Keys{
+		ServerCSR:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
+		ServerCRT:   crt,
+		PKCS12:      p12,
+		JKS:         jks.Bytes(),
+		Certificate: cert,
+	}
+	if !opts.OmitPlainKey {
+		k.ServerKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+		k.ServerPEM = append(append([]byte(nil), k.ServerKey...), k.ServerCRT...)
+	}
+	return k, nil
+}
+
+// selfSigned generates the RSA-3072 key and the self-signed certificate.
+func selfSigned(opts KeysOptions, rnd io.Reader, now time.Time) (crypto.Signer, []*x509.Certificate, error) {
 	cn := strings.TrimSpace(opts.CommonName)
 	if cn == "" {
 		cn = DefaultCN
@@ -110,20 +188,20 @@ func GenerateKeys(opts KeysOptions) (*Keys, error) {
 		days = DefaultDays
 	}
 	if days < 0 {
-		return nil, fmt.Errorf("certificate validity must be positive, got %d days", days)
+		return nil, nil, fmt.Errorf("certificate validity must be positive, got %d days", days)
 	}
 	dnsNames := make([]string, 0, len(opts.DNSNames)+1)
 	for _, d := range opts.DNSNames {
 		d = strings.TrimSpace(d)
 		if !validDNSName(d) {
-			return nil, fmt.Errorf("invalid DNS name %q for the certificate", d)
+			return nil, nil, fmt.Errorf("invalid DNS name %q for the certificate", d)
 		}
 		dnsNames = append(dnsNames, d)
 	}
 	ips := append([]net.IP(nil), opts.IPs...)
 	for _, ip := range ips {
 		if ip == nil {
-			return nil, errors.New("invalid (nil) IP address for the certificate")
+			return nil, nil, errors.New("invalid (nil) IP address for the certificate")
 		}
 	}
 	if len(dnsNames) == 0 && len(ips) == 0 && validDNSName(cn) {
@@ -132,29 +210,15 @@ func GenerateKeys(opts KeysOptions) (*Keys, error) {
 
 	key, err := rsa.GenerateKey(rnd, ServerKeyBits)
 	if err != nil {
-		return nil, fmt.Errorf("generate RSA-%d key: %w", ServerKeyBits, err)
+		return nil, nil, fmt.Errorf("generate RSA-%d key: %w", ServerKeyBits, err)
 	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encode private key: %w", err)
-	}
-	subject := pkix.Name{CommonName: cn}
-
-	csrDER, err := x509.CreateCertificateRequest(rnd, &x509.CertificateRequest{
-		Subject:     subject,
-		DNSNames:    dnsNames,
-		IPAddresses: ips,
-	}, key)
-	if err != nil {
-		return nil, fmt.Errorf("create certificate request: %w", err)
-	}
-
 	serial, err := rand.Int(rnd, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, fmt.Errorf("certificate serial: %w", err)
+		return nil, nil, fmt.Errorf("certificate serial: %w", err)
 	}
 	serial.Add(serial, big.NewInt(1)) // never zero
-	t0 := now().Add(-5 * time.Minute).UTC().Truncate(time.Second)
+	t0 := now.Add(-5 * time.Minute).UTC().Truncate(time.Second)
+	subject := pkix.Name{CommonName: cn}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               subject,
@@ -168,43 +232,99 @@ func GenerateKeys(opts KeysOptions) (*Keys, error) {
 	}
 	certDER, err := x509.CreateCertificate(rnd, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("create self-signed certificate: %w", err)
+		return nil, nil, fmt.Errorf("create self-signed certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
-		return nil, fmt.Errorf("parse generated certificate: %w", err)
+		return nil, nil, fmt.Errorf("parse generated certificate: %w", err)
 	}
+	return key, []*x509.Certificate{cert}, nil
+}
 
-	p12, err := pkcs12.Modern.WithRand(rnd).Encode(key, cert, nil, string(opts.Password))
+// suppliedCertificate parses and checks the operator's certificate chain
+// and private key.
+func suppliedCertificate(opts KeysOptions, now time.Time) (crypto.Signer, []*x509.Certificate, error) {
+	if opts.CertPEM == nil || opts.KeyPEM == nil {
+		return nil, nil, errors.New("an operator-supplied certificate needs both the certificate and its private key")
+	}
+	if opts.CommonName != "" || len(opts.DNSNames) > 0 || len(opts.IPs) > 0 || opts.Days != 0 {
+		return nil, nil, errors.New("common name, DNS names, IP addresses and validity come from the supplied certificate; do not set them too")
+	}
+	var chain []*x509.Certificate
+	rest := opts.CertPEM
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("certificate %d of the supplied chain: %w", len(chain)+1, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, nil, errors.New("the supplied certificate file holds no PEM CERTIFICATE block")
+	}
+	key, err := parsePrivateKeyPEM(opts.KeyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("encode keystore.pkcs12: %w", err)
+		return nil, nil, fmt.Errorf("supplied private key: %w", err)
 	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(chain[0].PublicKey) {
+		return nil, nil, errors.New("the supplied private key does not match the first certificate of the chain")
+	}
+	if now.After(chain[0].NotAfter) {
+		return nil, nil, fmt.Errorf("the supplied certificate expired on %s", chain[0].NotAfter.UTC().Format(time.RFC3339))
+	}
+	for i := 1; i < len(chain); i++ {
+		if err := chain[i-1].CheckSignatureFrom(chain[i]); err != nil {
+			return nil, nil, fmt.Errorf("supplied chain: certificate %d is not signed by certificate %d: %w", i, i+1, err)
+		}
+	}
+	return key, chain, nil
+}
 
-	ks := keystore.New(keystore.WithCustomRandomNumberGenerator(rnd))
-	if err := ks.SetPrivateKeyEntry(KeystoreAlias, keystore.PrivateKeyEntry{
-		CreationTime:     t0,
-		PrivateKey:       pkcs8,
-		CertificateChain: []keystore.Certificate{{Type: "X509", Content: certDER}},
-	}, opts.Password); err != nil {
-		return nil, fmt.Errorf("add key to keystore.jks: %w", err)
+// parsePrivateKeyPEM reads an unencrypted RSA or ECDSA key: PKCS#8,
+// PKCS#1 or SEC 1.
+func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("no PEM private key block")
+		}
+		if x509.IsEncryptedPEMBlock(b) || b.Type == "ENCRYPTED PRIVATE KEY" { //nolint:staticcheck // detection only
+			return nil, errors.New("the private key is encrypted; supply it unencrypted (it is stored in the key stores under the password)")
+		}
+		var k any
+		var err error
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(b.Bytes)
+		default:
+			continue // e.g. EC PARAMETERS
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch k := k.(type) {
+		case *rsa.PrivateKey:
+			return k, nil
+		case *ecdsa.PrivateKey:
+			return k, nil
+		default:
+			return nil, fmt.Errorf("unsupported key type %T (want RSA or ECDSA)", k)
+		}
 	}
-	var jks bytes.Buffer
-	if err := ks.Store(&jks, opts.Password); err != nil {
-		return nil, fmt.Errorf("encode keystore.jks: %w", err)
-	}
-
-	k := &Keys{
-		ServerCSR:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}),
-		ServerCRT:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}),
-		PKCS12:      p12,
-		JKS:         jks.Bytes(),
-		Certificate: cert,
-	}
-	if !opts.OmitPlainKey {
-		k.ServerKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
-		k.ServerPEM = append(append([]byte(nil), k.ServerKey...), k.ServerCRT...)
-	}
-	return k, nil
 }
 
 // validDNSName accepts host names and wildcard host names (RFC 1123 labels).
