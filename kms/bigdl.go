@@ -95,6 +95,9 @@ func (s *Service) GetNamedDataKey(ctx context.Context, c Caller, pkName, dkName 
 		return "", err
 	}
 	keyID = pk.ID
+	if bound(pk) {
+		return "", attestationRequired(pk)
+	}
 	dk, err := s.cfg.Store.GetDataKey(ctx, c.ID, dkName)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", errorf(KindNotFound, "datakey_not_found", "data key [%s] does not exist for this user; create it first (POST /dataKey/%s)", dkName, dkName)

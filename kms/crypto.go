@@ -99,12 +99,15 @@ func (s *Service) open(ctx context.Context, k store.Key, ct, aad []byte) ([]byte
 }
 
 func (s *Service) symmetricKey(ctx context.Context, c Caller, id string) (store.Key, error) {
-	k, err := s.usableKey(ctx, c, id)
+	return s.checkAES(s.usableKey(ctx, c, id))
+}
+
+func (s *Service) checkAES(k store.Key, err error) (store.Key, error) {
 	if err != nil {
 		return k, err
 	}
 	if spec, _ := LookupSpec(k.Spec); spec.Family != FamilyAES {
-		return k, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", id, k.Spec)
+		return k, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", k.ID, k.Spec)
 	}
 	return k, nil
 }
@@ -125,7 +128,7 @@ func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext
 // Decrypt decrypts a ciphertext made by Encrypt or GenerateDataKey*.
 func (s *Service) Decrypt(ctx context.Context, c Caller, keyID string, ct, aad []byte) (pt []byte, err error) {
 	defer func() { s.record(c, "Decrypt", keyID, err) }()
-	k, err := s.symmetricKey(ctx, c, keyID)
+	k, err := s.checkAES(s.revealingKey(ctx, c, keyID))
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +167,10 @@ func (s *Service) GenerateDataKey(ctx context.Context, c Caller, keyID string, n
 // privateKey loads the current private key of an asymmetric key.
 func (s *Service) privateKey(ctx context.Context, c Caller, id string) (store.Key, crypto.Signer, error) {
 	k, err := s.usableKey(ctx, c, id)
+	return s.parsePrivateKey(ctx, id, k, err)
+}
+
+func (s *Service) parsePrivateKey(ctx context.Context, id string, k store.Key, err error) (store.Key, crypto.Signer, error) {
 	if err != nil {
 		return k, nil, err
 	}
@@ -185,7 +192,7 @@ func (s *Service) privateKey(ctx context.Context, c Caller, id string) (store.Ke
 // ukeyID (RSA-OAEP-SHA256), so it can be handed to the holder of ukeyID.
 func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID string, oldCT, aad []byte) (out []byte, err error) {
 	defer func() { s.record(c, "ExportDataKey", keyID, err) }()
-	k, err := s.symmetricKey(ctx, c, keyID)
+	k, err := s.checkAES(s.revealingKey(ctx, c, keyID))
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +346,8 @@ func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string,
 // AsymmetricDecrypt decrypts with an RSA key (OAEP, SHA-256).
 func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string, ct []byte, padding string) (pt []byte, err error) {
 	defer func() { s.record(c, "AsymmetricDecrypt", keyID, err) }()
-	k, signer, err := s.privateKey(ctx, c, keyID)
+	k, err := s.revealingKey(ctx, c, keyID)
+	k, signer, err := s.parsePrivateKey(ctx, keyID, k, err)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,13 @@ type CreateKeyRequest struct {
 	Origin string // EH_INTERNAL_KEY (default); EH_EXTERNAL_KEY is refused
 	Usage  string // optional
 	Name   string // optional per-owner unique name
+	// ReleasePolicies binds the key to attestation policies of the owner:
+	// its plaintext is then released only to attested workloads.
+	ReleasePolicies []string
+	// Decrypters are apps (the owner included only if listed) that may
+	// still decrypt a bound key without attestation, e.g. data owners
+	// reading results.
+	Decrypters []string
 }
 
 func generateMaterial(spec Spec) ([]byte, error) {
@@ -104,13 +111,17 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest)
 			return ki, err
 		}
 	}
+	if err := s.checkBinding(ctx, c, req); err != nil {
+		return ki, err
+	}
 	material, err := generateMaterial(spec)
 	if err != nil {
 		return ki, s.internal("CreateKey", err)
 	}
 	now := s.now().UTC()
 	k := store.Key{ID: uuid.NewString(), Owner: c.ID, Name: req.Name, Spec: spec.Name, Origin: req.Origin, Usage: req.Usage,
-		State: store.StateEnabled, CurrentVersion: 1, CreatedAt: now}
+		State: store.StateEnabled, CurrentVersion: 1, CreatedAt: now,
+		ReleasePolicies: req.ReleasePolicies, Decrypters: req.Decrypters}
 	wrapped, err := s.cfg.Root.Wrap(material, store.KeyMaterialAAD(k.ID, 1, k.Owner, k.Spec))
 	if err != nil {
 		return ki, s.internal("CreateKey", err)
@@ -123,6 +134,28 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest)
 		return ki, s.internal("CreateKey", err)
 	}
 	return info(k), nil
+}
+
+func (s *Service) checkBinding(ctx context.Context, c Caller, req CreateKeyRequest) error {
+	if len(req.Decrypters) > 0 && len(req.ReleasePolicies) == 0 {
+		return errorf(KindInvalid, "decrypters_without_policy", "decrypters only make sense for a key bound to release policies; add --release-policy or drop --decrypter")
+	}
+	if len(req.ReleasePolicies) == 0 {
+		return nil
+	}
+	if s.release == nil {
+		return errorf(KindUnsupported, "no_attestation", "this server has no attestation service, so keys cannot be bound to release policies")
+	}
+	if err := s.release.CheckPolicies(ctx, c.ID, req.ReleasePolicies); err != nil {
+		return err
+	}
+	for _, app := range req.Decrypters {
+		a, err := s.cfg.Store.GetApp(ctx, app)
+		if err != nil || a.Kind != "ehsm" {
+			return errorf(KindInvalid, "unknown_decrypter", "decrypter %q is not an enrolled app id", app)
+		}
+	}
+	return nil
 }
 
 func notFoundKey(id string) error {

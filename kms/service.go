@@ -44,9 +44,10 @@ type Config struct {
 
 // Service is the KMS core.
 type Service struct {
-	cfg   Config
-	now   func() time.Time
-	cache *materialCache
+	cfg     Config
+	now     func() time.Time
+	cache   *materialCache
+	release ReleaseAuthorizer
 }
 
 // New returns a Service.

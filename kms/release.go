@@ -1,0 +1,139 @@
+package kms
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"slices"
+
+	"github.com/ppml-project/ppml/store"
+)
+
+// Attested key release. A key bound to attestation policies (ReleasePolicies)
+// never reveals plaintext to an app id and API key alone: Decrypt,
+// ExportDataKey, AsymmetricDecrypt and BigDL's GET /dataKey are refused,
+// except to the apps its owner named as Decrypters (data owners reading
+// results). Its plaintext reaches a workload only through Release: with a
+// fresh attestation token whose claims satisfy one of the bound policies,
+// HPKE-encrypted to the ephemeral public key the workload committed to in
+// the quote's runtime data, so it never crosses the network in the clear.
+
+// ReleaseAuthorizer verifies an attestation token presented by the app
+// callerAppID against the policies (owned by owner) a key is bound to, and
+// returns the SHA-256 of the runtime data the token commits to. The
+// attestation service implements it; it is injected to keep kms free of
+// attestation imports.
+type ReleaseAuthorizer interface {
+	AuthorizeRelease(ctx context.Context, token, callerAppID, owner string, policyIDs []string) (runtimeDataSHA256 []byte, err error)
+	// CheckPolicies reports an error unless every id is a policy of owner.
+	CheckPolicies(ctx context.Context, owner string, policyIDs []string) error
+}
+
+// HPKE suite of released keys: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+// AES-256-GCM (RFC 9180), with info binding the key id.
+var (
+	releaseKEM  = hpke.DHKEM(ecdh.X25519())
+	releaseKDF  = hpke.HKDFSHA256()
+	releaseAEAD = hpke.AES256GCM()
+)
+
+// ReleaseInfo is the HPKE info string of a release of keyID.
+func ReleaseInfo(keyID string) []byte { return []byte("ppml key release v1\x00" + keyID) }
+
+// SetReleaseAuthorizer installs the attestation check used by Release.
+func (s *Service) SetReleaseAuthorizer(a ReleaseAuthorizer) { s.release = a }
+
+func bound(k store.Key) bool { return len(k.ReleasePolicies) > 0 }
+
+func attestationRequired(k store.Key) error {
+	return errorf(KindForbidden, "attestation_required",
+		"key %s is bound to attestation policies: its plaintext is released only to an attested workload (ppml attest, or POST /v1/keys/%s/release with a token from /v1/attestation/verify), or to the apps its owner named as decrypters", k.ID, k.ID)
+}
+
+// revealingKey loads a key for an operation that reveals plaintext: the
+// owner or a named decrypter may use it; for a bound key only decrypters.
+func (s *Service) revealingKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	if err := s.requireUnsealed(); err != nil {
+		return store.Key{}, err
+	}
+	k, err := s.cfg.Store.GetKey(ctx, id)
+	if err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
+		c.ID = k.Owner // a named decrypter acts with the owner's rights here
+	}
+	k, err = s.usableKey(ctx, c, id)
+	if err != nil {
+		return k, err
+	}
+	if bound(k) && !slices.Contains(k.Decrypters, c.ID) {
+		return k, attestationRequired(k)
+	}
+	return k, nil
+}
+
+// Release decrypts a data key ciphertext made under a bound key and returns
+// it HPKE-sealed to the X25519 public key in runtimeData, after the token
+// proved that the caller's workload runs code a bound policy accepts.
+func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertext, aad []byte, token string, runtimeData []byte) (sealed []byte, err error) {
+	defer func() { s.record(c, "ReleaseKey", keyID, err) }()
+	if err := s.requireUnsealed(); err != nil {
+		return nil, err
+	}
+	k, err := s.cfg.Store.GetKey(ctx, keyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFoundKey(keyID)
+	}
+	if err != nil {
+		return nil, s.internal("ReleaseKey", err)
+	}
+	owner := Caller{ID: k.Owner}
+	if k, err = s.usableKey(ctx, owner, keyID); err != nil {
+		return nil, err
+	}
+	if !bound(k) {
+		return nil, errorf(KindInvalid, "key_not_bound", "key %s is not bound to an attestation policy; nothing to release (its owner decrypts with Decrypt)", keyID)
+	}
+	if s.release == nil {
+		return nil, errorf(KindUnsupported, "no_attestation", "this server has no attestation service to check release tokens")
+	}
+	if token == "" {
+		return nil, errorf(KindUnauthenticated, "missing_token", "an attestation token is required: get one from POST /v1/attestation/verify")
+	}
+	want, err := s.release.AuthorizeRelease(ctx, token, c.ID, k.Owner, k.ReleasePolicies)
+	if err != nil {
+		return nil, err
+	}
+	got := sha256.Sum256(runtimeData)
+	if subtle.ConstantTimeCompare(got[:], want) != 1 {
+		return nil, errorf(KindForbidden, "runtime_data_mismatch", "the runtime_data sent is not the one the attested quote committed to (SHA-256 differs from the token's runtime_data_sha256)")
+	}
+	pub, err := releaseKEM.NewPublicKey(runtimeData)
+	if err != nil {
+		return nil, errorf(KindInvalid, "bad_release_key", "runtime_data must be the workload's 32-byte X25519 public key for HPKE (RFC 9180, DHKEM(X25519))")
+	}
+	pt, err := s.open(ctx, k, ciphertext, aad)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err = hpke.Seal(pub, releaseKDF, releaseAEAD, ReleaseInfo(keyID), pt)
+	if err != nil {
+		return nil, s.internal("ReleaseKey", err)
+	}
+	return sealed, nil
+}
+
+// OpenRelease is the workload's side: it opens a released key with the
+// X25519 private key whose public half was the runtime data.
+func OpenRelease(priv *ecdh.PrivateKey, keyID string, sealed []byte) ([]byte, error) {
+	k, err := hpke.NewDHKEMPrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := hpke.Open(k, releaseKDF, releaseAEAD, ReleaseInfo(keyID), sealed)
+	if err != nil {
+		return nil, errors.New("the released key does not open with this workload's private key")
+	}
+	return pt, nil
+}
