@@ -15,6 +15,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	attest   *prometheus.CounterVec
 }
 
 // State is what the metrics read at scrape time.
@@ -29,15 +30,19 @@ func New(state State) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ppml_requests_total",
-			Help: "API requests by protocol (ehsm, bigdl-kms, native, operator), action and result (ok or a reason code).",
+			Help: "API requests by protocol (ehsm, bigdl-kms, bigdl-as, native, operator), action and result (ok or a reason code).",
 		}, []string{"api", "action", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ppml_request_duration_seconds",
 			Help:    "API request latency by protocol and action.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"api", "action"}),
+		attest: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ppml_attestation_results_total",
+			Help: "Quote verifications by TEE (sgx, tdx, unknown), TCB status (none when verification stopped earlier) and result (accepted or the refusal reason).",
+		}, []string{"tee", "tcb_status", "result"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration,
+	m.Registry.MustRegister(m.requests, m.duration, m.attest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if state != nil {
 		m.Registry.MustRegister(&stateCollector{state: state})
@@ -52,6 +57,20 @@ func (m *Metrics) Observe(api, action, result string, d time.Duration) {
 	}
 	m.requests.WithLabelValues(api, action, result).Inc()
 	m.duration.WithLabelValues(api, action).Observe(d.Seconds())
+}
+
+// Attestation records one quote verification outcome.
+func (m *Metrics) Attestation(tee, tcbStatus, result string) {
+	if m == nil {
+		return
+	}
+	if tee == "" {
+		tee = "unknown"
+	}
+	if tcbStatus == "" {
+		tcbStatus = "none"
+	}
+	m.attest.WithLabelValues(tee, tcbStatus, result).Inc()
 }
 
 var (

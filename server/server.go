@@ -20,10 +20,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ppml-project/ppml/api/attestapi"
+	"github.com/ppml-project/ppml/api/bigdlas"
 	"github.com/ppml-project/ppml/api/bigdlkms"
 	"github.com/ppml-project/ppml/api/ehsm"
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/api/native"
+	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
@@ -37,6 +40,7 @@ import (
 type Config struct {
 	Addr         string // main listener, every API
 	BigDLKMSAddr string // optional extra listener (BigDL's 9876)
+	BigDLASAddr  string // optional extra listener (BigDL AS's 9875), GET / answers the AS banner
 
 	DataDir      string
 	DB           string // postgres://... or a SQLite path; default <data-dir>/ppml.db
@@ -55,6 +59,14 @@ type Config struct {
 	EHSMMirrorStatus      bool
 	AuditLog              string // default <data-dir>/audit.log
 
+	// Attestation Service.
+	AllowSimulation bool   // accept simulated quotes (simulation PKI in SimDir)
+	SimDir          string // default <data-dir>/sim, created on first start
+	CollateralFile  string // one collateral JSON file for Intel quotes
+	CollateralDir   string // offline collateral directory (TEE, FMSPC, CA)
+	PCCSURL         string // Intel PCS / PCCS v4 base URL
+	PCCSAPIKey      string // Ocp-Apim-Subscription-Key for the Intel PCS
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -65,6 +77,7 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	svc      *kms.Service
+	attest   *attestation.Service
 	audit    *audit.Logger
 	metrics  *metrics.Metrics
 	tlsCert  *tls.Certificate
@@ -154,6 +167,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
 	}
 	s.metrics = metrics.New(s.svc)
+	simDir := cfg.SimDir
+	if simDir == "" {
+		simDir = filepath.Join(cfg.DataDir, "sim")
+	}
+	s.attest, err = attestation.New(ctx, attestation.Config{KMS: s.svc, Store: st, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
+		AllowSimulation: cfg.AllowSimulation, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
+		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey})
+	if err != nil {
+		return nil, fmt.Errorf("attestation service: %w", err)
+	}
 
 	if !cfg.InsecureHTTP {
 		var cert tls.Certificate
@@ -214,6 +237,9 @@ func loadAdminToken(cfg Config) (string, error) {
 // Service returns the kms core.
 func (s *Server) Service() *kms.Service { return s.svc }
 
+// Attestation returns the Attestation Service core.
+func (s *Server) Attestation() *attestation.Service { return s.attest }
+
 // Metrics returns the metrics registry holder.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
@@ -227,17 +253,21 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus})
+	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest}})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
-	mux.Handle("/v1/", native.New(s.svc, s.metrics))
+	mux.Handle("/v1/", native.New(s.svc, s.metrics, attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()...))
+	as := bigdlas.New(s.svc, s.attest, s.metrics)
+	for _, p := range bigdlas.Routes {
+		mux.Handle(p, as)
+	}
 	bd := bigdlkms.New(s.svc, bigdlkms.Options{Metrics: s.metrics, LegacyFailClosed: s.cfg.BigDLLegacyFailClosed})
 	for _, p := range bigdlkms.Routes {
 		mux.Handle(p, bd)
 	}
 	mux.HandleFunc("/{$}", bd.ServeHTTP)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		native.WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no route %s %s: the APIs are /ehsm, /v1/, the BigDL KMS routes, /healthz, /readyz and /metrics", r.Method, r.URL.Path)})
+		native.WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no route %s %s: the APIs are /ehsm, /v1/, the BigDL KMS and AS routes, /healthz, /readyz and /metrics", r.Method, r.URL.Path)})
 	})
 	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// BigDL's Scala client sends //dataKey/...; route it as /dataKey/...
@@ -283,7 +313,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // Listen opens the configured listeners.
 func (s *Server) Listen() ([]net.Listener, error) {
 	var ls []net.Listener
-	for _, addr := range []string{s.cfg.Addr, s.cfg.BigDLKMSAddr} {
+	for i, addr := range []string{s.cfg.Addr, s.cfg.BigDLKMSAddr, s.cfg.BigDLASAddr} {
 		if addr == "" {
 			continue
 		}
@@ -294,10 +324,18 @@ func (s *Server) Listen() ([]net.Listener, error) {
 			}
 			return nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
+		if i == 2 {
+			l = ASListener{l}
+		}
 		ls = append(ls, l)
 	}
 	return ls, nil
 }
+
+// ASListener marks the BigDL AS listener: there GET / answers the BigDL
+// Remote Attestation Service banner (BigDL's check-service.sh greps for it)
+// instead of the BigDL KMS one; every other route is the same.
+type ASListener struct{ net.Listener }
 
 // Serve serves on the listeners until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
@@ -312,8 +350,17 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	if s.tlsCert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
 	}
+	asSrv := &http.Server{
+		Handler:           bigdlas.BannerHandler(s.handler),
+		ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout, WriteTimeout: srv.WriteTimeout,
+		IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, TLSConfig: srv.TLSConfig,
+	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
+		hs := srv
+		if _, ok := l.(ASListener); ok {
+			hs = asSrv
+		}
 		scheme := "https"
 		if s.tlsCert == nil {
 			scheme = "http"
@@ -322,9 +369,9 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		go func(l net.Listener) {
 			var err error
 			if s.tlsCert != nil {
-				err = srv.ServeTLS(l, "", "")
+				err = hs.ServeTLS(l, "", "")
 			} else {
-				err = srv.Serve(l)
+				err = hs.Serve(l)
 			}
 			if !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
@@ -339,6 +386,7 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	asSrv.Shutdown(shutCtx)
 	return srv.Shutdown(shutCtx)
 }
 
@@ -357,6 +405,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 		}
 		if err := s.store.PurgeRequests(ctx, s.svc.Now().Add(-ehsm.ReplayRetention)); err != nil && ctx.Err() == nil {
 			s.log.Error("purging replay records", "err", err)
+		}
+		if err := s.attest.Purge(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("purging expired attestation nonces", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -72,8 +72,8 @@ type DataKey struct {
 // RootWrapped is a row whose blob is wrapped under the root key, handed to a
 // rewrap function during root key rotation.
 type RootWrapped struct {
-	Kind    string // "key_version" or "app"
-	ID      string // app id, or key id
+	Kind    string // "key_version", "app" or "meta" (a WrappedMetaPrefix entry)
+	ID      string // app id, key id, or meta name
 	Version int
 	Owner   string // key owner (key_version only)
 	Spec    string // key spec (key_version only)
@@ -84,6 +84,9 @@ type RootWrapped struct {
 func (r RootWrapped) AAD() []byte {
 	if r.Kind == "app" {
 		return AppSecretAAD(r.ID)
+	}
+	if r.Kind == "meta" {
+		return WrappedMetaAAD(r.ID)
 	}
 	return KeyMaterialAAD(r.ID, r.Version, r.Owner, r.Spec)
 }

@@ -30,14 +30,22 @@ func newServeCmd() *cobra.Command {
 	var cfg server.Config
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the KMS (eHSM, BigDL KMS and native APIs) over HTTPS",
+		Short: "Run the KMS and the Attestation Service (eHSM, BigDL KMS/AS and native APIs) over HTTPS",
 		Long: `Run the KMS. With no flags it keeps its state in the data directory (embedded
 SQLite, a development root key, a self-signed TLS certificate and the admin
 token) and listens on https://127.0.0.1:9000 for every API:
   /ehsm?Action=...                      eHSM-compatible
   /user, /primaryKey, /dataKey, /rootKey BigDL-KMS-compatible
-  /v1/...                               native API
-  /healthz, /readyz, /metrics`,
+  /enroll, /registerPolicy, /verifyQuote BigDL-AS-compatible
+  /v1/...                               native API (attestation: /v1/attestation/...)
+  /healthz, /readyz, /metrics
+
+Attestation: Intel quotes are verified against the pinned Intel SGX Root CA
+with collateral from --collateral, --collateral-dir or --pccs-url. Simulated
+quotes (ppml sim) are refused unless --allow-simulation; then the simulation
+PKI lives in <data-dir>/sim (created on first start; pass that directory as
+--sim-dir to "ppml sim quote") and every simulated result and token says
+simulated: true.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Logger = slog.Default()
@@ -71,6 +79,13 @@ token) and listens on https://127.0.0.1:9000 for every API:
 	fs.IntVar(&cfg.BigDLDataKeyBits, "bigdl-data-key-bits", 256, "size of BigDL KMS data keys: 256 (recommended) or 128 (upstream's size)")
 	fs.BoolVar(&cfg.BigDLLegacyFailClosed, "bigdl-legacy-fail-closed", false, "reset the connection when GET /dataKey fails, so legacy BigDL clients (which ignore HTTP statuses) cannot take an error text for a key")
 	fs.BoolVar(&cfg.EHSMMirrorStatus, "ehsm-http-status", false, "answer eHSM errors with the body code as HTTP status (upstream always answers 200)")
+	fs.StringVar(&cfg.BigDLASAddr, "bigdl-as-addr", "", "optional extra listener for drop-in BigDL Remote Attestation Service use (BigDL's port is 9875), e.g. 0.0.0.0:9875")
+	fs.BoolVar(&cfg.AllowSimulation, "allow-simulation", false, "accept simulated quotes, verified against the simulation root in --sim-dir (development only; results and tokens say simulated: true)")
+	fs.StringVar(&cfg.SimDir, "sim-dir", "", "simulation PKI used with --allow-simulation (default <data-dir>/sim, created on first start)")
+	fs.StringVar(&cfg.CollateralFile, "collateral", "", "DCAP collateral JSON file (offline layout) used for every Intel quote")
+	fs.StringVar(&cfg.CollateralDir, "collateral-dir", "", "directory of DCAP collateral JSON files, chosen by TEE, FMSPC and PCK CA (read at start)")
+	fs.StringVar(&cfg.PCCSURL, "pccs-url", "", "Intel PCS or PCCS v4 base URL to fetch collateral from, e.g. https://pccs:8081 (after --collateral-dir)")
+	fs.StringVar(&cfg.PCCSAPIKey, "pccs-api-key", os.Getenv("PPML_PCCS_API_KEY"), "Intel PCS subscription key for --pccs-url (env PPML_PCCS_API_KEY)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", "", "audit log file, JSON lines (default <data-dir>/audit.log)")
 	return cmd
 }

@@ -72,6 +72,9 @@ func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.L
 // Advance moves the clock forward.
 func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
+// Set makes the clock read t now (and advance in real time from there).
+func (c *Clock) Set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
 // Instance is a running server.
 type Instance struct {
 	URL        string

@@ -83,9 +83,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 }
 
 func (s *DB) migrate(ctx context.Context) error {
-	blob := "BLOB"
+	blob, serial := "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"
 	if s.dialect == dialectPostgres {
-		blob = "BYTEA"
+		blob, serial = "BYTEA", "BIGSERIAL PRIMARY KEY"
 	}
 	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value ` + blob + ` NOT NULL)`,
@@ -103,6 +103,11 @@ func (s *DB) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS replay (app_id TEXT NOT NULL, nonce TEXT NOT NULL, ts TEXT NOT NULL, seen_at BIGINT NOT NULL,
 			PRIMARY KEY (app_id, nonce, ts))`,
 		`CREATE INDEX IF NOT EXISTS replay_seen ON replay (seen_at)`,
+		`CREATE TABLE IF NOT EXISTS attest_policies (seq ` + serial + `, policy_id TEXT NOT NULL UNIQUE, owner TEXT NOT NULL,
+			origin TEXT NOT NULL, document TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS attest_policies_owner ON attest_policies (owner, seq)`,
+		`CREATE TABLE IF NOT EXISTS attest_nonces (nonce TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS attest_nonces_expiry ON attest_nonces (expires_at)`,
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -459,14 +464,30 @@ func (s *DB) Rewrap(ctx context.Context, rewrap func(store.RootWrapped) ([]byte,
 		items = append(items, it)
 	}
 	rows.Close()
+	rows, err = tx.QueryContext(ctx, s.q(`SELECT name, value FROM meta WHERE name LIKE ?`), store.WrappedMetaPrefix+"%")
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		it := store.RootWrapped{Kind: "meta"}
+		if err := rows.Scan(&it.ID, &it.Blob); err != nil {
+			rows.Close()
+			return err
+		}
+		items = append(items, it)
+	}
+	rows.Close()
 	for _, it := range items {
 		blob, err := rewrap(it)
 		if err != nil {
 			return err
 		}
-		if it.Kind == "app" {
+		switch it.Kind {
+		case "app":
 			_, err = tx.ExecContext(ctx, s.q(`UPDATE apps SET secret = ? WHERE app_id = ?`), blob, it.ID)
-		} else {
+		case "meta":
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = ?`), blob, it.ID)
+		default:
 			_, err = tx.ExecContext(ctx, s.q(`UPDATE key_versions SET material = ? WHERE key_id = ? AND version = ?`), blob, it.ID, it.Version)
 		}
 		if err != nil {

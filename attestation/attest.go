@@ -1,0 +1,316 @@
+package attestation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/uuid"
+
+	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/attestation/token"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/quote/verify"
+	"github.com/ppml-project/ppml/store"
+)
+
+// Claims are the claims of an attestation token (see attestation/token).
+type Claims = token.Claims
+
+func invalid(code, format string, a ...any) error {
+	return &kms.Error{Kind: kms.KindInvalid, Code: code, Msg: fmt.Sprintf(format, a...)}
+}
+
+func (s *Service) internal(op string, err error) error {
+	var ke *kms.Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	s.log.Error("attestation internal error", "op", op, "err", err)
+	return &kms.Error{Kind: kms.KindInternal, Code: "internal", Msg: "Server internal error during " + op + ", please contact the administrator"}
+}
+
+// --- policies ---
+
+// StoredPolicy is a policy of an app.
+type StoredPolicy struct {
+	ID        string         `json:"policy_id"`
+	Origin    string         `json:"origin"` // native, ehsm, bigdl:<policyType>
+	CreatedAt time.Time      `json:"created_at"`
+	Policy    *policy.Policy `json:"policy"`
+}
+
+// CreatePolicy validates and stores a policy for appID and returns its id.
+func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *policy.Policy) (*StoredPolicy, error) {
+	if err := p.Validate(); err != nil {
+		return nil, invalid("invalid_policy", "%s", err.Error())
+	}
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return nil, s.internal("CreatePolicy", err)
+	}
+	sp := &StoredPolicy{ID: uuid.NewString(), Origin: origin, CreatedAt: s.kms.Now().UTC().Truncate(time.Millisecond), Policy: p}
+	err = s.st.CreatePolicy(ctx, store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt})
+	ev := auditEvent(s, "CreatePolicy", appID, sp.ID, err)
+	s.cfg.Audit.Record(ev)
+	if err != nil {
+		return nil, s.internal("CreatePolicy", err)
+	}
+	return sp, nil
+}
+
+// ParsePolicy parses a policy document (attest/policy JSON) as a client error.
+func ParsePolicy(doc []byte) (*policy.Policy, error) {
+	p, err := policy.Parse(doc)
+	if err != nil {
+		return nil, invalid("invalid_policy", "%s", err.Error())
+	}
+	return p, nil
+}
+
+func (s *Service) decodeStored(sp store.AttestPolicy) (*StoredPolicy, error) {
+	p, err := policy.Parse(sp.Document)
+	if err != nil {
+		return nil, s.internal("loading a policy", fmt.Errorf("policy %s: %w", sp.ID, err))
+	}
+	return &StoredPolicy{ID: sp.ID, Origin: sp.Origin, CreatedAt: sp.CreatedAt, Policy: p}, nil
+}
+
+// Policy returns appID's policy id; another app's policy is not found.
+func (s *Service) Policy(ctx context.Context, appID, id string) (*StoredPolicy, error) {
+	sp, err := s.st.GetPolicy(ctx, appID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &kms.Error{Kind: kms.KindNotFound, Code: "policy_not_found", Msg: fmt.Sprintf("attestation policy %q not found for this app; create one with POST /v1/attestation/policies (ppml policy create)", id)}
+	}
+	if err != nil {
+		return nil, s.internal("loading a policy", err)
+	}
+	return s.decodeStored(sp)
+}
+
+// LatestPolicy returns appID's most recently created policy.
+func (s *Service) LatestPolicy(ctx context.Context, appID string) (*StoredPolicy, error) {
+	sp, err := s.st.LatestPolicy(ctx, appID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &kms.Error{Kind: kms.KindNotFound, Code: "policy_not_found", Msg: "this app has no attestation policy yet, so \"latest\" names none"}
+	}
+	if err != nil {
+		return nil, s.internal("loading a policy", err)
+	}
+	return s.decodeStored(sp)
+}
+
+func auditEvent(s *Service, action, appID, id string, err error) auditEv {
+	ev := auditEv{Time: s.kms.Now().UTC(), API: "attestation", Principal: appID, Action: action, KeyID: id, Result: "ok"}
+	if err != nil {
+		ev.Result, ev.Reason = kms.CodeOf(err), err.Error()
+	}
+	return ev
+}
+
+// --- nonces ---
+
+// Nonce is a single-use challenge.
+type Nonce struct {
+	Value     []byte    `json:"nonce"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// NewNonce creates a nonce for appID, valid for NonceTTL and usable once.
+func (s *Service) NewNonce(ctx context.Context, appID string) (*Nonce, error) {
+	n := &Nonce{Value: make([]byte, NonceBytes), ExpiresAt: s.kms.Now().Add(NonceTTL).UTC().Truncate(time.Millisecond)}
+	if _, err := rand.Read(n.Value); err != nil {
+		return nil, s.internal("Nonce", err)
+	}
+	if err := s.st.PutNonce(ctx, hex.EncodeToString(n.Value), appID, n.ExpiresAt); err != nil {
+		return nil, s.internal("Nonce", err)
+	}
+	return n, nil
+}
+
+// --- native flow ---
+
+// Request is a native verification request.
+type Request struct {
+	AppID       string
+	Quote       []byte
+	Nonce       []byte
+	RuntimeData []byte
+	PolicyID    string // "" = the server's default policy
+	API         string // for audit and metrics (default "native")
+	Remote      string
+}
+
+// Refusal is a quote that was not accepted, with every reason. It unwraps
+// to a *kms.Error (KindForbidden, or KindInvalid for nonce problems), so
+// adapters map it like any other error.
+type Refusal struct {
+	Code    string
+	Reasons []string
+	Result  *verify.Result
+	kind    kms.Kind
+}
+
+func (r *Refusal) Error() string {
+	return "attestation refused (" + r.Code + "): " + strings.Join(r.Reasons, "; ")
+}
+
+func (r *Refusal) Unwrap() error { return &kms.Error{Kind: r.kind, Code: r.Code, Msg: r.Error()} }
+
+// Attestation is an accepted quote.
+type Attestation struct {
+	Token  string         `json:"token"`
+	Claims *Claims        `json:"claims"`
+	Result *verify.Result `json:"result"`
+}
+
+// DefaultPolicy is what a request without policy_id is evaluated against:
+// the attest/policy defaults (UpToDate only, no debug, CRLs required,
+// collateral not expired), plus simulated quotes when the server allows them.
+func (s *Service) DefaultPolicy() *policy.Policy {
+	return &policy.Policy{AllowSimulated: s.cfg.AllowSimulation}
+}
+
+// Attest runs the native flow: consume the nonce, verify the quote, require
+// report_data[0:32] = SHA-256(nonce || runtime_data), evaluate the policy and
+// sign a token. Every outcome is audited.
+func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, err error) {
+	if req.API == "" {
+		req.API = "native"
+	}
+	verdict := &Verdict{}
+	defer func() {
+		var rf *Refusal
+		switch {
+		case err == nil:
+			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, "", "")
+		case errors.As(err, &rf):
+			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, rf.Code, rf.Error())
+		default:
+			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, kms.CodeOf(err), err.Error())
+		}
+	}()
+	if len(req.Quote) == 0 {
+		return nil, invalid("missing_quote", "quote (standard base64 of the raw DCAP quote) is required")
+	}
+	if len(req.Quote) > MaxQuoteBytes {
+		return nil, invalid("quote_too_large", "the quote is %d bytes, more than the %d accepted", len(req.Quote), MaxQuoteBytes)
+	}
+	if len(req.Nonce) == 0 {
+		return nil, invalid("missing_nonce", "nonce (base64, from GET /v1/attestation/nonce) is required")
+	}
+	if len(req.RuntimeData) > MaxRuntime {
+		return nil, invalid("runtime_data_too_large", "runtime_data is %d bytes, more than the %d accepted", len(req.RuntimeData), MaxRuntime)
+	}
+	pol := s.DefaultPolicy()
+	if req.PolicyID != "" {
+		sp, err := s.Policy(ctx, req.AppID, req.PolicyID)
+		if err != nil {
+			return nil, err
+		}
+		pol = sp.Policy
+	}
+	// The nonce is spent by any attempt, accepted or not.
+	exp, err := s.st.ConsumeNonce(ctx, hex.EncodeToString(req.Nonce), req.AppID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Refusal{Code: ReasonNonceUnknown, kind: kms.KindInvalid, Reasons: []string{"the nonce is unknown, belongs to another app or was already used: nonces are single use; get a fresh one from GET /v1/attestation/nonce"}}
+	}
+	if err != nil {
+		return nil, s.internal("consuming the nonce", err)
+	}
+	now := s.kms.Now()
+	if !now.Before(exp) {
+		return nil, &Refusal{Code: ReasonNonceExpired, kind: kms.KindInvalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
+	}
+	verdict = s.VerifyQuote(ctx, req.Quote)
+	if verdict.Reason != "" && !(verdict.Result != nil && verdict.Result.Failure == verify.FailCollateralExpired && pol.AllowExpiredCollateral) {
+		return nil, &Refusal{Code: verdict.Reason, kind: kms.KindForbidden, Reasons: []string{verdict.Message}, Result: verdict.Result}
+	}
+	res := verdict.Result
+	h := sha256.New()
+	h.Write(req.Nonce)
+	h.Write(req.RuntimeData)
+	want := h.Sum(nil)
+	rd, _ := hex.DecodeString(res.ReportData)
+	if len(rd) < 32 || subtle.ConstantTimeCompare(rd[:32], want) != 1 {
+		return nil, &Refusal{Code: ReasonReportDataMismatch, kind: kms.KindForbidden, Result: res, Reasons: []string{
+			"the quote's report_data does not start with SHA-256(nonce || runtime_data): put that hash in report_data[0:32] when generating the quote, with the nonce of this request"}}
+	}
+	dec := pol.Evaluate(res)
+	if !dec.Accepted {
+		return nil, &Refusal{Code: ReasonPolicy, kind: kms.KindForbidden, Reasons: dec.Reasons, Result: res}
+	}
+	signer, err := s.tokenSigner(ctx)
+	if err != nil {
+		return nil, s.internal("signing the token", err)
+	}
+	rt := sha256.Sum256(req.RuntimeData)
+	c := claimsOf(res)
+	c.Issuer, c.Subject, c.AppID, c.PolicyID = s.cfg.Issuer, req.AppID, req.AppID, req.PolicyID
+	c.ID = uuid.NewString()
+	c.IssuedAt = now.Unix()
+	c.ExpiresAt = now.Add(s.cfg.TokenTTL).Unix()
+	c.RuntimeDataSHA256 = hex.EncodeToString(rt[:])
+	tok, err := signer.Sign(c)
+	if err != nil {
+		return nil, s.internal("signing the token", err)
+	}
+	return &Attestation{Token: tok, Claims: c, Result: res}, nil
+}
+
+func claimsOf(r *verify.Result) *Claims {
+	c := &Claims{TEE: r.TEE, Debug: r.Debug, AdvisoryIDs: r.AdvisoryIDs, FMSPC: r.FMSPC, Simulated: r.Simulated,
+		Measurements: token.Measurements{MREnclave: r.MREnclave, MRSigner: r.MRSigner, ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN,
+			MRTD: r.MRTD, RTMR0: r.RTMR0, RTMR1: r.RTMR1, RTMR2: r.RTMR2, RTMR3: r.RTMR3, MRSeam: r.MRSeam,
+			MRConfigID: r.MRConfigID, MROwner: r.MROwner, MROwnerConfig: r.MROwnerConfig, TDAttributes: r.TDAttributes,
+			ReportData: r.ReportData}}
+	if c.AdvisoryIDs == nil {
+		c.AdvisoryIDs = []string{}
+	}
+	if r.TCBStatus != nil {
+		c.TCBStatus = *r.TCBStatus
+	}
+	return c
+}
+
+// JWKS returns the token verification keys.
+func (s *Service) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
+	sg, err := s.tokenSigner(ctx)
+	if err != nil {
+		return jose.JSONWebKeySet{}, err
+	}
+	return sg.JWKS(), nil
+}
+
+// VerifyToken checks a token issued by this service in process: ES256
+// signature by the service key, iat not in the future and exp not passed
+// (service clock, no leeway), exp at most 5 minutes after iat.
+func (s *Service) VerifyToken(ctx context.Context, tok string) (*Claims, error) {
+	sg, err := s.tokenSigner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := sg.Verify(tok, s.kms.Now())
+	if err != nil {
+		return nil, &kms.Error{Kind: kms.KindUnauthenticated, Code: "invalid_token", Msg: err.Error()}
+	}
+	return c, nil
+}
+
+// VerifyTokenJWKS is the remote relying party's check: the token against a
+// JWKS fetched from GET /v1/attestation/jwks (see token.VerifyJWKS).
+func VerifyTokenJWKS(tok string, jwks jose.JSONWebKeySet, now time.Time, leeway time.Duration) (*Claims, error) {
+	return token.VerifyJWKS(tok, jwks, now, leeway)
+}
+
+// B64 is standard base64, as every binary field of the APIs.
+func B64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

@@ -1,0 +1,133 @@
+package attestation
+
+import (
+	"context"
+	"strings"
+
+	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/quote/verify"
+)
+
+// Intel QVL result codes (sgx_ql_qv_result_t), dcap-quote-verification.md §7.5.
+const (
+	QVLOK                          = 0x0000
+	QVLConfigNeeded                = 0xA001
+	QVLOutOfDate                   = 0xA002
+	QVLOutOfDateConfigNeeded       = 0xA003
+	QVLInvalidSignature            = 0xA004
+	QVLRevoked                     = 0xA005
+	QVLUnspecified                 = 0xA006
+	QVLSWHardeningNeeded           = 0xA007
+	QVLConfigAndSWHardeningNeeded  = 0xA008
+	QVLTDRelaunchAdvised           = 0xA009
+	QVLTDRelaunchAdvisedConfigNeed = 0xA00A
+)
+
+var statusCode = map[string]int{
+	verify.StatusUpToDate:                          QVLOK,
+	verify.StatusConfigurationNeeded:               QVLConfigNeeded,
+	verify.StatusOutOfDate:                         QVLOutOfDate,
+	verify.StatusOutOfDateConfigurationNeeded:      QVLOutOfDateConfigNeeded,
+	verify.StatusSWHardeningNeeded:                 QVLSWHardeningNeeded,
+	verify.StatusConfigurationAndSWHardeningNeeded: QVLConfigAndSWHardeningNeeded,
+	verify.StatusRevoked:                           QVLRevoked,
+	"TDRelaunchAdvised":                            QVLTDRelaunchAdvised,
+	"TDRelaunchAdvisedConfigurationNeeded":         QVLTDRelaunchAdvisedConfigNeed,
+}
+
+// Verifier failures reported as INVALID_SIGNATURE (signature, chain or
+// binding); revocation as REVOKED; everything else UNSPECIFIED.
+var signatureFailures = map[string]bool{
+	verify.FailPCKChain: true, verify.FailPCKCertTime: true, verify.FailQEReportSignature: true,
+	verify.FailQEReportData: true, verify.FailQuoteSignature: true, verify.FailPCKCRL: true,
+	verify.FailTCBInfoChain: true, verify.FailTCBInfoCertTime: true, verify.FailTCBInfoSignature: true,
+	verify.FailQEIdentityChain: true, verify.FailQEIdentitySignature: true,
+}
+
+// BigDLResult maps a QVL code to BigDL AS's result: 0 pass, 1 pass with
+// an out-of-date warning, -1 fail.
+func BigDLResult(qvl int) int {
+	switch qvl {
+	case QVLOK:
+		return 0
+	case QVLConfigNeeded, QVLOutOfDate, QVLOutOfDateConfigNeeded, QVLSWHardeningNeeded, QVLConfigAndSWHardeningNeeded:
+		return 1
+	}
+	return -1
+}
+
+// LegacyVerdict is the answer of the BigDL AS and eHSM quote protocols.
+type LegacyVerdict struct {
+	QVL     int    // sgx_ql_qv_result_t
+	Message string // why, when QVL is not OK; "" otherwise
+	Reason  string // stable reason code ("" when passing)
+	Result  *verify.Result
+}
+
+// BigDL returns the BigDL AS result (0, 1 or -1).
+func (v *LegacyVerdict) BigDL() int { return BigDLResult(v.QVL) }
+
+// legacyView keeps the measurement, debug, CRL, collateral-expiry and
+// report-data rules of a policy; the TCB status travels as the QVL code, as
+// upstream does, so it is not judged here.
+func (s *Service) legacyView(p *policy.Policy) *policy.Policy {
+	v := policy.Policy{}
+	if p != nil {
+		v = *p
+	}
+	v.AcceptedTCBStatuses = []string{verify.StatusUpToDate, verify.StatusConfigurationNeeded, verify.StatusOutOfDate,
+		verify.StatusOutOfDateConfigurationNeeded, verify.StatusSWHardeningNeeded, verify.StatusConfigurationAndSWHardeningNeeded,
+		verify.StatusRevoked}
+	v.AcceptedAdvisoryIDs = nil
+	v.AllowSimulated = s.cfg.AllowSimulation
+	return &v
+}
+
+// VerifyLegacy verifies a quote for the BigDL AS and eHSM protocols, with an
+// optional stored policy (sp nil: the quote alone, under the server's
+// rules: no debug enclaves, CRLs required, collateral not expired). The
+// outcome is audited under api.
+func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, raw []byte, sp *StoredPolicy) *LegacyVerdict {
+	v := s.VerifyQuote(ctx, raw)
+	lv := &LegacyVerdict{Result: v.Result}
+	var p *policy.Policy
+	policyID := ""
+	if sp != nil {
+		p, policyID = sp.Policy, sp.ID
+	}
+	switch {
+	case v.Reason == "":
+		lv.QVL = QVLUnspecified
+		if st := v.TCBStatus(); st != "" {
+			if c, ok := statusCode[st]; ok {
+				lv.QVL = c
+			}
+		}
+		if lv.QVL == QVLRevoked {
+			lv.Reason, lv.Message = "revoked", "the platform TCB is revoked"
+		}
+		if dec := s.legacyView(p).Evaluate(v.Result); !dec.Accepted {
+			lv.QVL, lv.Reason = QVLUnspecified, ReasonPolicy
+			lv.Message = "quote verified but refused: " + strings.Join(dec.Reasons, "; ")
+		}
+	default:
+		lv.QVL, lv.Reason, lv.Message = QVLUnspecified, v.Reason, v.Message
+		if v.Result != nil && v.Result.Failure != "" {
+			switch {
+			case v.Result.Failure == verify.FailPCKRevoked:
+				lv.QVL = QVLRevoked
+			case signatureFailures[v.Result.Failure]:
+				lv.QVL = QVLInvalidSignature
+			}
+		}
+	}
+	result := ""
+	if BigDLResult(lv.QVL) < 0 {
+		result = lv.Reason
+		if result == "" {
+			result = "refused"
+		}
+	}
+	s.record(api, appID, policyID, remote, v, result, lv.Message)
+	return lv
+}

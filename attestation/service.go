@@ -1,0 +1,393 @@
+// Package attestation is the Attestation Service core inside `ppml serve`:
+// it verifies Intel SGX/TDX quotes (parse → choose collateral → verify with
+// the service clock → policy → decision), keeps nonces and per-app policies
+// in the store, and issues signed result tokens (attestation/token). The
+// protocol adapters (api/bigdlas, api/attestapi) only translate wire formats.
+//
+// Trust anchors: quotes are verified against the pinned Intel SGX Root CA.
+// With AllowSimulation the simulation root of <data-dir>/sim is a second,
+// separate anchor, used only for quotes whose PCK chain names it; every such
+// result and token says simulated: true. Without AllowSimulation a quote
+// chaining to a simulation root is refused; nothing falls back silently.
+package attestation
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ppml-project/ppml/attestation/token"
+	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/metrics"
+	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/verify"
+	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/store"
+)
+
+// Limits.
+const (
+	NonceTTL      = 5 * time.Minute
+	NonceBytes    = 32
+	MaxQuoteBytes = 16 << 10
+	MaxRuntime    = 64 << 10
+	// nonceRetention keeps expired nonces a while so a late use is told
+	// "expired" rather than "unknown".
+	nonceRetention = time.Hour
+)
+
+// SigningKeyMeta is the meta entry holding the token signing key (PKCS#8,
+// wrapped under the root key; re-wrapped on root key rotation).
+const SigningKeyMeta = store.WrappedMetaPrefix + "attestation-signing-key"
+
+// SimRefusedMsg is the refusal of a simulated quote on a server without
+// --allow-simulation.
+const SimRefusedMsg = "simulated quote refused: start the server with --allow-simulation"
+
+// Refusal reason codes (audit, metrics, API error codes).
+const (
+	ReasonMalformed          = "malformed_quote"
+	ReasonSimulated          = "simulated_refused"
+	ReasonNoCollateral       = "no_collateral"
+	ReasonNotVerified        = "quote_not_verified"
+	ReasonNonceUnknown       = "nonce_unknown_or_used"
+	ReasonNonceExpired       = "nonce_expired"
+	ReasonReportDataMismatch = "report_data_mismatch"
+	ReasonPolicy             = "policy_refused"
+)
+
+// Config configures a Service.
+type Config struct {
+	KMS     *kms.Service
+	Store   store.AttestationStore
+	Audit   *audit.Logger
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+
+	// AllowSimulation trusts the simulation root in SimDir (created if
+	// missing) as a separate anchor for simulated quotes.
+	AllowSimulation bool
+	SimDir          string
+
+	// Collateral sources for Intel quotes, tried in this order: one file,
+	// an offline directory (indexed by TEE, FMSPC, CA), a PCS/PCCS v4 URL.
+	CollateralFile string
+	CollateralDir  string
+	PCCSURL        string
+	PCCSAPIKey     string
+
+	// TokenTTL is the token validity (default and maximum 5 minutes).
+	TokenTTL time.Duration
+	Issuer   string // iss claim, default "ppml"
+}
+
+// Service is the Attestation Service core.
+type Service struct {
+	cfg     Config
+	kms     *kms.Service
+	st      store.AttestationStore
+	log     *slog.Logger
+	intel   *verify.Verifier
+	simV    *verify.Verifier
+	simTEE  *sim.SimTEE
+	colFile *collateral.Collateral
+	colDir  *collateral.Dir
+	fetcher *collateral.Fetcher
+
+	mu     sync.Mutex
+	signer *token.Signer
+}
+
+// New builds the service. It loads (or, with AllowSimulation, creates) the
+// simulation PKI and the configured collateral; the signing key is loaded
+// now when the KMS is unsealed, else on first use.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.KMS == nil || cfg.Store == nil {
+		return nil, errors.New("attestation: KMS and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TokenTTL <= 0 || cfg.TokenTTL > token.MaxTTL {
+		cfg.TokenTTL = token.MaxTTL
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "ppml"
+	}
+	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger}
+	var err error
+	if s.intel, err = verify.New(verify.Options{Now: cfg.KMS.Now}); err != nil {
+		return nil, err
+	}
+	if cfg.AllowSimulation {
+		if cfg.SimDir == "" {
+			return nil, errors.New("attestation: --allow-simulation needs a simulation directory")
+		}
+		if s.simTEE, err = sim.Load(cfg.SimDir); err != nil {
+			// A directory without a simulation is initialised; Init refuses
+			// one that holds a (broken) simulation, so nothing is overwritten.
+			var ierr error
+			if s.simTEE, ierr = sim.Init(cfg.SimDir); ierr != nil {
+				return nil, fmt.Errorf("simulation PKI in %s: %v (creating one: %v)", cfg.SimDir, err, ierr)
+			}
+			s.log.Warn("created a simulation PKI for simulated quotes (--allow-simulation)", "dir", cfg.SimDir)
+		}
+		if s.simV, err = verify.New(s.simTEE.VerifyOptions(cfg.KMS.Now)); err != nil {
+			return nil, err
+		}
+		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
+	}
+	if cfg.CollateralFile != "" {
+		if s.colFile, err = collateral.LoadFile(cfg.CollateralFile); err != nil {
+			return nil, fmt.Errorf("--collateral: %w", err)
+		}
+	}
+	if cfg.CollateralDir != "" {
+		if s.colDir, err = collateral.LoadDir(cfg.CollateralDir); err != nil {
+			return nil, fmt.Errorf("--collateral-dir: %w", err)
+		}
+	}
+	if cfg.PCCSURL != "" {
+		s.fetcher = &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.KMS.Now}
+	}
+	if s.colFile == nil && s.colDir == nil && s.fetcher == nil {
+		s.log.Info("no collateral source for Intel quotes (--collateral, --collateral-dir, --pccs-url): real quotes will be refused with no_collateral")
+	}
+	if !cfg.KMS.Sealed() {
+		if _, err := s.tokenSigner(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// AllowSimulation reports whether simulated quotes are accepted.
+func (s *Service) AllowSimulation() bool { return s.cfg.AllowSimulation }
+
+// Sim returns the simulation PKI (nil without AllowSimulation).
+func (s *Service) Sim() *sim.SimTEE { return s.simTEE }
+
+// Now returns the service clock.
+func (s *Service) Now() time.Time { return s.kms.Now() }
+
+// tokenSigner loads or creates the ES256 signing key.
+func (s *Service) tokenSigner(ctx context.Context) (*token.Signer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.signer != nil {
+		return s.signer, nil
+	}
+	if s.kms.Sealed() {
+		return nil, &kms.Error{Kind: kms.KindSealed, Code: "sealed", Msg: "the KMS is sealed: attestation tokens are signed with a key wrapped under the root key; unseal first"}
+	}
+	root := s.kms.Root()
+	aad := store.WrappedMetaAAD(SigningKeyMeta)
+	ms := s.kms.Store()
+	blob, err := ms.GetMeta(ctx, SigningKeyMeta)
+	if errors.Is(err, store.ErrNotFound) {
+		if err := s.createSigningKey(ctx); err != nil {
+			return nil, err
+		}
+		blob, err = ms.GetMeta(ctx, SigningKeyMeta) // another replica may have won
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the attestation signing key: %w", err)
+	}
+	der, err := root.Unwrap(blob, aad)
+	if err != nil {
+		return nil, fmt.Errorf("unwrapping the attestation signing key: %w", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("attestation signing key: %w", err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("attestation signing key is not ECDSA")
+	}
+	sg, err := token.NewSigner(ek)
+	if err != nil {
+		return nil, err
+	}
+	s.signer = sg
+	return sg, nil
+}
+
+func (s *Service) createSigningKey(ctx context.Context) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	wrapped, err := s.kms.Root().Wrap(der, store.WrappedMetaAAD(SigningKeyMeta))
+	if err != nil {
+		return fmt.Errorf("wrapping the attestation signing key: %w", err)
+	}
+	wrote, err := s.kms.Store().PutMetaIfAbsent(ctx, SigningKeyMeta, wrapped)
+	if err != nil {
+		return fmt.Errorf("storing the attestation signing key: %w", err)
+	}
+	if wrote {
+		s.log.Info("generated the attestation token signing key (ES256)")
+	}
+	return nil
+}
+
+// Verdict is the outcome of verifying a quote, before any policy.
+type Verdict struct {
+	// Result is the verifier's result; nil when the quote did not parse.
+	Result *verify.Result
+	// Reason is "" when the quote verified, else a Reason* code.
+	Reason  string
+	Message string
+}
+
+// Simulated reports whether the quote was verified against the simulation root.
+func (v *Verdict) Simulated() bool { return v.Result != nil && v.Result.Simulated }
+
+// TEE returns the quote's TEE ("" when it did not parse).
+func (v *Verdict) TEE() string {
+	if v.Result == nil {
+		return ""
+	}
+	return v.Result.TEE
+}
+
+// TCBStatus returns the TCB status ("" when none).
+func (v *Verdict) TCBStatus() string {
+	if v.Result == nil || v.Result.TCBStatus == nil {
+		return ""
+	}
+	return *v.Result.TCBStatus
+}
+
+// chainsToSimRoot reports whether the quote's PCK chain names a simulation root.
+func chainsToSimRoot(q *abi.Quote) bool {
+	certs, err := collateral.ParseChain(q.PCKChainPEM)
+	if err != nil {
+		return false
+	}
+	for _, c := range certs {
+		if sim.IsSimulationRoot(c) || c.Issuer.CommonName == sim.RootCommonName {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyQuote runs parse → collateral → verify. It never consults a policy.
+func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
+	if len(raw) == 0 {
+		return &Verdict{Reason: ReasonMalformed, Message: "the quote is empty"}
+	}
+	if len(raw) > MaxQuoteBytes {
+		return &Verdict{Reason: ReasonMalformed, Message: fmt.Sprintf("the quote is %d bytes, more than the %d accepted", len(raw), MaxQuoteBytes)}
+	}
+	q, err := abi.ParseQuote(raw)
+	if err != nil {
+		return &Verdict{Reason: ReasonMalformed, Message: "the quote does not parse: " + err.Error()}
+	}
+	tee := abi.TEE(q.TEE)
+	if chainsToSimRoot(q) {
+		if s.simV == nil {
+			res, _ := verify.Inspect(raw)
+			if res != nil {
+				res.Simulated = true
+			}
+			return &Verdict{Result: res, Reason: ReasonSimulated, Message: SimRefusedMsg}
+		}
+		col, err := s.simTEE.Collateral(tee)
+		if err != nil {
+			return &Verdict{Reason: ReasonNoCollateral, Message: err.Error()}
+		}
+		return finish(s.simV.Verify(raw, col))
+	}
+	ins, err := verify.Inspect(raw)
+	if err != nil {
+		return &Verdict{Result: ins, Reason: ReasonNotVerified, Message: "the quote's PCK certificate chain is unusable: " + err.Error()}
+	}
+	col, err := s.collateralFor(ctx, string(tee), ins.FMSPC, ins.Detail.PCK.CAType)
+	if err != nil {
+		return &Verdict{Result: ins, Reason: ReasonNoCollateral, Message: err.Error()}
+	}
+	return finish(s.intel.Verify(raw, col))
+}
+
+func finish(res *verify.Result, err error) *Verdict {
+	v := &Verdict{Result: res}
+	if err != nil {
+		v.Reason = ReasonNotVerified
+		v.Message = "quote not verified: " + err.Error()
+		var ve *verify.Error
+		if errors.As(err, &ve) {
+			v.Message = fmt.Sprintf("quote not verified (%s): %s", ve.Code, ve.Msg)
+		}
+	}
+	return v
+}
+
+func (s *Service) collateralFor(ctx context.Context, tee, fmspc, ca string) (*collateral.Collateral, error) {
+	if s.colFile != nil {
+		return s.colFile, nil
+	}
+	var tried []string
+	if s.colDir != nil {
+		col, _, err := s.colDir.Lookup(tee, fmspc, ca)
+		if err == nil {
+			return col, nil
+		}
+		tried = append(tried, "--collateral-dir: "+err.Error())
+	}
+	if s.fetcher != nil {
+		col, err := s.fetcher.Get(ctx, tee, fmspc, ca)
+		var stale *collateral.StaleError
+		if errors.As(err, &stale) && col != nil {
+			s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err)
+			return col, nil
+		}
+		if err == nil {
+			return col, nil
+		}
+		tried = append(tried, "--pccs-url: "+err.Error())
+	}
+	if len(tried) == 0 {
+		return nil, fmt.Errorf("no collateral for %s FMSPC %s (%s CA): the server has no collateral source; start it with --collateral, --collateral-dir or --pccs-url", tee, fmspc, ca)
+	}
+	return nil, fmt.Errorf("no collateral for %s FMSPC %s (%s CA): %s", tee, fmspc, ca, strings.Join(tried, "; "))
+}
+
+// record writes the audit event and the metrics of one verification.
+func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result, reason string) {
+	if result == "" {
+		result = "accepted"
+	}
+	s.cfg.Metrics.Attestation(v.TEE(), v.TCBStatus(), result)
+	ev := audit.Event{Time: s.kms.Now().UTC(), API: api, Principal: appID, Action: "VerifyQuote", KeyID: policyID,
+		Remote: remote, Result: "ok"}
+	if result != "accepted" {
+		ev.Result, ev.Reason = result, reason
+	} else if v.Simulated() {
+		ev.Reason = "simulated: true"
+	}
+	s.cfg.Audit.Record(ev)
+}
+
+// Purge forgets long-expired nonces (housekeeping).
+func (s *Service) Purge(ctx context.Context) error {
+	return s.st.PurgeNonces(ctx, s.kms.Now().Add(-nonceRetention))
+}
+
+type auditEv = audit.Event

@@ -1,0 +1,44 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// AttestPolicy is an attestation policy stored for an app. Document is the
+// attest/policy JSON; Origin says which API created it ("native", "ehsm" or
+// "bigdl:<policyType>") so the legacy APIs can answer in their own shapes.
+type AttestPolicy struct {
+	ID        string
+	Owner     string // app id; another app's policy is not found
+	Origin    string
+	Document  []byte
+	CreatedAt time.Time
+}
+
+// AttestationStore is the persistent state of the Attestation Service.
+type AttestationStore interface {
+	CreatePolicy(ctx context.Context, p AttestPolicy) error
+	// GetPolicy returns the policy id owned by owner (ErrNotFound when it
+	// does not exist or belongs to another app).
+	GetPolicy(ctx context.Context, owner, id string) (AttestPolicy, error)
+	// LatestPolicy returns owner's most recently created policy.
+	LatestPolicy(ctx context.Context, owner string) (AttestPolicy, error)
+
+	// PutNonce stores a fresh challenge for owner.
+	PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error
+	// ConsumeNonce deletes owner's nonce in one statement and returns its
+	// expiry; ErrNotFound when it is unknown or was already used.
+	ConsumeNonce(ctx context.Context, nonce, owner string) (time.Time, error)
+	// PurgeNonces forgets nonces that expired before before.
+	PurgeNonces(ctx context.Context, before time.Time) error
+}
+
+// WrappedMetaPrefix names meta entries whose value is wrapped under the root
+// key (Rewrap re-wraps them during root key rotation, with WrappedMetaAAD).
+const WrappedMetaPrefix = "wrapped/"
+
+// WrappedMetaAAD binds a root-wrapped meta value to its entry name.
+func WrappedMetaAAD(name string) []byte {
+	return []byte("ppml/wrapped-meta/v1\x00" + name)
+}

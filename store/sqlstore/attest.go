@@ -1,0 +1,68 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ppml-project/ppml/store"
+)
+
+var _ store.AttestationStore = (*DB)(nil)
+
+func (s *DB) CreatePolicy(ctx context.Context, p store.AttestPolicy) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO attest_policies (policy_id, owner, origin, document, created_at) VALUES (?, ?, ?, ?, ?)`),
+		p.ID, p.Owner, p.Origin, string(p.Document), ms(p.CreatedAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("attestation policy %s: %w", p.ID, store.ErrExists)
+	}
+	return err
+}
+
+func (s *DB) scanPolicy(row scanner) (store.AttestPolicy, error) {
+	var (
+		p       store.AttestPolicy
+		doc     string
+		created int64
+	)
+	err := row.Scan(&p.ID, &p.Owner, &p.Origin, &doc, &created)
+	p.Document, p.CreatedAt = []byte(doc), fromMS(created)
+	return p, notFound(err, "attestation policy")
+}
+
+func (s *DB) GetPolicy(ctx context.Context, owner, id string) (store.AttestPolicy, error) {
+	return s.scanPolicy(s.db.QueryRowContext(ctx, s.q(`SELECT policy_id, owner, origin, document, created_at
+		FROM attest_policies WHERE policy_id = ? AND owner = ?`), id, owner))
+}
+
+func (s *DB) LatestPolicy(ctx context.Context, owner string) (store.AttestPolicy, error) {
+	return s.scanPolicy(s.db.QueryRowContext(ctx, s.q(`SELECT policy_id, owner, origin, document, created_at
+		FROM attest_policies WHERE owner = ? ORDER BY seq DESC LIMIT 1`), owner))
+}
+
+func (s *DB) PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO attest_nonces (nonce, owner, expires_at) VALUES (?, ?, ?)`),
+		nonce, owner, ms(expiresAt))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("nonce: %w", store.ErrExists)
+	}
+	return err
+}
+
+// ConsumeNonce deletes and returns in one statement, so two replicas racing
+// on the same nonce cannot both succeed.
+func (s *DB) ConsumeNonce(ctx context.Context, nonce, owner string) (time.Time, error) {
+	defer s.writeLock()()
+	var exp int64
+	err := s.db.QueryRowContext(ctx, s.q(`DELETE FROM attest_nonces WHERE nonce = ? AND owner = ? RETURNING expires_at`),
+		nonce, owner).Scan(&exp)
+	return fromMS(exp), notFound(err, "nonce")
+}
+
+func (s *DB) PurgeNonces(ctx context.Context, before time.Time) error {
+	defer s.writeLock()()
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM attest_nonces WHERE expires_at < ?`), ms(before))
+	return err
+}
