@@ -32,7 +32,7 @@ Start here:  ppml serve          (KMS on https://127.0.0.1:9000, embedded store)
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(newServeCmd(), newEnrollCmd(), newKeyCmd(), newOperatorCmd(), newBenchCmd(), newQuoteCmd(), newSimCmd(),
-		newKeysCmd(), newPasswordCmd())
+		newKeysCmd(), newPasswordCmd(), newPolicyCmd())
 	for _, extra := range extraCommands {
 		root.AddCommand(extra())
 	}
