@@ -160,11 +160,31 @@ func (n *Native) Enroll(ctx context.Context) (appID, apiKey string, err error) {
 	return out.AppID, out.APIKey, err
 }
 
+// KeyOptions describes a new key.
+type KeyOptions struct {
+	Spec            string   `json:"keyspec,omitempty"` // default EH_AES_GCM_256
+	Usage           string   `json:"keyusage,omitempty"`
+	Name            string   `json:"name,omitempty"`
+	ReleasePolicies []string `json:"release_policies,omitempty"` // attestation policies the key is bound to
+	Decrypters      []string `json:"decrypters,omitempty"`       // apps that may decrypt a bound key without attestation
+}
+
 // CreateKey creates a key.
-func (n *Native) CreateKey(ctx context.Context, spec, usage, name string) (Key, error) {
+func (n *Native) CreateKey(ctx context.Context, o KeyOptions) (Key, error) {
 	var k Key
-	err := n.Do(ctx, http.MethodPost, "/v1/keys", map[string]string{"keyspec": spec, "keyusage": usage, "name": name}, &k, "app")
+	err := n.Do(ctx, http.MethodPost, "/v1/keys", o, &k, "app")
 	return k, err
+}
+
+// Release asks for the plaintext of a data key ciphertext made under a
+// policy-bound key. token comes from the attestation service; runtimeData is
+// the X25519 public key the attested quote committed to. The answer is
+// HPKE-sealed to that key (open it with kms.OpenRelease).
+func (n *Native) Release(ctx context.Context, keyID string, ciphertext, aad []byte, token string, runtimeData []byte) ([]byte, error) {
+	var out struct{ Sealed []byte }
+	err := n.Do(ctx, http.MethodPost, "/v1/keys/"+keyID+"/release",
+		map[string]any{"token": token, "ciphertext": ciphertext, "aad": aad, "runtime_data": runtimeData}, &out, "app")
+	return out.Sealed, err
 }
 
 // ListKeys lists the app's keys.

@@ -118,7 +118,7 @@ func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext
 	if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
 		return nil, errorf(KindInvalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
 	}
-	k, err := s.symmetricKey(ctx, c, keyID)
+	k, err := s.checkAES(s.grantedKey(ctx, c, keyID))
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, c Caller, keyID string, n
 	if n < 1 || n > MaxDataKeyLen {
 		return nil, nil, errorf(KindInvalid, "invalid_keylen", "Parameter invalid, The keylen must be between 1 and %d (got %d)", MaxDataKeyLen, n)
 	}
-	k, err := s.symmetricKey(ctx, c, keyID)
+	k, err := s.checkAES(s.grantedKey(ctx, c, keyID))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -53,17 +53,23 @@ func attestationRequired(k store.Key) error {
 		"key %s is bound to attestation policies: its plaintext is released only to an attested workload (ppml attest, or POST /v1/keys/%s/release with a token from /v1/attestation/verify), or to the apps its owner named as decrypters", k.ID, k.ID)
 }
 
-// revealingKey loads a key for an operation that reveals plaintext: the
-// owner or a named decrypter may use it; for a bound key only decrypters.
-func (s *Service) revealingKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+// grantedKey loads a key for the owner or for an app the owner named as
+// decrypter (data owners make data keys and read results with it).
+func (s *Service) grantedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
 	if err := s.requireUnsealed(); err != nil {
 		return store.Key{}, err
 	}
-	k, err := s.cfg.Store.GetKey(ctx, id)
-	if err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
-		c.ID = k.Owner // a named decrypter acts with the owner's rights here
+	as := c
+	if k, err := s.cfg.Store.GetKey(ctx, id); err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
+		as.ID = k.Owner
 	}
-	k, err = s.usableKey(ctx, c, id)
+	return s.usableKey(ctx, as, id)
+}
+
+// revealingKey loads a key for an operation that reveals plaintext: for a
+// bound key only the named decrypters may.
+func (s *Service) revealingKey(ctx context.Context, c Caller, id string) (store.Key, error) {
+	k, err := s.grantedKey(ctx, c, id)
 	if err != nil {
 		return k, err
 	}

@@ -63,7 +63,7 @@ func TestRotationAndTampering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, err := n.CreateKey(ctx, "EH_AES_GCM_256", "", "")
+			k, err := n.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestRotationAndTampering(t *testing.T) {
 				}
 			}
 			// Asymmetric keys do not rotate.
-			ec, _ := n.CreateKey(ctx, "EH_EC_P256", "", "")
+			ec, _ := n.CreateKey(ctx, client.KeyOptions{Spec: "EH_EC_P256"})
 			if _, err := n.KeyAction(ctx, ec.ID, "rotate", nil); err == nil || !strings.Contains(err.Error(), "asymmetric") {
 				t.Fatalf("rotating an EC key: %v", err)
 			}
@@ -129,7 +129,7 @@ func TestRotationAndTampering(t *testing.T) {
 				t.Fatalf("v1 after tampering v2: %v", err)
 			}
 			// A row copied from another key (swap) does not unwrap: it is bound to its key id.
-			other, _ := n.CreateKey(ctx, "EH_AES_GCM_256", "", "")
+			other, _ := n.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 			var otherMaterial []byte
 			db.QueryRow(q(inst, `SELECT material FROM key_versions WHERE key_id = ? AND version = 1`), other.ID).Scan(&otherMaterial)
 			db.Exec(q(inst, `UPDATE key_versions SET material = ? WHERE key_id = ? AND version = 1`), otherMaterial, k.ID)
@@ -157,7 +157,7 @@ func TestScheduledDeletion(t *testing.T) {
 			inst := servertest.Start(t, servertest.Options{Store: st, Clock: clock})
 			_, cfg := inst.Enroll(t)
 			n, _ := client.NewNative(cfg)
-			k, _ := n.CreateKey(ctx, "EH_AES_GCM_256", "", "")
+			k, _ := n.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 			ct, _ := n.Encrypt(ctx, k.ID, []byte("keep me"), nil)
 			if _, err := n.KeyAction(ctx, k.ID, "schedule-deletion", map[string]int{"days": 0}); err != nil {
 				t.Fatal(err) // 0 means the server default (7 days)
@@ -241,7 +241,7 @@ func TestSealAndUnseal(t *testing.T) {
 			}
 			_, cfg := inst.Enroll(t)
 			app, _ := client.NewNative(cfg)
-			k, _ := app.CreateKey(ctx, "EH_AES_GCM_256", "", "")
+			k, _ := app.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 			ct, _ := app.Encrypt(ctx, k.ID, []byte("sealed secret"), nil)
 
 			// Restart on the same state: sealed again.

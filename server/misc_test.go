@@ -21,7 +21,7 @@ func TestNativeAPIBadInput(t *testing.T) {
 	_, cfg := inst.Enroll(t)
 	n, _ := client.NewNative(cfg)
 	ctx := context.Background()
-	k, _ := n.CreateKey(ctx, "EH_AES_GCM_256", "", "")
+	k, _ := n.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 	h, _ := client.HTTPClient(inst.CAFile, 0)
 	do := func(method, path, body string, auth bool) (int, string) {
 		req, _ := http.NewRequest(method, inst.URL+path, strings.NewReader(body))

@@ -22,7 +22,7 @@ var (
 	fPadding     = field{name: "padding_mode", typ: tString, required: true, max: 64}
 	signFields   = []field{fKeyID, {name: "message", typ: tBase64, required: true, max: maxPlaintextB64}, {name: "message_type", required: true, max: 64}, {name: "digest_mode", required: true, max: 64}, fPadding}
 	actionFields = map[string][]field{
-		"CreateKey":                       {{name: "keyspec", required: true, max: 64}, {name: "origin", required: true, max: 64}, {name: "keyusage", max: 64}},
+		"CreateKey":                       {{name: "keyspec", required: true, max: 64}, {name: "origin", required: true, max: 64}, {name: "keyusage", max: 64}, {name: "release_policies", max: 4096}, {name: "decrypters", max: 4096}},
 		"Encrypt":                         {fKeyID, {name: "plaintext", typ: tBase64, required: true, max: maxPlaintextB64}, fAAD},
 		"Decrypt":                         {fKeyID, {name: "ciphertext", typ: tBase64, required: true, max: maxCiphertextB64}, fAAD},
 		"GenerateDataKey":                 {fKeyID, fKeylen, fAAD},
@@ -46,7 +46,8 @@ func (h *Handler) actions() map[string]actionFunc {
 	s := h.svc
 	return map[string]actionFunc{
 		"CreateKey": func(ctx context.Context, c kms.Caller, p payload) (map[string]any, error) {
-			k, err := s.CreateKey(ctx, c, kms.CreateKeyRequest{Spec: p.str("keyspec"), Origin: p.str("origin"), Usage: p.str("keyusage")})
+			k, err := s.CreateKey(ctx, c, kms.CreateKeyRequest{Spec: p.str("keyspec"), Origin: p.str("origin"), Usage: p.str("keyusage"),
+				ReleasePolicies: p.list("release_policies"), Decrypters: p.list("decrypters")})
 			return map[string]any{"keyid": k.ID}, err
 		},
 		"Encrypt": func(ctx context.Context, c kms.Caller, p payload) (map[string]any, error) {

@@ -276,6 +276,17 @@ func (p payload) str(k string) string {
 	return s
 }
 
+// list splits an optional comma-separated field (our extension fields).
+func (p payload) list(k string) []string {
+	var out []string
+	for _, v := range strings.Split(p.str(k), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (p payload) bytes(k string) []byte {
 	b, _ := base64.StdEncoding.DecodeString(p.str(k))
 	return b

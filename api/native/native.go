@@ -48,6 +48,7 @@ func New(svc *kms.Service, m *metrics.Metrics, extra ...Route) *Handler {
 	h.handle("POST /v1/keys/{id}/encrypt", "Encrypt", h.authed(h.encrypt))
 	h.handle("POST /v1/keys/{id}/decrypt", "Decrypt", h.authed(h.decrypt))
 	h.handle("POST /v1/keys/{id}/datakey", "GenerateDataKey", h.authed(h.dataKey))
+	h.handle("POST /v1/keys/{id}/release", "ReleaseKey", h.authed(h.release))
 	h.handle("GET /v1/operator/status", "Status", h.status)
 	h.handle("POST /v1/operator/init", "InitRootKey", h.admin(h.initRoot))
 	h.handle("POST /v1/operator/unseal", "Unseal", h.admin(h.unseal))
@@ -177,9 +178,11 @@ func (h *Handler) enroll(r *http.Request, c kms.Caller) (any, error) {
 }
 
 type createKeyRequest struct {
-	KeySpec  string `json:"keyspec"`
-	KeyUsage string `json:"keyusage"`
-	Name     string `json:"name"`
+	KeySpec         string   `json:"keyspec"`
+	KeyUsage        string   `json:"keyusage"`
+	Name            string   `json:"name"`
+	ReleasePolicies []string `json:"release_policies"`
+	Decrypters      []string `json:"decrypters"`
 }
 
 func (h *Handler) createKey(r *http.Request, c kms.Caller) (any, error) {
@@ -190,7 +193,8 @@ func (h *Handler) createKey(r *http.Request, c kms.Caller) (any, error) {
 	if req.KeySpec == "" {
 		req.KeySpec = "EH_AES_GCM_256"
 	}
-	return h.svc.CreateKey(r.Context(), c, kms.CreateKeyRequest{Spec: req.KeySpec, Usage: req.KeyUsage, Name: req.Name})
+	return h.svc.CreateKey(r.Context(), c, kms.CreateKeyRequest{Spec: req.KeySpec, Usage: req.KeyUsage, Name: req.Name,
+		ReleasePolicies: req.ReleasePolicies, Decrypters: req.Decrypters})
 }
 
 func (h *Handler) listKeys(r *http.Request, c kms.Caller) (any, error) {
@@ -283,6 +287,23 @@ func (h *Handler) dataKey(r *http.Request, c kms.Caller) (any, error) {
 		out["plaintext"] = pt
 	}
 	return out, err
+}
+
+func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
+	var req struct {
+		Token       string `json:"token"`
+		Ciphertext  []byte `json:"ciphertext"`
+		AAD         []byte `json:"aad"`
+		RuntimeData []byte `json:"runtime_data"`
+	}
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Ciphertext) == 0 {
+		return nil, invalid("missing_ciphertext", "ciphertext (the wrapped data key, base64) is required")
+	}
+	sealed, err := h.svc.Release(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD, req.Token, req.RuntimeData)
+	return map[string][]byte{"sealed": sealed}, err
 }
 
 func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {

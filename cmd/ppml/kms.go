@@ -91,14 +91,17 @@ func newKeyCmd() *cobra.Command {
 		return c
 	}
 	var spec, usage, name string
+	var policies, decrypters []string
 	var days int
 	cmd.AddCommand(
 		withNative("create", "Create a primary key and print its id", cobra.NoArgs, func(c *cobra.Command) {
 			c.Flags().StringVar(&spec, "spec", "EH_AES_GCM_256", "key spec: EH_AES_GCM_128/192/256, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521")
 			c.Flags().StringVar(&usage, "usage", "", "EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY (default by spec)")
 			c.Flags().StringVar(&name, "name", "", "optional name, unique per app")
+			c.Flags().StringArrayVar(&policies, "release-policy", nil, "bind the key to this attestation policy id (repeatable): its plaintext then reaches only attested workloads")
+			c.Flags().StringArrayVar(&decrypters, "decrypter", nil, "app id allowed to decrypt a bound key without attestation, e.g. the data owner reading results (repeatable)")
 		}, func(cmd *cobra.Command, f *clientFlags, n *client.Native, args []string) error {
-			k, err := n.CreateKey(cmd.Context(), spec, usage, name)
+			k, err := n.CreateKey(cmd.Context(), client.KeyOptions{Spec: spec, Usage: usage, Name: name, ReleasePolicies: policies, Decrypters: decrypters})
 			if err != nil {
 				return err
 			}

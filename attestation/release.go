@@ -1,0 +1,55 @@
+package attestation
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"github.com/ppml-project/ppml/kms"
+)
+
+// The attestation service is the kms.ReleaseAuthorizer: a key bound to
+// policies is released to a caller whose token (issued here, in process)
+// was issued to that same app under one of those policies. The policy
+// itself was evaluated against the full verification result when the
+// token was issued.
+
+var _ kms.ReleaseAuthorizer = (*Service)(nil)
+
+func forbidden(code, format string, a ...any) error {
+	return &kms.Error{Kind: kms.KindForbidden, Code: code, Msg: fmt.Sprintf(format, a...)}
+}
+
+// AuthorizeRelease implements kms.ReleaseAuthorizer.
+func (s *Service) AuthorizeRelease(ctx context.Context, tok, callerAppID, owner string, policyIDs []string) ([]byte, error) {
+	c, err := s.VerifyToken(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	if c.AppID != callerAppID || c.Subject != callerAppID {
+		return nil, forbidden("token_other_app", "the attestation token was issued to another app (%s), not to the caller", c.AppID)
+	}
+	if !slices.Contains(policyIDs, c.PolicyID) {
+		return nil, forbidden("policy_not_bound", "the token was issued under policy %q, which is not one the key is bound to %v: attest with one of them", c.PolicyID, policyIDs)
+	}
+	if c.Simulated && !s.AllowSimulation() {
+		return nil, forbidden("simulated", "the token is from a simulated TEE and this server does not allow simulation")
+	}
+	sum, err := hex.DecodeString(c.RuntimeDataSHA256)
+	if err != nil || len(sum) != 32 {
+		return nil, forbidden("no_runtime_data", "the token commits to no runtime data: attest with runtime_data = your X25519 public key")
+	}
+	return sum, nil
+}
+
+// CheckPolicies implements kms.ReleaseAuthorizer.
+func (s *Service) CheckPolicies(ctx context.Context, owner string, policyIDs []string) error {
+	for _, id := range policyIDs {
+		if _, err := s.Policy(ctx, owner, id); err != nil {
+			return &kms.Error{Kind: kms.KindInvalid, Code: "unknown_release_policy",
+				Msg: fmt.Sprintf("release policy %q is not a policy of this app: create it first (ppml policy create)", id)}
+		}
+	}
+	return nil
+}
