@@ -177,6 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}
+	s.svc.SetReleaseAuthorizer(s.attest) // attested key release checks tokens in process
 
 	if !cfg.InsecureHTTP {
 		var cert tls.Certificate
