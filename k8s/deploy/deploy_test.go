@@ -1,0 +1,196 @@
+package deploy_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/ppml-project/ppml/k8s/deploy"
+	"github.com/ppml-project/ppml/k8s/k8stest"
+)
+
+var update = flag.Bool("update", false, "rewrite the generated files of deploy/")
+
+const deployDir = "../../deploy"
+
+// TestDeployFiles: the generated files in deploy/ are what Files returns.
+func TestDeployFiles(t *testing.T) {
+	files, err := deploy.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range files {
+		p := filepath.Join(deployDir, path)
+		if *update {
+			if err := os.WriteFile(p, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("deploy/%s is not what k8s/deploy renders (run go test ./k8s/deploy -update): %v", path, err)
+		}
+	}
+}
+
+func TestRenderBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		o    deploy.Options
+		want string
+	}{
+		{deploy.Options{Replicas: 2}, "embedded store runs one replica"},
+		{deploy.Options{DB: "postgres://x@y/z"}, "--db needs --postgres"},
+		{deploy.Options{Postgres: true, DB: "mysql://x"}, "want a postgres:// URL"},
+		{deploy.Options{Postgres: true, DB: "postgres://u:secret@h/db"}, "holds a password"},
+		{deploy.Options{Postgres: true, Replicas: -1}, "want at least 1"},
+		{deploy.Options{SGX: true, EPC: "lots"}, "--epc"},
+	} {
+		_, err := deploy.Render(tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.o, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret@") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
+
+func TestRenderVariants(t *testing.T) {
+	b, err := deploy.Render(deploy.Options{Postgres: true, Replicas: 5, SGX: true, Namespace: "kms", PCCSURL: "https://pccs:8081"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"replicas: 5", "namespace: kms", "sgx.intel.com/epc: 1Gi", "sgx.intel.com/enclave: \"1\"", "sgx.intel.com/provision: \"1\"",
+		"gramine-sgx", "PGPASSWORD", "kind: Deployment", "kind: PodDisruptionBudget", "kind: NetworkPolicy", "path: /readyz", "path: /healthz"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("SGX render lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "root-key") || strings.Contains(s, "kind: StatefulSet") {
+		t.Error("SGX/postgres render mounts the file root key or has a StatefulSet")
+	}
+	b, _ = deploy.Render(deploy.Options{PCCSURL: "https://pccs:8081"})
+	s = string(b)
+	for _, want := range []string{"kind: StatefulSet", "replicas: 1", "--pccs-url=https://pccs:8081", "--root-key-file=/etc/ppml/root-key/root.key", "secretName: ssl-keys", "volumeClaimTemplates"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("embedded render lacks %q", want)
+		}
+	}
+	sec, err := deploy.Secrets("", nil)
+	if err != nil || len(sec) != 2 || len(sec[0].Data[deploy.RootKeyKey]) != 44 {
+		t.Fatalf("Secrets: %v %v", sec, err)
+	}
+}
+
+// objects decodes a YAML stream into maps keyed by kind/name.
+func objects(t *testing.T, b []byte) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("%v\n%s", err, doc)
+		}
+		if m == nil {
+			continue
+		}
+		md := m["metadata"].(map[string]any)
+		out[m["kind"].(string)+"/"+md["name"].(string)] = m
+	}
+	return out
+}
+
+const serviceMonitorCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+`
+
+// TestDeployAgainstAPIServer: kustomize builds each overlay into exactly
+// the objects Render produces, and every manifest passes server-side
+// dry-run on a real API server.
+func TestDeployAgainstAPIServer(t *testing.T) {
+	c := k8stest.Start(t)
+	if out, err := c.Kubectl(t, []byte(serviceMonitorCRD), "apply", "-f", "-"); err != nil {
+		t.Fatalf("CRD: %v\n%s", err, out)
+	}
+	if out, err := c.Kubectl(t, nil, "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s"); err != nil {
+		t.Fatalf("CRD: %v\n%s", err, out)
+	}
+	names := make([]string, 0, len(deploy.Variants))
+	for n := range deploy.Variants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		o := deploy.Variants[name]
+		t.Run(name, func(t *testing.T) {
+			want, err := deploy.Render(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(deployDir, "overlays", name)
+			built, err := c.Kubectl(t, nil, "kustomize", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, exp := objects(t, built), objects(t, want)
+			if len(got) != len(exp) {
+				t.Errorf("kustomize %s: %d objects, Render: %d", name, len(got), len(exp))
+			}
+			for k, w := range exp {
+				if g, ok := got[k]; !ok {
+					t.Errorf("kustomize %s lacks %s", name, k)
+				} else if !reflect.DeepEqual(g, w) {
+					gb, _ := yaml.Marshal(g)
+					wb, _ := yaml.Marshal(w)
+					t.Errorf("kustomize %s: %s differs from Render\nkustomize:\n%s\nRender:\n%s", name, k, gb, wb)
+				}
+			}
+			out, err := c.Kubectl(t, nil, "apply", "--dry-run=server", "-k", dir)
+			if err != nil || strings.Count(string(out), "(server dry run)") != len(exp) {
+				t.Fatalf("dry-run -k %s: %v\n%s", dir, err, out)
+			}
+		})
+	}
+	t.Run("render", func(t *testing.T) {
+		for _, o := range []deploy.Options{
+			{ServiceMonitor: true, PCCSURL: "https://pccs.example:8081"},
+			{Postgres: true, Replicas: 2, ServiceMonitor: true, Namespace: "default", DB: "postgres://ppml@db.example:5432/ppml?sslmode=verify-full"},
+			{SGX: true, EPC: "512Mi", Image: "registry.example/ppml-gramine:1"},
+		} {
+			b, err := deploy.Render(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec, _ := deploy.Secrets("", nil)
+			sb, _ := deploy.Marshal(sec[0], sec[1])
+			b = append(append(b, "---\n"...), sb...)
+			out, err := c.Kubectl(t, b, "apply", "--dry-run=server", "-f", "-")
+			if err != nil || !strings.Contains(string(out), "(server dry run)") {
+				t.Fatalf("dry-run %+v: %v\n%s", o, err, out)
+			}
+		}
+	})
+}
