@@ -16,7 +16,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,7 @@ import (
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/pck"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/sim"
 	"github.com/ppml-project/ppml/store"
@@ -106,6 +109,9 @@ type Service struct {
 
 	mu     sync.Mutex
 	signer *token.Signer
+
+	chainMu sync.Mutex
+	chains  map[[32]byte]chainInfo
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the
@@ -124,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger}
+	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger, chains: map[[32]byte]chainInfo{}}
 	var err error
 	if s.intel, err = verify.New(verify.Options{Now: cfg.KMS.Now}); err != nil {
 		return nil, err
@@ -274,18 +280,59 @@ func (v *Verdict) TCBStatus() string {
 	return *v.Result.TCBStatus
 }
 
-// chainsToSimRoot reports whether the quote's PCK chain names a simulation root.
-func chainsToSimRoot(q *abi.Quote) bool {
-	certs, err := collateral.ParseChain(q.PCKChainPEM)
-	if err != nil {
-		return false
+// chainInfo is what the service needs from a quote's PCK chain to choose
+// the trust anchor and the collateral. It is cached by the chain's hash:
+// a platform sends the same chain with every quote.
+type chainInfo struct {
+	sim       bool
+	fmspc, ca string
+	err       error
+}
+
+const chainCacheMax = 4096
+
+func (s *Service) chainInfo(pemChain []byte) chainInfo {
+	key := sha256.Sum256(pemChain)
+	s.chainMu.Lock()
+	ci, ok := s.chains[key]
+	s.chainMu.Unlock()
+	if ok {
+		return ci
 	}
-	for _, c := range certs {
-		if sim.IsSimulationRoot(c) || c.Issuer.CommonName == sim.RootCommonName {
-			return true
+	certs, err := collateral.ParseChain(pemChain)
+	switch {
+	case err != nil:
+		ci.err = err
+	case len(certs) < 2:
+		ci.err = fmt.Errorf("PCK certificate chain has %d certificates, want 3", len(certs))
+	default:
+		for _, c := range certs {
+			if sim.IsSimulationRoot(c) || c.Issuer.CommonName == sim.RootCommonName {
+				ci.sim = true
+			}
+		}
+		ext, err := pck.FromCertificate(certs[0])
+		if err != nil {
+			ci.err = err
+			break
+		}
+		ci.fmspc = hex.EncodeToString(ext.FMSPC[:])
+		switch certs[1].Subject.CommonName {
+		case verify.CNPlatformCA:
+			ci.ca = collateral.CAPlatform
+		case verify.CNProcessorCA:
+			ci.ca = collateral.CAProcessor
+		default:
+			ci.err = fmt.Errorf("PCK chain issuer %q is neither the PCK Platform CA nor the PCK Processor CA", certs[1].Subject.CommonName)
 		}
 	}
-	return false
+	s.chainMu.Lock()
+	if len(s.chains) >= chainCacheMax {
+		clear(s.chains)
+	}
+	s.chains[key] = ci
+	s.chainMu.Unlock()
+	return ci
 }
 
 // VerifyQuote runs parse → collateral → verify. It never consults a policy.
@@ -301,7 +348,8 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote does not parse: " + err.Error()}
 	}
 	tee := abi.TEE(q.TEE)
-	if chainsToSimRoot(q) {
+	ci := s.chainInfo(q.PCKChainPEM)
+	if ci.sim {
 		if s.simV == nil {
 			res, _ := verify.Inspect(raw)
 			if res != nil {
@@ -315,13 +363,14 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 		}
 		return finish(s.simV.Verify(raw, col))
 	}
-	ins, err := verify.Inspect(raw)
-	if err != nil {
-		return &Verdict{Result: ins, Reason: ReasonNotVerified, Message: "the quote's PCK certificate chain is unusable: " + err.Error()}
+	if ci.err != nil {
+		res, _ := verify.Inspect(raw)
+		return &Verdict{Result: res, Reason: ReasonNotVerified, Message: "quote not verified (pck_chain): the quote's PCK certificate chain is unusable: " + ci.err.Error()}
 	}
-	col, err := s.collateralFor(ctx, string(tee), ins.FMSPC, ins.Detail.PCK.CAType)
+	col, err := s.collateralFor(ctx, string(tee), ci.fmspc, ci.ca)
 	if err != nil {
-		return &Verdict{Result: ins, Reason: ReasonNoCollateral, Message: err.Error()}
+		res, _ := verify.Inspect(raw)
+		return &Verdict{Result: res, Reason: ReasonNoCollateral, Message: err.Error()}
 	}
 	return finish(s.intel.Verify(raw, col))
 }
