@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
 )
 
@@ -191,5 +192,51 @@ func TestCLIConventions(t *testing.T) {
 		if !strings.Contains(help, flag) {
 			t.Errorf("serve --help does not explain %s", flag)
 		}
+	}
+}
+
+// TestAttestCLI: ppml attest prints BigDL's verdict lines with its exit
+// codes, and execs the workload with the released key in its environment.
+func TestAttestCLI(t *testing.T) {
+	ctx := context.Background()
+	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.AllowSimulation = true }})
+	_, w := inst.Enroll(t)
+	as, _ := client.NewAttestation(w)
+	mr := strings.Repeat("ab", 32)
+	p, err := as.CreatePolicy(ctx, json.RawMessage(`{"tee":"sgx","mr_enclave":["`+mr+`"],"allow_simulated":true,"require_crl":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := client.NewNative(w)
+	k, err := n.CreateKey(ctx, client.KeyOptions{ReleasePolicies: []string{p.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := client.NewEHSM(w)
+	res, err := e.Call(ctx, "GenerateDataKey", map[string]any{"keyid": k.ID, "keylen": 32, "aad": "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := filepath.Join(t.TempDir(), "dk")
+	os.WriteFile(wrapped, []byte(res["ciphertext"].(string)), 0o600)
+	env := []string{"ATTESTATION_URL=" + strings.TrimPrefix(inst.URL, "https://"), "APP_ID=" + w.AppID, "API_KEY=" + w.APIKey,
+		"ATTESTATION_POLICYID=" + p.ID, "ATTESTATION_TYPE=PPMLAttestationService", "PPML_CA_FILE=" + inst.CAFile}
+
+	dir := t.TempDir()
+	if _, err := runCLI(t, nil, "sim", "enclave", "--dir", dir+"/good", "--sim-dir", inst.DataDir+"/sim", "--mr-enclave", mr); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, env, "attest", "--attestation-dir", dir+"/good", "--data-key", wrapped+"=env:DATA_KEY", "--", "sh", "-c", "echo key=$DATA_KEY")
+	if err != nil || !strings.Contains(out, "Attestation Success!") || !strings.Contains(out, "key="+res["plaintext"].(string)) {
+		t.Fatalf("attest + exec: %v\n%s", err, out)
+	}
+	runCLI(t, nil, "sim", "enclave", "--dir", dir+"/bad", "--sim-dir", inst.DataDir+"/sim", "--mr-enclave", strings.Repeat("cd", 32))
+	out, err = runCLI(t, env, "attest", "--attestation-dir", dir+"/bad", "--data-key", wrapped+"=env:DATA_KEY", "--", "sh", "-c", "echo workload ran")
+	if ee, ok := err.(interface{ Error() string }); !ok || !strings.Contains(ee.Error(), "exit status 1") || !strings.Contains(out, "Attestation Fail! Application killed!") || strings.Contains(out, "workload ran") {
+		t.Fatalf("failed attestation: %v\n%s", err, out)
+	}
+	out, _ = runCLI(t, []string{"ATTESTATION_URL=", "APP_ID=x", "API_KEY=y"}, "attest")
+	if !strings.Contains(out, "[ERROR] Attestation is enabled, but ATTESTATION_URL is empty!") || !strings.Contains(out, "[INFO] PPML Application Exit!") {
+		t.Fatalf("missing ATTESTATION_URL: %q", out)
 	}
 }

@@ -14,6 +14,9 @@ import (
 func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
+		if e, ok := err.(exitError); ok && e.msg == "" {
+			os.Exit(e.code) // the command already said why
+		}
 		var ae *client.APIError
 		if errors.As(err, &ae) {
 			fmt.Fprintf(os.Stderr, "ppml: the server refused: %v\n", err)

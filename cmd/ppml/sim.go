@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/sim"
 )
@@ -26,7 +27,7 @@ SGX v3 and TDX v4 binary layouts. Verify them with
 every such verdict says simulated: true. Simulated quotes prove nothing about
 real hardware: never trust a simulation root in production.`,
 	}
-	cmd.AddCommand(newSimInitCmd(), newSimQuoteCmd())
+	cmd.AddCommand(newSimInitCmd(), newSimQuoteCmd(), newSimEnclaveCmd())
 	return cmd
 }
 
@@ -58,12 +59,76 @@ func newSimInitCmd() *cobra.Command {
 	return cmd
 }
 
+// measurementFlags are the measurement flags shared by sim quote and sim enclave.
+type measurementFlags struct {
+	tee, mrEnclave, mrSigner, mrTD string
+	rtmr                           [4]string
+	isvProdID, isvSVN              uint16
+	debug                          bool
+}
+
+func (mf *measurementFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&mf.tee, "tee", "sgx", "TEE: sgx (quote v3) or tdx (quote v4)")
+	f.StringVar(&mf.mrEnclave, "mr-enclave", "", "SGX MRENCLAVE, 32 bytes hex (default zeros)")
+	f.StringVar(&mf.mrSigner, "mr-signer", "", "SGX MRSIGNER, 32 bytes hex (default zeros)")
+	f.Uint16Var(&mf.isvProdID, "isv-prod-id", 0, "SGX ISVPRODID")
+	f.Uint16Var(&mf.isvSVN, "isv-svn", 0, "SGX ISVSVN")
+	f.BoolVar(&mf.debug, "debug", false, "set the DEBUG attribute (SGX ATTRIBUTES.FLAGS bit 1, TDX TD_ATTRIBUTES bit 0)")
+	f.StringVar(&mf.mrTD, "mr-td", "", "TDX MRTD, 48 bytes hex (default zeros)")
+	for i := range 4 {
+		f.StringVar(&mf.rtmr[i], fmt.Sprintf("rtmr%d", i), "", fmt.Sprintf("TDX RTMR%d, 48 bytes hex (default zeros)", i))
+	}
+}
+
+// parse checks the flags that apply to the TEE and returns the measurements.
+func (mf *measurementFlags) parse(cmd *cobra.Command) (abi.TEE, sim.Measurements, error) {
+	fl := cmd.Flags()
+	var m sim.Measurements
+	var err error
+	hexInto := func(dst []byte, field, val string, n int) {
+		if err != nil {
+			return
+		}
+		var b []byte
+		if b, err = sim.ParseHex("--"+field, val, n, true); err == nil {
+			copy(dst, b)
+		}
+	}
+	var t abi.TEE
+	switch mf.tee {
+	case "sgx":
+		t = abi.SGX
+		for _, f := range []string{"mr-td", "rtmr0", "rtmr1", "rtmr2", "rtmr3"} {
+			if fl.Changed(f) {
+				return t, m, fmt.Errorf("--%s applies to TDX; with --tee sgx use --mr-enclave, --mr-signer, --isv-prod-id, --isv-svn", f)
+			}
+		}
+		hexInto(m.MREnclave[:], "mr-enclave", mf.mrEnclave, 32)
+		hexInto(m.MRSigner[:], "mr-signer", mf.mrSigner, 32)
+		m.ISVProdID, m.ISVSVN = mf.isvProdID, mf.isvSVN
+	case "tdx":
+		t = abi.TDX
+		for _, f := range []string{"mr-enclave", "mr-signer", "isv-prod-id", "isv-svn"} {
+			if fl.Changed(f) {
+				return t, m, fmt.Errorf("--%s applies to SGX; with --tee tdx use --mr-td and --rtmr0..--rtmr3", f)
+			}
+		}
+		hexInto(m.MRTD[:], "mr-td", mf.mrTD, 48)
+		for i := range 4 {
+			hexInto(m.RTMR[i][:], fmt.Sprintf("rtmr%d", i), mf.rtmr[i], 48)
+		}
+	default:
+		return t, m, fmt.Errorf("--tee %q is not supported: use sgx or tdx", mf.tee)
+	}
+	m.Debug = mf.debug
+	return t, m, err
+}
+
 func newSimQuoteCmd() *cobra.Command {
 	var (
-		dir, tee, mrEnclave, mrSigner, mrTD, reportData, out string
-		rtmr                                                 [4]string
-		isvProdID, isvSVN                                    uint16
-		debug                                                bool
+		mf                   measurementFlags
+		dir, reportData, out string
 	)
 	cmd := &cobra.Command{
 		Use:   "quote --sim-dir DIR --tee sgx|tdx [measurements] --report-data HEX --out FILE",
@@ -78,49 +143,15 @@ bytes of hex, zero-padded on the right.`,
 			if dir == "" || out == "" {
 				return errors.New("--sim-dir and --out are required")
 			}
-			fl := cmd.Flags()
-			var m sim.Measurements
-			var err error
-			hexInto := func(dst []byte, field, val string, n int, exact bool) {
-				if err != nil {
-					return
-				}
-				var b []byte
-				if b, err = sim.ParseHex("--"+field, val, n, exact); err == nil {
-					copy(dst, b)
-				}
-			}
-			var t abi.TEE
-			switch tee {
-			case "sgx":
-				t = abi.SGX
-				for _, f := range []string{"mr-td", "rtmr0", "rtmr1", "rtmr2", "rtmr3"} {
-					if fl.Changed(f) {
-						return fmt.Errorf("--%s applies to TDX quotes; with --tee sgx use --mr-enclave, --mr-signer, --isv-prod-id, --isv-svn", f)
-					}
-				}
-				hexInto(m.MREnclave[:], "mr-enclave", mrEnclave, 32, true)
-				hexInto(m.MRSigner[:], "mr-signer", mrSigner, 32, true)
-				m.ISVProdID, m.ISVSVN = isvProdID, isvSVN
-			case "tdx":
-				t = abi.TDX
-				for _, f := range []string{"mr-enclave", "mr-signer", "isv-prod-id", "isv-svn"} {
-					if fl.Changed(f) {
-						return fmt.Errorf("--%s applies to SGX quotes; with --tee tdx use --mr-td and --rtmr0..--rtmr3", f)
-					}
-				}
-				hexInto(m.MRTD[:], "mr-td", mrTD, 48, true)
-				for i := range 4 {
-					hexInto(m.RTMR[i][:], fmt.Sprintf("rtmr%d", i), rtmr[i], 48, true)
-				}
-			default:
-				return fmt.Errorf("--tee %q is not supported: use sgx or tdx", tee)
-			}
-			hexInto(m.ReportData[:], "report-data", reportData, 64, false)
+			t, m, err := mf.parse(cmd)
 			if err != nil {
 				return err
 			}
-			m.Debug = debug
+			rd, err := sim.ParseHex("--report-data", reportData, 64, false)
+			if err != nil {
+				return err
+			}
+			copy(m.ReportData[:], rd)
 			s, err := sim.Load(dir)
 			if err != nil {
 				return err
@@ -133,23 +164,50 @@ bytes of hex, zero-padded on the right.`,
 				return fmt.Errorf("writing the quote: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote simulated %s quote (%d bytes) to %s\nverify: ppml quote verify --quote %s --sim-dir %s --collateral %s\n",
-				tee, len(q), out, out, dir, s.CollateralPath(t))
+				t, len(q), out, out, dir, s.CollateralPath(t))
 			return nil
 		},
 	}
+	mf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&dir, "sim-dir", "", "simulation directory created by \"ppml sim init\" (required)")
-	f.StringVar(&tee, "tee", "sgx", "quote type: sgx (quote v3) or tdx (quote v4)")
-	f.StringVar(&mrEnclave, "mr-enclave", "", "SGX MRENCLAVE, 32 bytes hex (default zeros)")
-	f.StringVar(&mrSigner, "mr-signer", "", "SGX MRSIGNER, 32 bytes hex (default zeros)")
-	f.Uint16Var(&isvProdID, "isv-prod-id", 0, "SGX ISVPRODID")
-	f.Uint16Var(&isvSVN, "isv-svn", 0, "SGX ISVSVN")
-	f.BoolVar(&debug, "debug", false, "set the DEBUG attribute (SGX ATTRIBUTES.FLAGS bit 1, TDX TD_ATTRIBUTES bit 0)")
-	f.StringVar(&mrTD, "mr-td", "", "TDX MRTD, 48 bytes hex (default zeros)")
-	for i := range 4 {
-		f.StringVar(&rtmr[i], fmt.Sprintf("rtmr%d", i), "", fmt.Sprintf("TDX RTMR%d, 48 bytes hex (default zeros)", i))
-	}
 	f.StringVar(&reportData, "report-data", "", "report data, up to 64 bytes hex, zero-padded on the right (e.g. SHA-256 of a nonce and a public key)")
 	f.StringVar(&out, "out", "", "file to write the binary quote to (required)")
+	return cmd
+}
+
+func newSimEnclaveCmd() *cobra.Command {
+	var (
+		mf          measurementFlags
+		dir, simDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "enclave --dir DIR --sim-dir SIMPKI [measurements]",
+		Short: "Prepare a simulated enclave: a directory laid out like /dev/attestation whose quotes come from the simulation",
+		Long: `Prepare DIR like Gramine's /dev/attestation (attestation_type, user_report_data,
+quote, keys/) for a simulated enclave with the given measurements. Point
+"ppml attest --attestation-dir DIR" at it: every quote it reads is produced
+by the simulation PKI in --sim-dir (for a server started with
+--allow-simulation: <data-dir>/sim) over the report data just written, in the
+real SGX v3 / TDX v4 layout. Everything it yields is marked simulated.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || simDir == "" {
+				return errors.New("--dir and --sim-dir are required")
+			}
+			t, m, err := mf.parse(cmd)
+			if err != nil {
+				return err
+			}
+			if err := enclave.PrepareSim(dir, simDir, string(t), m); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "simulated %s enclave ready in %s (quotes from %s)\n", t, dir, simDir)
+			return nil
+		},
+	}
+	mf.register(cmd)
+	cmd.Flags().StringVar(&dir, "dir", "", "directory to prepare (required)")
+	cmd.Flags().StringVar(&simDir, "sim-dir", "", "simulation PKI directory (ppml sim init, or <data-dir>/sim of ppml serve --allow-simulation) (required)")
 	return cmd
 }

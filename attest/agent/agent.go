@@ -1,0 +1,309 @@
+// Package agent is the in-enclave attestation client, the Go replacement for
+// BigDL's attestation.sh + AttestationCLI: it obtains a quote over fresh
+// report data, has it verified by the chosen attestation service, prints
+// upstream's verdict lines with upstream's exit codes, and, with our native
+// service, receives the data keys it asked for (HPKE-sealed to a key that
+// never leaves the enclave) and delivers them only on success.
+package agent
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ppml-project/ppml/atomicfile"
+	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/dataformat/bigdl"
+	"github.com/ppml-project/ppml/dataformat/kmssource"
+	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/kms"
+)
+
+// Attestation service types (ATTESTATION_TYPE).
+const (
+	TypeEHSM   = "EHSMAttestationService"
+	TypeBigDL  = "BigDLRemoteAttestationService"
+	TypeNative = "PPMLAttestationService"
+)
+
+// Verdict lines (bigdl-attestation-protocol.md §6.3): scripts grep for them.
+const (
+	LineSuccess   = "Attestation Success!"
+	LineFail      = "Attestation Fail! Application killed!"
+	LineDebugFail = "ERROR:Attestation Fail! In debug mode, continue."
+	lineEHSMWarn  = "warning: Attestation pass but BIOS or the software is out of date. Result=%d"
+	lineBigDLWarn = "WARNING: Attestation pass but BIOS or the software is out of date."
+)
+
+// DataKey asks for one data key: Wrapped is a file holding a wrapped data
+// key as our KMS returns it (base64 or raw; the key id travels inside) or a
+// BigDL .meta; Dest is a file path, gramine:NAME or env:NAME.
+type DataKey struct {
+	Wrapped string
+	Dest    string
+}
+
+// Config is the environment contract plus flags.
+type Config struct {
+	URL            string // ATTESTATION_URL: host:port (https assumed) or a URL
+	AppID, APIKey  string
+	PolicyID       string
+	Type           string // TypeEHSM (default), TypeBigDL, TypeNative
+	QuoteType      string // gramine (default), occlum, TDX
+	Debug          bool   // ATTESTATION_DEBUG: continue after a failure (never releases keys)
+	UserReportData string // legacy services: the -p string (1..32 bytes)
+	AttestationDir string // Gramine's /dev/attestation, or a simulated enclave directory
+	TSMDir         string // TDX configfs-tsm report directory
+	CAFile         string
+	DataKeys       []DataKey
+	DataKeyAAD     []byte // AAD of the wrapped data keys (default: BigDL's "test")
+	Quoter         enclave.Quoter
+	Stdout, Stderr io.Writer
+}
+
+// Result is the outcome.
+type Result struct {
+	ExitCode int
+	Env      []string // NAME=VALUE for env: destinations
+	Passed   bool
+}
+
+// Normalize fills defaults and validates.
+func (c *Config) Normalize() error {
+	if c.Type == "" {
+		c.Type = TypeEHSM
+	}
+	if c.Type == "native" || c.Type == "ppml" {
+		c.Type = TypeNative
+	}
+	switch c.Type {
+	case TypeEHSM, TypeBigDL, TypeNative:
+	default:
+		return fmt.Errorf("ATTESTATION_TYPE %q is not supported: use %s, %s or %s", c.Type, TypeNative, TypeEHSM, TypeBigDL)
+	}
+	if c.QuoteType == "" {
+		c.QuoteType = "gramine"
+	}
+	switch c.QuoteType {
+	case "gramine", "occlum", "TDX":
+	default:
+		return fmt.Errorf("QUOTE_TYPE %q is not supported: use gramine, occlum or TDX (case-sensitive)", c.QuoteType)
+	}
+	for name, v := range map[string]string{"ATTESTATION_URL": c.URL, "APP_ID": c.AppID, "API_KEY": c.APIKey} {
+		if v == "" {
+			return fmt.Errorf("Attestation is enabled, but %s is empty!", name)
+		}
+	}
+	if !strings.Contains(c.URL, "://") {
+		c.URL = "https://" + c.URL
+	}
+	if len(c.DataKeys) > 0 && c.Type != TypeNative {
+		return fmt.Errorf("--data-key needs ATTESTATION_TYPE=%s: only our native service releases keys to attested workloads", TypeNative)
+	}
+	for _, d := range c.DataKeys {
+		if d.Wrapped == "" || d.Dest == "" {
+			return fmt.Errorf("--data-key %q: want WRAPPED=DEST", d.Wrapped+"="+d.Dest)
+		}
+	}
+	if c.UserReportData == "" {
+		c.UserReportData = "010203040506"
+	}
+	if c.DataKeyAAD == nil {
+		c.DataKeyAAD, _ = base64.StdEncoding.DecodeString(kmssource.BigDLAAD)
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
+	}
+	return nil
+}
+
+func (c *Config) quoter() (enclave.Quoter, error) {
+	if c.Quoter != nil {
+		return c.Quoter, nil
+	}
+	switch c.QuoteType {
+	case "occlum":
+		return enclave.Occlum("")
+	case "TDX":
+		return enclave.TDX(c.TSMDir)
+	}
+	return enclave.Gramine(c.AttestationDir)
+}
+
+// Run attests and returns the exit code upstream's CLI would use.
+func Run(ctx context.Context, c Config) Result {
+	if err := c.Normalize(); err != nil {
+		if c.Stdout == nil {
+			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		}
+		fmt.Fprintf(c.Stdout, "[ERROR] %v\n[INFO] PPML Application Exit!\n", err)
+		return Result{ExitCode: 1}
+	}
+	env, warning, err := attest(ctx, &c)
+	if err != nil {
+		fmt.Fprintf(c.Stderr, "attestation failed: %v\n", err)
+		if c.Debug {
+			fmt.Fprintln(c.Stderr, "WARNING: ATTESTATION_DEBUG=true: the workload continues after a FAILED attestation; no key was released. Never use this in production.")
+			fmt.Fprintln(c.Stdout, LineDebugFail)
+			return Result{ExitCode: 0}
+		}
+		fmt.Fprintln(c.Stdout, LineFail)
+		return Result{ExitCode: 1}
+	}
+	if warning != "" {
+		fmt.Fprintln(c.Stdout, warning)
+	}
+	fmt.Fprintln(c.Stdout, LineSuccess)
+	return Result{ExitCode: 0, Env: env, Passed: true}
+}
+
+func attest(ctx context.Context, c *Config) (env []string, warning string, err error) {
+	q, err := c.quoter()
+	if err != nil {
+		return nil, "", err
+	}
+	if q.Simulated() {
+		fmt.Fprintf(c.Stderr, "[SIMULATION] quotes come from the %s: nothing here is hardware-backed\n", q.Describe())
+	}
+	cfg := client.Config{URL: c.URL, AppID: c.AppID, APIKey: c.APIKey, CAFile: c.CAFile}
+	switch c.Type {
+	case TypeNative:
+		env, err := attestNative(ctx, c, cfg, q)
+		return env, "", err
+	case TypeBigDL:
+		w, err := attestBigDL(ctx, c, cfg, q)
+		return nil, w, err
+	default:
+		w, err := attestEHSM(ctx, c, cfg, q)
+		return nil, w, err
+	}
+}
+
+// legacyReportData is the -p string, zero-padded; legacy services bind no nonce.
+func legacyReportData(s string, tdx bool) ([64]byte, error) {
+	var rd [64]byte
+	max := 32
+	if tdx {
+		max = 64
+	}
+	if len(s) < 1 || len(s) > max {
+		return rd, fmt.Errorf("user report data must be 1..%d bytes (got %d)", max, len(s))
+	}
+	copy(rd[:], s)
+	return rd, nil
+}
+
+func attestNative(ctx context.Context, c *Config, cfg client.Config, q enclave.Quoter) ([]string, error) {
+	as, err := client.NewAttestation(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Read every wrapped key first: a typo fails before anything is asked.
+	wrapped := make([][]byte, len(c.DataKeys))
+	for i, d := range c.DataKeys {
+		if wrapped[i], err = readWrapped(d.Wrapped); err != nil {
+			return nil, err
+		}
+	}
+	nonce, err := as.Nonce(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("getting a nonce: %w", err)
+	}
+	// The ephemeral key that released data keys are sealed to; its public
+	// half is the runtime data the quote commits to.
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	runtime := priv.PublicKey().Bytes()
+	var rd [64]byte
+	h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), runtime...))
+	copy(rd[:], h[:])
+	quote, err := q.Quote(rd)
+	if err != nil {
+		return nil, fmt.Errorf("getting a quote from %s: %w", q.Describe(), err)
+	}
+	res, err := as.Verify(ctx, client.VerifyRequest{Quote: quote, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: c.PolicyID})
+	if err != nil {
+		return nil, err
+	}
+	if res.Claims.Simulated {
+		fmt.Fprintln(c.Stderr, "[SIMULATION] the attestation service marked this result simulated: true")
+	}
+	kmsClient, err := client.NewNative(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// Release everything before delivering anything: all or nothing.
+	keys := make([][]byte, len(c.DataKeys))
+	for i, d := range c.DataKeys {
+		keyID := kmssource.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped[i]))
+		sealed, err := kmsClient.Release(ctx, keyID, wrapped[i], c.DataKeyAAD, res.Token, runtime)
+		if err != nil {
+			return nil, fmt.Errorf("release of %s: %w", d.Wrapped, err)
+		}
+		if keys[i], err = kms.OpenRelease(priv, keyID, sealed); err != nil {
+			return nil, fmt.Errorf("release of %s: %w", d.Wrapped, err)
+		}
+	}
+	var env []string
+	for i, d := range c.DataKeys {
+		e, err := deliver(c, d.Dest, keys[i])
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, e...)
+	}
+	return env, nil
+}
+
+// readWrapped reads a wrapped data key file: base64 text or raw bytes of our
+// KMS ciphertext, or a BigDL .meta naming one.
+func readWrapped(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--data-key: %w", err)
+	}
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, "{") {
+		if text, err = bigdl.ParseMeta(b); err != nil {
+			return nil, fmt.Errorf("--data-key %s: %w", path, err)
+		}
+	}
+	if raw, err := base64.StdEncoding.DecodeString(text); err == nil && kmssource.KeyIDOf(text) != "" {
+		return raw, nil
+	}
+	if enc := base64.StdEncoding.EncodeToString(b); kmssource.KeyIDOf(enc) != "" {
+		return b, nil
+	}
+	return nil, fmt.Errorf("--data-key %s holds no wrapped data key of this KMS (want the base64 ciphertext of GenerateDataKey, the raw bytes, or a .meta naming one)", path)
+}
+
+// deliver hands a released key to the workload; it returns env entries.
+func deliver(c *Config, dest string, key []byte) ([]string, error) {
+	text := base64.StdEncoding.EncodeToString(key)
+	switch {
+	case strings.HasPrefix(dest, "env:"):
+		name := strings.TrimPrefix(dest, "env:")
+		if name == "" || strings.ContainsAny(name, "= \t\n") {
+			return nil, fmt.Errorf("--data-key destination %q: env:NAME needs a valid variable name", dest)
+		}
+		return []string{name + "=" + text}, nil
+	case strings.HasPrefix(dest, "gramine:"):
+		return nil, enclave.DeliverGramineKey(c.AttestationDir, strings.TrimPrefix(dest, "gramine:"), key)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+		return nil, err
+	}
+	return nil, atomicfile.WriteFile(dest, []byte(text), 0o600)
+}

@@ -1,0 +1,321 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/server"
+	"github.com/ppml-project/ppml/server/servertest"
+	"github.com/ppml-project/ppml/sim"
+)
+
+var (
+	goodMR  = [32]byte{0x68, 0x82, 0x3b, 0xc6}
+	otherMR = [32]byte{0x33, 0xd8}
+	signer  = [32]byte{0x9a, 0xff}
+)
+
+type world struct {
+	inst      *servertest.Instance
+	clock     *servertest.Clock
+	workload  client.Config // app W: owns the bound key, runs in the enclave
+	owner     client.Config // app D: data owner, named decrypter
+	policyID  string
+	keyID     string
+	wrapped   string // base64 data key ciphertext made by the owner
+	plaintext string // its plaintext (base64)
+	simDir    string
+}
+
+func setup(t *testing.T, store string) *world {
+	t.Helper()
+	ctx := context.Background()
+	w := &world{clock: &servertest.Clock{}}
+	w.inst = servertest.Start(t, servertest.Options{Store: store, Clock: w.clock, Modify: func(c *server.Config) { c.AllowSimulation = true }})
+	w.simDir = filepath.Join(w.inst.DataDir, "sim")
+	_, w.workload = w.inst.Enroll(t)
+	_, w.owner = w.inst.Enroll(t)
+	as, _ := client.NewAttestation(w.workload)
+	doc := fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"mr_signer":[%q],"allow_simulated":true,"require_crl":false}`,
+		hex.EncodeToString(goodMR[:]), hex.EncodeToString(signer[:]))
+	p, err := as.CreatePolicy(ctx, json.RawMessage(doc))
+	if err != nil {
+		t.Fatalf("create policy: %v", err)
+	}
+	w.policyID = p.ID
+	n, _ := client.NewNative(w.workload)
+	k, err := n.CreateKey(ctx, client.KeyOptions{ReleasePolicies: []string{p.ID}, Decrypters: []string{w.owner.AppID}})
+	if err != nil {
+		t.Fatalf("create bound key: %v", err)
+	}
+	w.keyID = k.ID
+	// The data owner makes a data key under the bound key, as ppml encrypt does.
+	e, _ := client.NewEHSM(w.owner)
+	res, err := e.Call(ctx, "GenerateDataKey", map[string]any{"keyid": k.ID, "keylen": 32, "aad": "test"})
+	if err != nil {
+		t.Fatalf("owner GenerateDataKey on the bound key: %v", err)
+	}
+	w.wrapped, w.plaintext = res["ciphertext"].(string), res["plaintext"].(string)
+	return w
+}
+
+func (w *world) enclaveDir(t *testing.T, mr [32]byte, debug bool) string {
+	dir := filepath.Join(t.TempDir(), "attestation")
+	if err := enclave.PrepareSim(dir, w.simDir, "sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, Debug: debug}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func (w *world) agentConfig(t *testing.T, dir string, dests ...string) (agent.Config, *bytes.Buffer, *bytes.Buffer) {
+	wrappedFile := filepath.Join(t.TempDir(), "datakey.wrapped")
+	os.WriteFile(wrappedFile, []byte(w.wrapped+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	c := agent.Config{URL: w.inst.URL, AppID: w.workload.AppID, APIKey: w.workload.APIKey, PolicyID: w.policyID,
+		Type: agent.TypeNative, AttestationDir: dir, CAFile: w.inst.CAFile, Stdout: &out, Stderr: &errb}
+	for _, d := range dests {
+		c.DataKeys = append(c.DataKeys, agent.DataKey{Wrapped: wrappedFile, Dest: d})
+	}
+	return c, &out, &errb
+}
+
+func auditLog(t *testing.T, w *world) string {
+	b, _ := os.ReadFile(filepath.Join(w.inst.DataDir, "audit.log"))
+	return string(b)
+}
+
+func TestAttestedKeyRelease(t *testing.T) {
+	for _, st := range servertest.Stores(t) {
+		t.Run(st, func(t *testing.T) {
+			ctx := context.Background()
+			w := setup(t, st)
+
+			// App id / API key alone never reveal a bound key, even the creating app's.
+			eW, _ := client.NewEHSM(w.workload)
+			if _, err := eW.Decrypt(ctx, w.keyID, w.wrapped, "test"); err == nil || !strings.Contains(err.Error(), "attestation") {
+				t.Fatalf("workload app Decrypt of a bound key: %v", err)
+			}
+			nW, _ := client.NewNative(w.workload)
+			rsa, _ := nW.CreateKey(ctx, client.KeyOptions{Spec: "EH_RSA_2048"})
+			if _, err := eW.Call(ctx, "ExportDataKey", map[string]any{"keyid": w.keyID, "ukeyid": rsa.ID, "olddatakey_base": w.wrapped, "aad": "test"}); err == nil || !strings.Contains(err.Error(), "attestation") {
+				t.Fatalf("ExportDataKey of a bound key: %v", err)
+			}
+			if _, err := nW.Decrypt(ctx, w.keyID, mustB64(w.wrapped), []byte{0xb5, 0xeb, 0x2d}); err == nil {
+				t.Fatal("native Decrypt of a bound key succeeded")
+			}
+			boundRSA, err := nW.CreateKey(ctx, client.KeyOptions{Spec: "EH_RSA_2048", ReleasePolicies: []string{w.policyID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct, _ := eW.Call(ctx, "AsymmetricEncrypt", map[string]any{"keyid": boundRSA.ID, "plaintext": "aGk=", "padding_mode": "EH_RSA_PKCS1_OAEP"})
+			if _, err := eW.Call(ctx, "AsymmetricDecrypt", map[string]any{"keyid": boundRSA.ID, "ciphertext": ct["ciphertext"], "padding_mode": "EH_RSA_PKCS1_OAEP"}); err == nil || !strings.Contains(err.Error(), "attestation") {
+				t.Fatalf("AsymmetricDecrypt with a bound key: %v", err)
+			}
+			// New data keys can still be made, and the named decrypter reads them.
+			if _, err := eW.GenerateDataKeyWithoutPlaintext(ctx, w.keyID, 32, "test"); err != nil {
+				t.Fatalf("GenerateDataKeyWithoutPlaintext on a bound key: %v", err)
+			}
+			eD, _ := client.NewEHSM(w.owner)
+			if pt, err := eD.Decrypt(ctx, w.keyID, w.wrapped, "test"); err != nil || pt != w.plaintext {
+				t.Fatalf("decrypter app: %v", err)
+			}
+			// A third app sees nothing.
+			_, third := w.inst.Enroll(t)
+			eX, _ := client.NewEHSM(third)
+			if _, err := eX.Decrypt(ctx, w.keyID, w.wrapped, "test"); err == nil || !strings.Contains(err.Error(), "keyid error") {
+				t.Fatalf("unrelated app: %v", err)
+			}
+
+			// The workload attests in a simulated enclave with the expected
+			// measurements and gets the key in a file and in its environment.
+			dest := filepath.Join(t.TempDir(), "keys", "data.key")
+			c, out, errb := w.agentConfig(t, w.enclaveDir(t, goodMR, false), dest, "env:DATA_KEY")
+			res := agent.Run(ctx, c)
+			if res.ExitCode != 0 || !strings.Contains(out.String(), "Attestation Success!") {
+				t.Fatalf("attest: exit %d\nstdout %s\nstderr %s", res.ExitCode, out, errb)
+			}
+			if got, _ := os.ReadFile(dest); string(got) != w.plaintext {
+				t.Fatalf("released key file %q, want the data key", got)
+			}
+			if st, _ := os.Stat(dest); st.Mode().Perm() != 0o600 {
+				t.Fatalf("key file mode %v", st.Mode())
+			}
+			if len(res.Env) != 1 || res.Env[0] != "DATA_KEY="+w.plaintext {
+				t.Fatalf("env delivery %v", res.Env)
+			}
+			if !strings.Contains(errb.String(), "[SIMULATION]") {
+				t.Fatal("simulated attestation not announced")
+			}
+			if !strings.Contains(auditLog(t, w), `"action":"ReleaseKey","key_id":"`+w.keyID+`","result":"ok"`) {
+				t.Fatal("release not audited")
+			}
+
+			// Refusals, each with its reason on the client and in the audit log.
+			for _, c := range []struct {
+				name   string
+				mr     [32]byte
+				debug  bool
+				reason string
+			}{
+				{"other MRENCLAVE", otherMR, false, "mr_enclave"},
+				{"debug enclave", goodMR, true, "debug"},
+			} {
+				dest := filepath.Join(t.TempDir(), "k")
+				cfg, out, errb := w.agentConfig(t, w.enclaveDir(t, c.mr, c.debug), dest)
+				res := agent.Run(ctx, cfg)
+				if res.ExitCode != 1 || !strings.Contains(out.String(), "Attestation Fail! Application killed!") || !strings.Contains(errb.String(), c.reason) {
+					t.Fatalf("%s: exit %d\nstdout %s\nstderr %s", c.name, res.ExitCode, out, errb)
+				}
+				if _, err := os.Stat(dest); err == nil {
+					t.Fatalf("%s: a key was delivered after a failed attestation", c.name)
+				}
+				if !strings.Contains(auditLog(t, w), c.reason) {
+					t.Fatalf("%s: refusal reason not in the audit log", c.name)
+				}
+			}
+			// ATTESTATION_DEBUG: continues (exit 0), loudly, without any key.
+			dest = filepath.Join(t.TempDir(), "k")
+			cfg, out, errb := w.agentConfig(t, w.enclaveDir(t, otherMR, false), dest)
+			cfg.Debug = true
+			if res := agent.Run(ctx, cfg); res.ExitCode != 0 || !strings.Contains(out.String(), "ERROR:Attestation Fail! In debug mode, continue.") || !strings.Contains(errb.String(), "no key was released") {
+				t.Fatalf("debug mode: %+v %s %s", res, out, errb)
+			}
+			if _, err := os.Stat(dest); err == nil {
+				t.Fatal("debug mode delivered a key")
+			}
+		})
+	}
+}
+
+// TestReleaseRefusals drives the protocol by hand to reach each refusal.
+func TestReleaseRefusals(t *testing.T) {
+	ctx := context.Background()
+	w := setup(t, "sqlite")
+	as, _ := client.NewAttestation(w.workload)
+	n, _ := client.NewNative(w.workload)
+	simTEE, err := sim.Load(w.simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	runtime := priv.PublicKey().Bytes()
+	quoteFor := func(nonce, rt []byte, mr [32]byte) []byte {
+		var rd [64]byte
+		h := sha256.Sum256(append(append([]byte{}, nonce...), rt...))
+		copy(rd[:], h[:])
+		q, err := simTEE.Quote("sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, ReportData: rd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	attest := func(cfg client.Config, policyID string, rt []byte) (client.VerifyResponse, error) {
+		a, _ := client.NewAttestation(cfg)
+		nonce, err := a.Nonce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Verify(ctx, client.VerifyRequest{Quote: quoteFor(nonce.Nonce, rt, goodMR), Nonce: nonce.Nonce, RuntimeData: rt, PolicyID: policyID})
+	}
+	ct := mustB64(w.wrapped)
+	aad := []byte{0xb5, 0xeb, 0x2d}
+	expect := func(name string, err error, reason string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Fatalf("%s: got %v, want a refusal mentioning %q", name, err, reason)
+		}
+	}
+
+	// Reused nonce.
+	nonce, _ := as.Nonce(ctx)
+	q := quoteFor(nonce.Nonce, runtime, goodMR)
+	good, err := as.Verify(ctx, client.VerifyRequest{Quote: q, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: w.policyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = as.Verify(ctx, client.VerifyRequest{Quote: q, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: w.policyID})
+	expect("reused nonce", err, "nonce")
+	// Report data that does not commit to the request.
+	nonce, _ = as.Nonce(ctx)
+	_, err = as.Verify(ctx, client.VerifyRequest{Quote: quoteFor(nonce.Nonce, []byte("something else"), goodMR), Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: w.policyID})
+	expect("report data mismatch", err, "report")
+	// Expired nonce.
+	nonce, _ = as.Nonce(ctx)
+	w.clock.Advance(6 * time.Minute)
+	_, err = as.Verify(ctx, client.VerifyRequest{Quote: quoteFor(nonce.Nonce, runtime, goodMR), Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: w.policyID})
+	expect("expired nonce", err, "nonce")
+	w.clock.Advance(-6 * time.Minute)
+
+	// The good token releases; the sealed key opens only with our private key.
+	sealed, err := n.Release(ctx, w.keyID, ct, aad, good.Token, runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := kms.OpenRelease(priv, w.keyID, sealed)
+	if err != nil || base64.StdEncoding.EncodeToString(pt) != w.plaintext {
+		t.Fatalf("open release: %v", err)
+	}
+	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	if _, err := kms.OpenRelease(other, w.keyID, sealed); err == nil {
+		t.Fatal("released key opened with another private key")
+	}
+	// Runtime data other than the one the quote committed to.
+	_, err = n.Release(ctx, w.keyID, ct, aad, good.Token, other.PublicKey().Bytes())
+	expect("runtime data mismatch", err, "runtime_data")
+	// Tampered token.
+	tampered := good.Token[:len(good.Token)-3] + "AAA"
+	_, err = n.Release(ctx, w.keyID, ct, aad, tampered, runtime)
+	expect("tampered token", err, "token")
+	// Expired token.
+	w.clock.Advance(6 * time.Minute)
+	_, err = n.Release(ctx, w.keyID, ct, aad, good.Token, runtime)
+	expect("expired token", err, "expired")
+	w.clock.Advance(-6 * time.Minute)
+	// A token from another app (its own policy with the same measurements).
+	_, third := w.inst.Enroll(t)
+	as3, _ := client.NewAttestation(third)
+	p3, _ := as3.CreatePolicy(ctx, json.RawMessage(fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"allow_simulated":true,"require_crl":false}`, hex.EncodeToString(goodMR[:]))))
+	tok3, err := attest(third, p3.ID, runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Release(ctx, w.keyID, ct, aad, tok3.Token, runtime)
+	expect("token from another app", err, "another app")
+	// The other app presenting its own token for our key: not under a bound policy.
+	n3, _ := client.NewNative(third)
+	_, err = n3.Release(ctx, w.keyID, ct, aad, tok3.Token, runtime)
+	expect("other app's own token", err, "policy")
+	// A token under no policy (the server default) is not under a bound policy.
+	tokDefault, err := attest(w.workload, "", runtime)
+	if err == nil {
+		_, err = n.Release(ctx, w.keyID, ct, aad, tokDefault.Token, runtime)
+		expect("default-policy token", err, "policy")
+	}
+	// No token at all.
+	_, err = n.Release(ctx, w.keyID, ct, aad, "", runtime)
+	expect("no token", err, "token is required")
+}
+
+func mustB64(s string) []byte {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

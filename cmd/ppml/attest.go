@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ppml-project/ppml/attest/agent"
+)
+
+func init() { extraCommands = append(extraCommands, newAttestCmd) }
+
+// envOr returns the first non-empty environment variable among names,
+// warning when a legacy name is used.
+func envOr(names ...string) string {
+	for i, n := range names {
+		if v := os.Getenv(n); v != "" {
+			if i > 0 {
+				fmt.Fprintf(os.Stderr, "[WARN] %s is deprecated; use %s\n", n, names[0])
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+func newAttestCmd() *cobra.Command {
+	var (
+		c        agent.Config
+		dataKeys []string
+		aad      string
+	)
+	cmd := &cobra.Command{
+		Use:   "attest [flags] [-- CMD ARGS...]",
+		Short: "Attest this enclave, receive its data keys, then run the workload (BigDL attestation.sh replacement)",
+		Long: `Run inside the enclave before the workload. It obtains a quote over fresh
+report data, has it verified by the attestation service, and prints BigDL's
+verdict lines with BigDL's exit codes:
+  Attestation Success!                      exit 0
+  Attestation Fail! Application killed!     exit 1 (the reason goes to stderr)
+With ATTESTATION_TYPE=PPMLAttestationService (our native service) the report
+data commits to a server nonce and an ephemeral X25519 key, and each
+--data-key WRAPPED=DEST is released to that key (HPKE) and delivered only on
+success: DEST is a file (written 0600), gramine:NAME (/dev/attestation/keys/NAME)
+or env:NAME (in the environment of CMD). After "--", CMD is executed with
+that environment once attestation passed.
+
+Environment (flags override): ATTESTATION_URL (host:port or URL), APP_ID,
+API_KEY, ATTESTATION_POLICYID, ATTESTATION_TYPE (EHSMAttestationService
+default, BigDLRemoteAttestationService, PPMLAttestationService), QUOTE_TYPE
+(gramine default, occlum, TDX), ATTESTATION_DEBUG (true: continue after a
+failure, loudly, with no key released), ATTESTATION_CHALLENGE (not
+supported: fails), ATTESTATION=false (skip attestation; no key is released).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if v := os.Getenv("ATTESTATION"); v != "" && v != "true" {
+				fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is disabled!")
+				if len(c.DataKeys) > 0 || len(dataKeys) > 0 {
+					return fmt.Errorf("ATTESTATION=%s but --data-key was given: keys are released only after attestation", v)
+				}
+				return execWorkload(args, nil)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is enabled!")
+			if os.Getenv("ATTESTATION_CHALLENGE") != "" {
+				return exitError{code: 1, msg: "ATTESTATION_CHALLENGE (attesting the attestation service itself) is not supported by ppml attest; unset it"}
+			}
+			for _, d := range dataKeys {
+				w, dest, ok := strings.Cut(d, "=")
+				if !ok {
+					return fmt.Errorf("--data-key %q: want WRAPPED=DEST", d)
+				}
+				c.DataKeys = append(c.DataKeys, agent.DataKey{Wrapped: w, Dest: dest})
+			}
+			if aad != "" {
+				c.DataKeyAAD = []byte(aad)
+			}
+			c.Stdout, c.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			res := agent.Run(cmd.Context(), c)
+			if res.ExitCode != 0 {
+				return exitError{code: res.ExitCode}
+			}
+			return execWorkload(args, res.Env)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&c.URL, "url", "u", os.Getenv("ATTESTATION_URL"), "attestation service, host:port or https URL (env ATTESTATION_URL)")
+	f.StringVarP(&c.AppID, "app-id", "i", envOr("APP_ID", "ATTESTATION_ID"), "app id (env APP_ID)")
+	f.StringVarP(&c.APIKey, "api-key", "k", "", "API key; prefer env API_KEY (arguments are visible to other processes)")
+	f.StringVarP(&c.PolicyID, "policy-id", "o", os.Getenv("ATTESTATION_POLICYID"), "attestation policy id (env ATTESTATION_POLICYID)")
+	f.StringVarP(&c.Type, "type", "t", os.Getenv("ATTESTATION_TYPE"), "service type: EHSMAttestationService (default), BigDLRemoteAttestationService or PPMLAttestationService (env ATTESTATION_TYPE)")
+	f.StringVarP(&c.QuoteType, "quote-type", "O", os.Getenv("QUOTE_TYPE"), "gramine (default), occlum or TDX (env QUOTE_TYPE)")
+	f.StringVarP(&c.UserReportData, "report-data", "p", "", "legacy services: user report data string, 1..32 bytes (default 010203040506); the native service binds a nonce instead")
+	f.BoolVar(&c.Debug, "debug", os.Getenv("ATTESTATION_DEBUG") == "true", "continue after a failed attestation (env ATTESTATION_DEBUG=true); never releases keys")
+	f.StringVar(&c.AttestationDir, "attestation-dir", "", "Gramine attestation directory (default /dev/attestation), or a simulated enclave made by ppml sim enclave")
+	f.StringVar(&c.TSMDir, "tsm-dir", "", "TDX configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
+	f.StringVar(&c.CAFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
+	f.StringArrayVar(&dataKeys, "data-key", nil, "WRAPPED=DEST: release the wrapped data key in file WRAPPED to DEST (file path, gramine:NAME or env:NAME); repeatable; native service only")
+	f.StringVar(&aad, "data-key-aad", "", "AAD the data keys were wrapped with (default BigDL's \"test\", as ppml encrypt uses)")
+	cmd.PreRun = func(cmd *cobra.Command, args []string) {
+		if c.APIKey == "" {
+			c.APIKey = envOr("API_KEY", "ATTESTATION_KEY")
+		}
+	}
+	return cmd
+}
+
+// exitError ends the process with a chosen status (the verdict line is
+// already printed).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string {
+	if e.msg == "" {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.msg
+}
+func (e exitError) ExitCode() int { return e.code }
+
+// execWorkload replaces this process with args, adding env.
+func execWorkload(args, env []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return fmt.Errorf("workload %q: %w", args[0], err)
+	}
+	return syscall.Exec(path, args, append(os.Environ(), env...))
+}
