@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -436,4 +437,39 @@ func TestAttestSimulatedRefusedWithoutFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestBigDLASListenerBanner(t *testing.T) {
+	e := startAS(t, "sqlite", false, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.inst.Server.Serve(ctx, server.ASListener{Listener: l}) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "https://" + l.Addr().String()
+	resp, err := e.http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Welcome to BigDL Remote Attestation Service") {
+		t.Fatalf("AS banner: %d %q", resp.StatusCode, body)
+	}
+	// The main listener keeps the BigDL KMS banner; the AS routes work on both.
+	resp, _ = e.http.Get(e.inst.URL + "/")
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "Remote Attestation") {
+		t.Fatalf("main listener banner: %q", body)
+	}
+	b, _ := json.Marshal(e.cred(map[string]any{"policyType": "TDXMRTDPolicy", "mrTD": "ab"}))
+	resp, err = e.http.Post(base+"//registerPolicy", "application/json", bytes.NewReader(b))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("registerPolicy on the AS listener: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
 }
