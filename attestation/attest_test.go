@@ -299,3 +299,39 @@ func BenchmarkPartTokenSign(b *testing.B) {
 		}
 	}
 }
+
+// The signing key is wrapped under the root key and survives root rotation.
+func TestSigningKeySurvivesRootRotation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.Open(ctx, filepath.Join(dir, "ppml.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := rootkey.NewShamir(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := kms.New(kms.Config{Store: st, Root: kr})
+	cfg := attestation.Config{KMS: svc, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a1, err := attestation.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j1, _ := a1.JWKS(ctx)
+	if _, err := kr.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := attestation.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("after root rotation: %v", err)
+	}
+	j2, _ := a2.JWKS(ctx)
+	if j1.Keys[0].KeyID != j2.Keys[0].KeyID {
+		t.Fatal("signing key changed across root rotation")
+	}
+}
