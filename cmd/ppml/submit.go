@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/ppml-project/ppml/k8s/kube"
+	"github.com/ppml-project/ppml/k8s/material"
+	"github.com/ppml-project/ppml/spark/submit"
+)
+
+func init() { extraCommands = append(extraCommands, newSubmitCmd) }
+
+func newSubmitCmd() *cobra.Command {
+	var (
+		o                                  submit.Options
+		driverTemplate, executorTemplate   string
+		workDir, passwordDir, kubeconfig   string
+		dryRun, skipClusterChecks, sgxFlag bool
+	)
+	cmd := &cobra.Command{
+		Use:   "submit [flags] APPLICATION [APPLICATION ARGS...]",
+		Short: "Submit a Spark job to Kubernetes the way BigDL's bigdl-ppml-submit.sh does, with secrets off the command line",
+		Long: `Submit a Spark application with BigDL PPML's security configuration.
+
+ppml submit takes the options of BigDL's bigdl-ppml-submit.sh, generates the
+driver and executor pod templates (SGX resources and the AESM socket with
+--sgx-enabled, ssl-keys at /ppml/keys and kubeconfig-secret at /root/.kube on
+the driver, APP_ID/API_KEY/ATTESTATION_POLICYID from kms-secret, the
+attestation variables, MALLOC_ARENA_MAX), adds Spark authentication (spark-secret),
+SSL with the JKS key store, network and IO encryption, maps --primary-key to
+BigDL's spark.bigdl.primaryKey.<NAME>.* settings, and runs
+$SPARK_HOME/bin/spark-submit. The password comes from the ssl-password files
+(--password-dir) or $secure_password; it and the other secret settings go into
+a 0600 properties file, never onto the command line.
+
+With --dry-run it prints the command, the properties file (values redacted)
+and the templates, and runs nothing. Everything after APPLICATION is passed
+to the application.
+
+When a kubeconfig is reachable (--kubeconfig, $KUBECONFIG, ~/.kube/config or
+in-cluster), the Secrets the pods need and the service account are checked
+first (--skip-cluster-checks to skip).
+
+Example (client mode, SGX):
+  ppml submit --master k8s://https://10.0.0.1:6443 --deploy-mode client \
+    --sgx-enabled --sgx-driver-jvm-memory 6g --sgx-executor-jvm-memory 6g \
+    --driver-memory 8g --executor-memory 8g --num-executors 2 \
+    --conf spark.kubernetes.container.image=intelanalytics/bigdl-ppml-trusted-bigdata-gramine-reference:2.5.0 \
+    --class com.intel.analytics.bigdl.ppml.examples.SimpleQuerySparkExample \
+    --primary-key defaultKey=type=ehsm,ip=10.0.0.5,port=9000,material=/ppml/keys/primaryKey \
+    local:///ppml/jars/bigdl-ppml-spark_3.1.3-2.5.0.jar --inputPath /ppml/data/people.csv --outputPath /ppml/data/out`,
+		// Parsed in RunE: upstream writes "--sgx-enabled true" (value as a
+		// separate word), which a boolean flag would take for the application.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cmd.Flags().Parse(normalizeSubmitArgs(cmd.Flags(), args)); err != nil {
+				return err
+			}
+			if help, _ := cmd.Flags().GetBool("help"); help {
+				return cmd.Help()
+			}
+			args = cmd.Flags().Args()
+			if len(args) == 0 {
+				return errors.New("no application: give the jar or Python file after the options (ppml submit --help)")
+			}
+			o.Application, o.AppArgs = args[0], args[1:]
+			o.SGXEnabled = sgxFlag
+			if o.SparkHome == "" {
+				o.SparkHome = os.Getenv("SPARK_HOME")
+			}
+			if o.DriverHost == "" {
+				o.DriverHost = firstEnv("LOCAL_IP", "RUNTIME_DRIVER_HOST")
+			}
+			if o.DriverPort == 0 {
+				if v := os.Getenv("RUNTIME_DRIVER_PORT"); v != "" {
+					if _, err := fmt.Sscan(v, &o.DriverPort); err != nil {
+						return fmt.Errorf("RUNTIME_DRIVER_PORT=%q: %v", v, err)
+					}
+				}
+			}
+			pw, err := readSubmitPassword(cmd.Flags().Changed("password-dir"), passwordDir, o.NoSecurity)
+			if err != nil {
+				return err
+			}
+			o.Password = pw
+			if o.DriverTemplateBase, err = readBaseTemplate(driverTemplate, cmd.Flags().Changed("driver-template")); err != nil {
+				return err
+			}
+			if o.ExecutorTemplateBase, err = readBaseTemplate(executorTemplate, cmd.Flags().Changed("executor-template")); err != nil {
+				return err
+			}
+			if workDir == "" {
+				b := make([]byte, 4)
+				rand.Read(b)
+				workDir = filepath.Join(os.TempDir(), "ppml-submit-"+hex.EncodeToString(b))
+			}
+			o.DriverTemplate = filepath.Join(workDir, "spark-driver-template.yaml")
+			o.ExecutorTemplate = filepath.Join(workDir, "spark-executor-template.yaml")
+			o.PropertiesFile = filepath.Join(workDir, "spark-secrets.properties")
+
+			plan, err := submit.Build(o)
+			if err != nil {
+				return fmt.Errorf("refusing to submit:\n%w", err)
+			}
+			if plan.Kubernetes && !skipClusterChecks {
+				if err := checkSubmitCluster(cmd.Context(), plan, kubeconfig, cmd); err != nil {
+					return err
+				}
+			}
+			if dryRun {
+				return plan.DryRun(cmd.OutOrStdout())
+			}
+			if err := os.MkdirAll(workDir, 0o700); err != nil {
+				return err
+			}
+			return plan.Run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.SetInterspersed(false) // everything after APPLICATION belongs to it
+	fs.StringVar(&o.Master, "master", os.Getenv("RUNTIME_SPARK_MASTER"), "Spark master, e.g. k8s://https://10.0.0.1:6443 (env RUNTIME_SPARK_MASTER)")
+	fs.StringVar(&o.DeployMode, "deploy-mode", "", "client or cluster (required with k8s://)")
+	fs.BoolVar(&sgxFlag, "sgx-enabled", false, "run in SGX: the client-mode driver in Gramine-SGX, executors (and a cluster-mode driver) in SGX pods; takes --sgx-enabled or --sgx-enabled=true|false")
+	fs.StringVar(&o.SGXDriverJVMMemory, "sgx-driver-jvm-memory", "", "JVM heap inside the driver enclave (required with --sgx-enabled), e.g. 6g")
+	fs.StringVar(&o.SGXExecutorJVMMemory, "sgx-executor-jvm-memory", "", "JVM heap inside the executor enclaves (required with --sgx-enabled)")
+	fs.StringVar(&o.SGXDriverMemory, "sgx-driver-memory", "32g", "driver enclave size (spark.kubernetes.sgx.driver.mem, SGX_DRIVER_MEM_SIZE); also its EPC request")
+	fs.StringVar(&o.SGXExecutorMemory, "sgx-executor-memory", "32g", "executor enclave size; also their EPC request")
+	fs.StringVar(&o.SGXLogLevel, "sgx-log-level", "error", "SGX_LOG_LEVEL in the pods")
+	fs.StringVar(&o.DriverMemory, "driver-memory", os.Getenv("RUNTIME_DRIVER_MEMORY"), "driver memory (required with k8s://; env RUNTIME_DRIVER_MEMORY)")
+	fs.IntVar(&o.DriverCores, "driver-cores", 0, "driver cores")
+	fs.StringVar(&o.ExecutorMemory, "executor-memory", "", "executor memory (required with k8s://)")
+	fs.IntVar(&o.ExecutorCores, "executor-cores", 0, "cores per executor")
+	fs.IntVar(&o.NumExecutors, "num-executors", 0, "number of executors")
+	fs.StringVar(&o.Name, "name", "", "application name")
+	fs.StringVar(&o.Class, "class", "", "main class (Java/Scala applications)")
+	fs.StringArrayVar(&o.Conf, "conf", nil, "Spark setting K=V (repeatable; overrides what ppml sets)")
+	fs.StringVar(&driverTemplate, "driver-template", submit.DefaultDriverTemplate, "driver pod template to extend when the file exists (the result is written to --work-dir)")
+	fs.StringVar(&executorTemplate, "executor-template", submit.DefaultExecutorTemplate, "executor pod template to extend when the file exists")
+	fs.StringVar(&o.KeyStore, "key-store", submit.DefaultKeyStore, "JKS key store for Spark SSL (spark.ssl.keyStore and trustStore), as seen by the driver")
+	fs.StringVar(&passwordDir, "password-dir", "/ppml/password", "ssl-password files (key.txt, output.bin) to recover the key store password from; without this flag $secure_password is used first")
+	fs.BoolVar(&o.NoSecurity, "no-security", false, "submit without Spark authentication, SSL, network and IO encryption (not for sensitive data)")
+	fs.BoolVar(&o.LegacyCrypto, "legacy-crypto-128", false, "128-bit network and IO encryption keys like upstream (default 256)")
+	fs.StringVar(&o.ServiceAccount, "service-account", submit.DefaultServiceAccount, "service account of the driver (cluster mode needs one)")
+	fs.StringVar(&o.Namespace, "namespace", "", "job namespace (spark.kubernetes.namespace; default: default)")
+	fs.StringVar(&o.Image, "image", os.Getenv("RUNTIME_K8S_SPARK_IMAGE"), "driver/executor image (spark.kubernetes.container.image; env RUNTIME_K8S_SPARK_IMAGE)")
+	fs.StringVar(&o.DriverHost, "driver-host", "", "client mode: the address executors reach the driver at (default $LOCAL_IP, then $RUNTIME_DRIVER_HOST)")
+	fs.IntVar(&o.DriverPort, "driver-port", 0, "client mode: driver port (default $RUNTIME_DRIVER_PORT, then 54321)")
+	fs.StringVar(&o.DataPVC, "data-pvc", "", "PersistentVolumeClaim mounted at /ppml/data in the pods (upstream: nfsvolumeclaim)")
+	fs.BoolVar(&o.Attestation, "attestation", false, "ATTESTATION=true in the pods: kms-secret (app_id, api_key, policy_id) becomes mandatory")
+	fs.StringVar(&o.AttestationURL, "attestation-url", "", "ATTESTATION_URL, e.g. https://ppml-kms.ppml:9000")
+	fs.StringVar(&o.AttestationType, "attestation-type", "BigDLRemoteAttestationService", "ATTESTATION_TYPE (BigDLRemoteAttestationService or EHSMAttestationService)")
+	fs.StringVar(&o.QuoteType, "quote-type", "", "QUOTE_TYPE (default gramine with --sgx-enabled; TDX for TDX VMs)")
+	fs.StringVar(&o.PCCSURL, "pccs-url", "", "PCCS_URL in the pods")
+	fs.IntVar(&o.MallocArenaMax, "malloc-arena-max", 4, "MALLOC_ARENA_MAX in the pods (keeps EPC use down)")
+	fs.StringArrayVar(&o.PrimaryKeys, "primary-key", nil, "BigDL PPMLContext primary key NAME=field=value,...: fields plainText | material, type (simple, ehsm, azure, bigdl), ip, port, appId, apiKey, vault, clientId, user, token; secret fields go to the properties file")
+	fs.StringVar(&o.SparkHome, "spark-home", "", "Spark installation (default $SPARK_HOME)")
+	fs.StringVar(&o.PPMLHome, "ppml-home", submit.DefaultPPMLHome, "directory with init.sh and the Gramine manifests (SGX client mode)")
+	fs.StringVar(&workDir, "work-dir", "", "where the templates and the properties file are written (default a new directory under $TMPDIR)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig for the cluster checks (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fs.BoolVar(&skipClusterChecks, "skip-cluster-checks", false, "do not look for the Secrets and service account in the cluster")
+	fs.BoolVar(&dryRun, "dry-run", false, "print the command line, the properties file (redacted) and the templates; run nothing")
+	fs.Lookup("sgx-enabled").NoOptDefVal = "true"
+	fs.BoolP("help", "h", false, "help for submit")
+	return cmd
+}
+
+// normalizeSubmitArgs turns upstream's "--sgx-enabled true|false" into
+// "--sgx-enabled=true|false" (options only, not the application's arguments).
+func normalizeSubmitArgs(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--sgx-enabled" && i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
+			out = append(out, a+"="+args[i+1])
+			i++
+			continue
+		}
+		out = append(out, a)
+		if !strings.HasPrefix(a, "-") {
+			return append(out, args[i+1:]...) // the application and its arguments
+		}
+		if !strings.Contains(a, "=") && submitFlagTakesValue(fs, a) && i+1 < len(args) {
+			out = append(out, args[i+1])
+			i++
+		}
+	}
+	return out
+}
+
+// submitFlagTakesValue reports whether a flag consumes the next word.
+func submitFlagTakesValue(fs *pflag.FlagSet, a string) bool {
+	f := fs.Lookup(strings.TrimLeft(a, "-"))
+	return f != nil && f.NoOptDefVal == ""
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// readSubmitPassword recovers the key store password: from --password-dir
+// when given, else $secure_password, else the default password directory
+// when it exists.
+func readSubmitPassword(dirGiven bool, dir string, noSecurity bool) ([]byte, error) {
+	if noSecurity {
+		return nil, nil
+	}
+	if !dirGiven {
+		if v := os.Getenv("secure_password"); v != "" {
+			return []byte(strings.TrimRight(v, "\r\n")), nil
+		}
+		if _, err := os.Stat(filepath.Join(dir, material.KeyTxtFile)); err != nil {
+			return nil, nil // Build explains what is missing
+		}
+	}
+	key, err := os.ReadFile(filepath.Join(dir, material.KeyTxtFile))
+	if err != nil {
+		return nil, fmt.Errorf("--password-dir: %w", err)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, material.OutputBinFile))
+	if err != nil {
+		return nil, fmt.Errorf("--password-dir: %w", err)
+	}
+	pw, err := material.RecoverPassword(key, out)
+	if err != nil {
+		return nil, fmt.Errorf("--password-dir %s: %w", dir, err)
+	}
+	return pw, nil
+}
+
+func readBaseTemplate(path string, given bool) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !given {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pod template: %w", err)
+	}
+	return b, nil
+}
+
+func checkSubmitCluster(ctx context.Context, plan *submit.Plan, kubeconfig string, cmd *cobra.Command) error {
+	c, err := kube.Load(kubeconfig, plan.Namespace)
+	if err != nil {
+		if kubeconfig != "" {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: no kubeconfig reachable (%v); Secrets and service account not checked\n", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := plan.CheckCluster(ctx, c.Clientset); err != nil {
+		return fmt.Errorf("refusing to submit (cluster %s, --skip-cluster-checks to skip):\n%w", c.Config.Host, err)
+	}
+	return nil
+}
