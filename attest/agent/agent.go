@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/ppml-project/ppml/atomicfile"
 	"github.com/ppml-project/ppml/client"
@@ -204,55 +205,25 @@ func legacyReportData(s string, tdx bool) ([64]byte, error) {
 }
 
 func attestNative(ctx context.Context, c *Config, cfg client.Config, q enclave.Quoter) ([]string, error) {
-	as, err := client.NewAttestation(cfg)
-	if err != nil {
-		return nil, err
-	}
 	// Read every wrapped key first: a typo fails before anything is asked.
 	wrapped := make([][]byte, len(c.DataKeys))
 	for i, d := range c.DataKeys {
+		var err error
 		if wrapped[i], err = readWrapped(d.Wrapped); err != nil {
 			return nil, err
 		}
 	}
-	nonce, err := as.Nonce(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("getting a nonce: %w", err)
-	}
-	// The ephemeral key that released data keys are sealed to; its public
-	// half is the runtime data the quote commits to.
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	s, err := NewSession(cfg, q, c.PolicyID, c.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	runtime := priv.PublicKey().Bytes()
-	var rd [64]byte
-	h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), runtime...))
-	copy(rd[:], h[:])
-	quote, err := q.Quote(rd)
-	if err != nil {
-		return nil, fmt.Errorf("getting a quote from %s: %w", q.Describe(), err)
-	}
-	res, err := as.Verify(ctx, client.VerifyRequest{Quote: quote, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: c.PolicyID})
-	if err != nil {
-		return nil, err
-	}
-	if res.Claims.Simulated {
-		fmt.Fprintln(c.Stderr, "[SIMULATION] the attestation service marked this result simulated: true")
-	}
-	kmsClient, err := client.NewNative(cfg)
-	if err != nil {
+	if err := s.Attest(ctx); err != nil {
 		return nil, err
 	}
 	// Release everything before delivering anything: all or nothing.
 	keys := make([][]byte, len(c.DataKeys))
 	for i, d := range c.DataKeys {
-		keyID := kmssource.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped[i]))
-		sealed, err := kmsClient.Release(ctx, keyID, wrapped[i], c.DataKeyAAD, res.Token, runtime)
-		if err != nil {
-			return nil, fmt.Errorf("release of %s: %w", d.Wrapped, err)
-		}
-		if keys[i], err = kms.OpenRelease(priv, keyID, sealed); err != nil {
+		if keys[i], err = s.Release(ctx, wrapped[i], c.DataKeyAAD); err != nil {
 			return nil, fmt.Errorf("release of %s: %w", d.Wrapped, err)
 		}
 	}
@@ -265,6 +236,86 @@ func attestNative(ctx context.Context, c *Config, cfg client.Config, q enclave.Q
 		env = append(env, e...)
 	}
 	return env, nil
+}
+
+// Session is one attestation with our native service: an ephemeral X25519
+// key whose public half the quote commits to, and the token that proves it.
+// Released keys are HPKE-sealed to that key and open only here.
+type Session struct {
+	as       *client.Attestation
+	kms      *client.Native
+	quoter   enclave.Quoter
+	policyID string
+	log      io.Writer
+
+	priv    *ecdh.PrivateKey
+	token   string
+	expires time.Time
+}
+
+// NewSession prepares a session; nothing is sent until Attest.
+func NewSession(cfg client.Config, q enclave.Quoter, policyID string, log io.Writer) (*Session, error) {
+	as, err := client.NewAttestation(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n, err := client.NewNative(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	return &Session{as: as, kms: n, quoter: q, policyID: policyID, log: log}, nil
+}
+
+// Attest gets a nonce, a quote over SHA-256(nonce || X25519 public key) and
+// a token for it.
+func (s *Session) Attest(ctx context.Context) error {
+	nonce, err := s.as.Nonce(ctx)
+	if err != nil {
+		return fmt.Errorf("getting a nonce: %w", err)
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	runtime := priv.PublicKey().Bytes()
+	var rd [64]byte
+	h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), runtime...))
+	copy(rd[:], h[:])
+	quote, err := s.quoter.Quote(rd)
+	if err != nil {
+		return fmt.Errorf("getting a quote from %s: %w", s.quoter.Describe(), err)
+	}
+	res, err := s.as.Verify(ctx, client.VerifyRequest{Quote: quote, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: s.policyID})
+	if err != nil {
+		return err
+	}
+	if res.Claims.Simulated {
+		fmt.Fprintln(s.log, "[SIMULATION] the attestation service marked this result simulated: true")
+	}
+	s.priv, s.token, s.expires = priv, res.Token, res.Claims.Expires()
+	return nil
+}
+
+// Release returns the plaintext of a wrapped data key made under a bound
+// key, attesting again first if the token is about to expire.
+func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, error) {
+	if s.token == "" || time.Until(s.expires) < 30*time.Second {
+		if err := s.Attest(ctx); err != nil {
+			return nil, err
+		}
+	}
+	keyID := kmssource.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped))
+	if keyID == "" {
+		return nil, fmt.Errorf("the wrapped data key was not made by this KMS (no key id inside)")
+	}
+	sealed, err := s.kms.Release(ctx, keyID, wrapped, aad, s.token, s.priv.PublicKey().Bytes())
+	if err != nil {
+		return nil, err
+	}
+	return kms.OpenRelease(s.priv, keyID, sealed)
 }
 
 // readWrapped reads a wrapped data key file: base64 text or raw bytes of our
