@@ -1,0 +1,228 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ppml-project/ppml/k8s/kube"
+	"github.com/ppml-project/ppml/k8s/material"
+	"github.com/ppml-project/ppml/k8s/setup"
+)
+
+// SGX device plugin resources a node must advertise.
+var SGXResources = []corev1.ResourceName{"sgx.intel.com/epc", "sgx.intel.com/enclave", "sgx.intel.com/provision"}
+
+// RequiredKeys are the keys each Secret must hold (ssl-keys may lack the
+// unencrypted server.key/server.pem copies; ppml serve reads server.key).
+var RequiredKeys = map[string][]string{
+	material.SSLKeysSecret:     {material.JKSFile, material.PKCS12File, material.ServerCRTFile, material.ServerCSRFile},
+	material.SSLPasswordSecret: {material.KeyTxtFile, material.OutputBinFile},
+	material.SparkSecret:       {material.SparkSecretKey},
+	setup.KMSSecret:            {setup.KeyAppID, setup.KeyAPIKey, setup.KeyPolicyID},
+	setup.KubeconfigSecret:     {setup.KubeconfigKey},
+}
+
+// SecretOrder is the order the Secrets are checked in.
+var SecretOrder = []string{material.SSLKeysSecret, material.SSLPasswordSecret, material.SparkSecret, setup.KMSSecret, setup.KubeconfigSecret}
+
+// ClusterChecks checks the cluster: reachable, SGX device plugin, the five
+// Secrets and their keys, the password shared by three of them, the
+// service-account token and the RBAC of the service account.
+func ClusterChecks(ctx context.Context, c *kube.Client, opts Options) []Check {
+	o := opts.withDefaults()
+	ns := o.Namespace
+	cs := c.Clientset
+	ctx, cancel := context.WithTimeout(ctx, 4*o.Timeout)
+	defer cancel()
+
+	v, err := cs.Discovery().ServerVersion()
+	if err != nil {
+		return []Check{fail("cluster reachable", fmt.Sprintf("the API server at %s does not answer: %v", c.Config.Host, err),
+			"check the kubeconfig (ppml doctor --kubeconfig PATH) and that the cluster is up: kubectl cluster-info")}
+	}
+	out := []Check{pass("cluster reachable", c.Config.Host+", Kubernetes "+v.GitVersion)}
+	out = append(out, sgxPluginCheck(ctx, c))
+
+	setupFix := fmt.Sprintf("ppml k8s setup --namespace %s", ns)
+	secrets := map[string]*corev1.Secret{}
+	for _, name := range SecretOrder {
+		check := "secret " + name
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		fix := secretFix(name, ns)
+		if apierrors.IsNotFound(err) {
+			out = append(out, fail(check, fmt.Sprintf("Secret %s/%s does not exist", ns, name), fix))
+			continue
+		}
+		if err != nil {
+			out = append(out, fail(check, fmt.Sprintf("cannot read Secret %s/%s: %v", ns, name, err), "run ppml doctor with a kubeconfig that may read Secrets in "+ns))
+			continue
+		}
+		var missing []string
+		for _, k := range RequiredKeys[name] {
+			v, ok := s.Data[k]
+			if !ok || (len(v) == 0 && k != setup.KeyPolicyID) {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			out = append(out, fail(check, fmt.Sprintf("Secret %s/%s lacks key(s) %s (has %s)", ns, name, strings.Join(missing, ", "), strings.Join(keysOf(s), ", ")), fix))
+			continue
+		}
+		secrets[name] = s
+		if name == setup.KubeconfigSecret {
+			if p := kubeconfigProblem(ctx, c, o, s.Data[setup.KubeconfigKey]); p != "" {
+				out = append(out, fail(check, p, setupFix))
+				continue
+			}
+		}
+		out = append(out, pass(check, strings.Join(keysOf(s), ", ")))
+	}
+	if pw, sp := secrets[material.SSLPasswordSecret], secrets[material.SparkSecret]; pw != nil && sp != nil {
+		got, err := material.RecoverPassword(pw.Data[material.KeyTxtFile], pw.Data[material.OutputBinFile])
+		switch {
+		case err != nil:
+			out = append(out, fail("one password", fmt.Sprintf("the password cannot be recovered from ssl-password: %v", err), secretFix(material.SSLPasswordSecret, ns)))
+		case string(got) != string(sp.Data[material.SparkSecretKey]):
+			out = append(out, fail("one password", "spark-secret does not hold the password encrypted in ssl-password (the images need one password for ssl-keys, ssl-password and spark-secret)",
+				fmt.Sprintf("ppml password generate --password-file pw.txt --apply --namespace %s (with the password of ssl-keys)", ns)))
+		default:
+			out = append(out, pass("one password", "ssl-password and spark-secret agree"))
+		}
+		clear(got)
+	}
+
+	out = append(out, tokenCheck(ctx, c, o))
+	out = append(out, rbacCheck(ctx, c, o))
+	return out
+}
+
+func keysOf(s *corev1.Secret) []string {
+	keys := make([]string, 0, len(s.Data))
+	for k := range s.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func secretFix(name, ns string) string {
+	switch name {
+	case material.SSLKeysSecret:
+		return fmt.Sprintf("ppml keys generate --password-file pw.txt --dns ppml.%s.svc --apply --namespace %s", ns, ns)
+	case material.SSLPasswordSecret, material.SparkSecret:
+		return fmt.Sprintf("ppml password generate --password-file pw.txt --apply --namespace %s (same password as ssl-keys)", ns)
+	case setup.KMSSecret:
+		return fmt.Sprintf("ppml k8s setup --namespace %s --kms-app-id ID --kms-api-key-file app.key --kms-policy-id POLICY (or --kms-url URL --admin-token-file F to enroll)", ns)
+	default:
+		return fmt.Sprintf("ppml k8s setup --namespace %s", ns)
+	}
+}
+
+func sgxPluginCheck(ctx context.Context, c *kube.Client) Check {
+	const name = "SGX device plugin"
+	fix := "deploy the Intel SGX device plugin (intel/intel-device-plugins-for-kubernetes, deployments/sgx_plugin/overlays/epc-register), e.g. kubectl apply -k 'https://github.com/intel/intel-device-plugins-for-kubernetes/deployments/sgx_plugin/overlays/epc-register?ref=<release>', on nodes with SGX enabled in the BIOS"
+	nodes, err := c.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fail(name, fmt.Sprintf("cannot list nodes: %v", err), "run ppml doctor with a kubeconfig that may list nodes")
+	}
+	var ready []string
+	for _, n := range nodes.Items {
+		ok := true
+		for _, r := range SGXResources {
+			q, has := n.Status.Allocatable[r]
+			if !has || q.IsZero() {
+				ok = false
+			}
+		}
+		if ok {
+			ready = append(ready, n.Name)
+		}
+	}
+	if len(ready) == 0 {
+		return fail(name, fmt.Sprintf("no node (of %d) advertises %s, %s and %s", len(nodes.Items), SGXResources[0], SGXResources[1], SGXResources[2]), fix)
+	}
+	return pass(name, fmt.Sprintf("%d of %d nodes: %s", len(ready), len(nodes.Items), strings.Join(ready, ", ")))
+}
+
+func tokenCheck(ctx context.Context, c *kube.Client, o Options) Check {
+	const name = "service account token"
+	ns := o.Namespace
+	fix := fmt.Sprintf("ppml k8s setup --namespace %s", ns)
+	if _, err := c.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, o.ServiceAccount, metav1.GetOptions{}); err != nil {
+		return fail(name, fmt.Sprintf("ServiceAccount %s/%s: %v", ns, o.ServiceAccount, errText(err)), fix)
+	}
+	s, err := c.Clientset.CoreV1().Secrets(ns).Get(ctx, o.TokenSecret, metav1.GetOptions{})
+	if err != nil {
+		return fail(name, fmt.Sprintf("no token Secret %s/%s for %s (Kubernetes >= 1.24 does not create one): %v", ns, o.TokenSecret, o.ServiceAccount, errText(err)), fix)
+	}
+	if s.Type != corev1.SecretTypeServiceAccountToken || s.Annotations[corev1.ServiceAccountNameKey] != o.ServiceAccount {
+		return fail(name, fmt.Sprintf("Secret %s/%s is not a service-account token of %s (type %s)", ns, o.TokenSecret, o.ServiceAccount, s.Type),
+			fmt.Sprintf("kubectl -n %s delete secret %s && %s", ns, o.TokenSecret, fix))
+	}
+	if len(s.Data[corev1.ServiceAccountTokenKey]) == 0 {
+		return fail(name, fmt.Sprintf("Secret %s/%s has no token yet: the token controller of kube-controller-manager has not filled it", ns, o.TokenSecret),
+			fmt.Sprintf("kubectl -n %s describe secret %s; check kube-controller-manager", ns, o.TokenSecret))
+	}
+	return pass(name, "Secret "+o.TokenSecret)
+}
+
+func errText(err error) string {
+	if apierrors.IsNotFound(err) {
+		return "not found"
+	}
+	return err.Error()
+}
+
+func rbacCheck(ctx context.Context, c *kube.Client, o Options) Check {
+	name := "RBAC: " + o.ServiceAccount + " can create pods"
+	ns := o.Namespace
+	user := "system:serviceaccount:" + ns + ":" + o.ServiceAccount
+	sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
+		User:               user,
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		ResourceAttributes: &authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods"},
+	}}
+	res, err := c.Clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+	if err != nil {
+		return fail(name, fmt.Sprintf("cannot ask the API server (SubjectAccessReview): %v", err), "run ppml doctor with a kubeconfig that may create subjectaccessreviews")
+	}
+	if !res.Status.Allowed {
+		return fail(name, fmt.Sprintf("%s may not create pods in %s (ClusterRoleBinding %s to edit missing?)", user, ns, o.Binding),
+			fmt.Sprintf("ppml k8s setup --namespace %s (or kubectl create clusterrolebinding %s --clusterrole=edit --serviceaccount=%s:%s)", ns, o.Binding, ns, o.ServiceAccount))
+	}
+	return pass(name, user)
+}
+
+// kubeconfigProblem checks the kubeconfig of kubeconfig-secret: it parses,
+// its current context is spark-context with a token, and the token is the
+// current one of the service account.
+func kubeconfigProblem(ctx context.Context, c *kube.Client, o Options, data []byte) string {
+	kc, err := clientcmd.Load(data)
+	if err != nil {
+		return "kubeconfig-secret/config is not a kubeconfig: " + err.Error()
+	}
+	cur := kc.Contexts[kc.CurrentContext]
+	if cur == nil {
+		return "kubeconfig-secret/config has no current context"
+	}
+	if kc.CurrentContext != setup.DefaultContext || cur.AuthInfo != setup.DefaultUser {
+		return fmt.Sprintf("kubeconfig-secret/config uses context %q and user %q, not %s and %s", kc.CurrentContext, cur.AuthInfo, setup.DefaultContext, setup.DefaultUser)
+	}
+	ai, cl := kc.AuthInfos[cur.AuthInfo], kc.Clusters[cur.Cluster]
+	if ai == nil || ai.Token == "" || cl == nil || cl.Server == "" || len(kc.Clusters) != 1 {
+		return "kubeconfig-secret/config is not a flattened minified kubeconfig with the service-account token"
+	}
+	s, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, o.TokenSecret, metav1.GetOptions{})
+	if err == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 && string(s.Data[corev1.ServiceAccountTokenKey]) != ai.Token {
+		return fmt.Sprintf("kubeconfig-secret/config holds a token that is not the current token of %s (Secret %s was recreated)", o.ServiceAccount, o.TokenSecret)
+	}
+	return ""
+}
