@@ -16,6 +16,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	attest   *prometheus.CounterVec
+	ops      *ops
 }
 
 // State is what the metrics read at scrape time.
@@ -44,6 +45,7 @@ func New(state State) *Metrics {
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.attest,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.ops = newOps(m.Registry)
 	if state != nil {
 		m.Registry.MustRegister(&stateCollector{state: state})
 	}
