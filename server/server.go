@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/store/instrumented"
 	"github.com/ppml-project/ppml/store/sqlstore"
 	"github.com/ppml-project/ppml/tlsutil"
 )
@@ -107,10 +109,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "ppml.db")
 	}
-	st, err := sqlstore.Open(ctx, dsn)
+	db, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
+	// Every store call is timed (ppml_store_operation_duration_seconds);
+	// calls made before the metrics exist are not recorded.
+	st := instrumented.New(db, func(op string, err error, d time.Duration) { s.metrics.ObserveStore(op, err, d) })
 	s.store = st
 
 	var kr *rootkey.Keyring
@@ -199,6 +204,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Info("self-signed TLS certificate: clients trust it with --ca-file", "path", s.CertPath, "created", created)
 		}
 		s.log.Info("TLS certificate", "sha256", tlsutil.Fingerprint(cert))
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			s.metrics.SetTLSCertificateExpiry("server", leaf.Subject.CommonName, leaf.NotAfter)
+		}
 		s.tlsCert = &cert
 	} else {
 		s.log.Warn("plain HTTP (--insecure-http): credentials and keys cross the network unencrypted")
