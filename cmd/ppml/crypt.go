@@ -12,12 +12,20 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/dataformat/kmssource"
 	"github.com/ppml-project/ppml/dataformat/tree"
 )
 
 // cryptFlags are the flags shared by `ppml encrypt` and `ppml decrypt`.
 type cryptFlags struct {
+	kmsFlags       clientFlags
+	keyID          string
+	bigdlKMS       string
+	bigdlUser      string
+	bigdlTokenFile string
+	bigdlPK        string
 	in, out        string
 	format         string
 	primaryKeyFile string
@@ -40,6 +48,18 @@ func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
 		fl.StringVar(&f.format, "format", "auto", "expected input format: auto (detect from content), ppml, bigdl or parquet-modular")
 	}
 	fl.StringVar(&f.primaryKeyFile, "primary-key-plaintext-file", "", "file whose first line is a base64 AES primary key (BigDL's spark.bigdl.primaryKey.<name>.plainText mode)")
+	// Our KMS or any eHSM-compatible KMS: data keys by GenerateDataKey/Decrypt.
+	fl.StringVar(&f.kmsFlags.kms, "kms", "", "KMS URL (ours or eHSM-compatible) for data keys (env PPML_KMS when no other key source is given)")
+	fl.StringVar(&f.kmsFlags.appID, "app-id", os.Getenv("PPML_APP_ID"), "KMS app id (env PPML_APP_ID)")
+	fl.StringVar(&f.kmsFlags.apiKey, "api-key", "", "KMS API key; prefer --api-key-file or PPML_API_KEY")
+	fl.StringVar(&f.kmsFlags.apiKeyFile, "api-key-file", "", "file holding the KMS API key (env PPML_API_KEY holds the key itself)")
+	fl.StringVar(&f.kmsFlags.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
+	fl.StringVar(&f.keyID, "key-id", "", "KMS primary key id for new data keys (decryption finds it in the file header or .meta)")
+	// A BigDL KMS: data keys are named and read back by name.
+	fl.StringVar(&f.bigdlKMS, "bigdl-kms", "", "BigDL KMS URL (ours or upstream's) for data keys")
+	fl.StringVar(&f.bigdlUser, "bigdl-user", "", "BigDL KMS user")
+	fl.StringVar(&f.bigdlTokenFile, "bigdl-token-file", "", "file holding the BigDL KMS user token")
+	fl.StringVar(&f.bigdlPK, "bigdl-primary-key", "", "BigDL KMS primary key name")
 	fl.BoolVar(&f.force, "force", false, "replace existing output files")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar or summary")
 	fl.IntVar(&f.workers, "workers", 0, "files processed at once (default: number of CPUs)")
@@ -49,10 +69,50 @@ func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
 // keySource builds the key source from the flags. KMS-backed sources (our
 // KMS, eHSM, BigDL KMS) are added here by their own flags.
 func (f *cryptFlags) keySource() (keysource.Source, error) {
-	if f.primaryKeyFile == "" {
-		return nil, errors.New("no key source: give --primary-key-plaintext-file FILE (a file holding a base64 AES key, e.g. made with `openssl rand -base64 32 > key.txt`)")
+	if f.primaryKeyFile == "" && f.bigdlKMS == "" && f.kmsFlags.kms == "" {
+		f.kmsFlags.kms = os.Getenv("PPML_KMS")
 	}
-	return keysource.LoadPlainTextFile(f.primaryKeyFile)
+	n := 0
+	for _, set := range []bool{f.primaryKeyFile != "", f.kmsFlags.kms != "", f.bigdlKMS != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("give one key source: --primary-key-plaintext-file, --kms or --bigdl-kms")
+	}
+	switch {
+	case f.primaryKeyFile != "":
+		return keysource.LoadPlainTextFile(f.primaryKeyFile)
+	case f.kmsFlags.kms != "":
+		f.kmsFlags.output = "text"
+		cfg, err := f.kmsFlags.config()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.AppID == "" || cfg.APIKey == "" {
+			return nil, errors.New("--kms needs --app-id and --api-key-file (or PPML_APP_ID / PPML_API_KEY)")
+		}
+		e, err := client.NewEHSM(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &kmssource.EHSM{Client: e, KeyID: f.keyID}, nil
+	case f.bigdlKMS != "":
+		if f.bigdlTokenFile == "" {
+			return nil, errors.New("--bigdl-kms needs --bigdl-user and --bigdl-token-file")
+		}
+		tok, err := readTrimmed(f.bigdlTokenFile, "--bigdl-token-file")
+		if err != nil {
+			return nil, err
+		}
+		b, err := client.NewBigDLKMS(f.bigdlKMS, f.bigdlUser, tok, f.kmsFlags.caFile)
+		if err != nil {
+			return nil, err
+		}
+		return &kmssource.BigDL{Client: b, PrimaryKey: f.bigdlPK}, nil
+	}
+	return nil, errors.New("no key source: give --kms URL --app-id ID --api-key-file F --key-id KEY (our KMS or eHSM), --bigdl-kms URL --bigdl-user U --bigdl-token-file F --bigdl-primary-key NAME, or --primary-key-plaintext-file FILE (a base64 AES key, e.g. `openssl rand -base64 32 > key.txt`)")
 }
 
 func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {
