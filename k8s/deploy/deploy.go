@@ -118,6 +118,9 @@ func (o Options) withDefaults() (Options, error) {
 	if _, err := resource.ParseQuantity(o.StorageSize); err != nil {
 		return o, fmt.Errorf("--storage %q: %v", o.StorageSize, err)
 	}
+	if o.SGX && o.PCCSURL != "" {
+		return o, fmt.Errorf("--pccs-url with --sgx: the Gramine manifest fixes the command line; build the image with --build-arg PPML_PCCS_URL=URL instead")
+	}
 	if o.EPC == "" {
 		o.EPC = DefaultEPC
 	}
