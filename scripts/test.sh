@@ -12,5 +12,21 @@ if [ -x hack/k8sbins/build.sh ]; then
   export KUBEBUILDER_ASSETS
 fi
 
+# Prometheus and promtool for the monitoring tests (Debian's package; the
+# system service is not started: the tests run their own Prometheus).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+  else
+    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+  fi
+fi
+PROMETHEUS=$(command -v prometheus)
+PROMTOOL=$(command -v promtool)
+export PROMETHEUS PROMTOOL
+
 go vet ./...
 go test -count=1 -timeout 60m "$@" ./...
