@@ -52,6 +52,7 @@ func TestRenderBadInput(t *testing.T) {
 		{deploy.Options{Postgres: true, DB: "postgres://u:secret@h/db"}, "holds a password"},
 		{deploy.Options{Postgres: true, Replicas: -1}, "want at least 1"},
 		{deploy.Options{SGX: true, EPC: "lots"}, "--epc"},
+		{deploy.Options{SGX: true, PCCSURL: "https://pccs:8081"}, "PPML_PCCS_URL"},
 	} {
 		_, err := deploy.Render(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -64,7 +65,7 @@ func TestRenderBadInput(t *testing.T) {
 }
 
 func TestRenderVariants(t *testing.T) {
-	b, err := deploy.Render(deploy.Options{Postgres: true, Replicas: 5, SGX: true, Namespace: "kms", PCCSURL: "https://pccs:8081"})
+	b, err := deploy.Render(deploy.Options{Postgres: true, Replicas: 5, SGX: true, Namespace: "kms"})
 	if err != nil {
 		t.Fatal(err)
 	}
