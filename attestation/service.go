@@ -372,6 +372,9 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 		res, _ := verify.Inspect(raw)
 		return &Verdict{Result: res, Reason: ReasonNoCollateral, Message: err.Error()}
 	}
+	if exp, err := collateral.Expiry(col); err == nil {
+		s.cfg.Metrics.SetCollateralExpiry(string(tee), ci.fmspc, exp) // alerts fire before it lapses
+	}
 	return finish(s.intel.Verify(raw, col))
 }
 

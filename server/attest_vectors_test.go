@@ -94,9 +94,17 @@ func TestAttestIntelVectors(t *testing.T) {
 			if ver.Reason != "" || !ver.Result.Verified || ver.Result.Simulated || ver.TCBStatus() != v.exp["tcb_status"] || ver.Result.MREnclave != v.exp["mr_enclave"] {
 				t.Fatalf("sgx-phala verdict: %+v", ver)
 			}
+			// The collateral's expiry is exported for the expiry alert.
+			mresp, err := h.Get(inst.URL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := readAll(t, mresp); !strings.Contains(m, `ppml_attestation_collateral_expiry_timestamp_seconds{fmspc="`+v.exp["fmspc"].(string)+`",tee="sgx"}`) {
+				t.Fatal("collateral expiry not exported after a verification")
+			}
 			// Native: its report data is a constant, so it cannot carry our nonce.
 			n, _ := e.att.Nonce(context.Background())
-			_, err := e.att.Verify(context.Background(), client.VerifyRequest{Quote: v.quote, Nonce: n.Nonce})
+			_, err = e.att.Verify(context.Background(), client.VerifyRequest{Quote: v.quote, Nonce: n.Nonce})
 			wantRefusal(t, err, 403, "report_data_mismatch", "SHA-256(nonce || runtime_data)")
 
 			// The verifier uses the service clock: today the collateral has expired.
