@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ppml-project/ppml/k8s/k8stest"
-	"github.com/ppml-project/ppml/k8s/setup/setuptest"
 )
 
 // runPPML runs the built binary and returns stdout, stderr and the exit code.
@@ -58,7 +57,6 @@ func failedChecks(t *testing.T, out string) map[string]string {
 
 func TestK8sSetupAndDoctorCLI(t *testing.T) {
 	c := k8stest.Start(t)
-	setuptest.StartAggregation(t, c)
 	ctx := context.Background()
 	dataDir := t.TempDir()
 	_, url := startServe(t, dataDir)

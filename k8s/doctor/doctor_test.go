@@ -22,7 +22,6 @@ import (
 	"github.com/ppml-project/ppml/k8s/kube"
 	"github.com/ppml-project/ppml/k8s/material"
 	"github.com/ppml-project/ppml/k8s/setup"
-	"github.com/ppml-project/ppml/k8s/setup/setuptest"
 )
 
 const password = "doctor-Test-pw"
@@ -58,7 +57,6 @@ func expectFailed(t *testing.T, checks []doctor.Check, fixHint map[string]string
 
 func TestDoctorAgainstAPIServer(t *testing.T) {
 	c := k8stest.Start(t)
-	setuptest.StartAggregation(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	kc, err := kube.New(c.Config, "default")

@@ -1,6 +1,7 @@
 // Package k8stest starts a real Kubernetes control plane for tests:
 // etcd and kube-apiserver through controller-runtime's envtest, plus
-// kube-controller-manager running the service-account and token controllers
+// kube-controller-manager running the service-account, token and
+// clusterrole-aggregation controllers
 // (which fill kubernetes.io/service-account-token Secrets).
 //
 // The binaries come from $KUBEBUILDER_ASSETS, a directory with etcd,
@@ -14,6 +15,9 @@
 package k8stest
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"bytes"
 	"context"
 	"os"
@@ -119,7 +123,7 @@ func Start(t testing.TB) *Cluster {
 	}
 	kcm := exec.Command(filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig="+kcmPath,
-		"--controllers=serviceaccount-token,serviceaccount",
+		"--controllers=serviceaccount-token,serviceaccount,clusterrole-aggregation",
 		"--service-account-private-key-file="+filepath.Join(env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
 		"--root-ca-file="+caPath,
 		"--leader-elect=false", "--use-service-account-credentials=false",
@@ -143,6 +147,15 @@ func Start(t testing.TB) *Cluster {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// As in a real cluster, the aggregated ClusterRole edit gets its rules
+	// from the clusterrole-aggregation controller; wait for them.
+	err = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		r, err := cs.RbacV1().ClusterRoles().Get(ctx, "edit", metav1.GetOptions{})
+		return err == nil && len(r.Rules) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("ClusterRole edit got no rules from kube-controller-manager's aggregation controller: %v", err)
 	}
 	return &Cluster{Config: cfg, Kubeconfig: kubeconfig, Assets: assets, Clientset: cs}
 }

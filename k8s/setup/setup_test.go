@@ -19,7 +19,6 @@ import (
 	"github.com/ppml-project/ppml/k8s/kube"
 	"github.com/ppml-project/ppml/k8s/material"
 	"github.com/ppml-project/ppml/k8s/setup"
-	"github.com/ppml-project/ppml/k8s/setup/setuptest"
 )
 
 const password = "setup-Test-pw"
@@ -34,7 +33,6 @@ func results(r setup.Report) map[string]kube.Result {
 
 func TestSetupAgainstAPIServer(t *testing.T) {
 	c := k8stest.Start(t)
-	setuptest.StartAggregation(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	kc, err := kube.New(c.Config, "default")
