@@ -7,6 +7,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -23,6 +24,7 @@ import (
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/kmssource"
+	"github.com/ppml-project/ppml/dataformat/stream"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/kms"
 )
@@ -318,12 +320,25 @@ func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, err
 	return kms.OpenRelease(s.priv, keyID, sealed)
 }
 
-// readWrapped reads a wrapped data key file: base64 text or raw bytes of our
-// KMS ciphertext, or a BigDL .meta naming one.
+// readWrapped reads a wrapped data key: a file with the base64 text or raw
+// bytes of our KMS ciphertext, a BigDL .meta naming one, or a ppml-format
+// encrypted file, whose header carries it.
 func readWrapped(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--data-key: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return nil, fmt.Errorf("--data-key: %w", err)
+	}
+	if stream.IsEncrypted(b) {
+		h, err := stream.ReadHeader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("--data-key %s: %w", path, err)
+		}
+		b = []byte(h.WrappedKey)
 	}
 	text := strings.TrimSpace(string(b))
 	if strings.HasPrefix(text, "{") {

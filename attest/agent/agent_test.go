@@ -18,6 +18,9 @@ import (
 
 	"github.com/ppml-project/ppml/attest/agent"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/dataformat/kmssource"
+	"github.com/ppml-project/ppml/dataformat/tree"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/server"
@@ -166,6 +169,25 @@ func TestAttestedKeyRelease(t *testing.T) {
 				t.Fatal("release not audited")
 			}
 
+			// The wrapped key can also be named by the encrypted file itself
+			// (ppml format: its header carries it); the released key opens it.
+			plainFile := filepath.Join(t.TempDir(), "people.csv")
+			os.WriteFile(plainFile, []byte("name,age\nalice,30\n"), 0o644)
+			encFile := plainFile + ".ppml"
+			if _, err := tree.Encrypt(ctx, plainFile, encFile, tree.Options{Format: tree.FormatPPML, Keys: &kmssource.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
+				t.Fatal(err)
+			}
+			c2, out2, errb2 := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
+			c2.DataKeys = []agent.DataKey{{Wrapped: encFile, Dest: "env:K"}}
+			res2 := agent.Run(ctx, c2)
+			if res2.ExitCode != 0 || len(res2.Env) != 1 {
+				t.Fatalf("release via the encrypted file: %s %s", out2, errb2)
+			}
+			dec := filepath.Join(t.TempDir(), "people.csv")
+			if _, err := tree.Decrypt(ctx, encFile, dec, tree.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[0], "K="))}); err != nil {
+				t.Fatalf("released key does not open the file: %v", err)
+			}
+
 			// Refusals, each with its reason on the client and in the audit log.
 			for _, c := range []struct {
 				name   string
@@ -310,6 +332,16 @@ func TestReleaseRefusals(t *testing.T) {
 	// No token at all.
 	_, err = n.Release(ctx, w.keyID, ct, aad, "", runtime)
 	expect("no token", err, "token is required")
+}
+
+// fixedKey is a key source that knows one released data key.
+type fixedKey string
+
+func (f fixedKey) NewDataKey(context.Context, keysource.Request) (keysource.DataKey, error) {
+	return keysource.DataKey{}, fmt.Errorf("read-only")
+}
+func (f fixedKey) OpenDataKey(context.Context, string, keysource.KeyRef) (string, error) {
+	return string(f), nil
 }
 
 func mustB64(s string) []byte {
