@@ -63,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	json := strings.Contains(r.Header.Get("Accept"), "application/json")
 	if rep.err != nil {
-		rep.status, rep.text = statusOf(rep.err), rep.err.Error()
+		rep.status, rep.text = httputil.StatusOf(rep.err), rep.err.Error()
 	}
 	if json {
 		w.Header().Set("Content-Type", "application/json")
@@ -81,24 +81,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w io.Writer, v any) { json.NewEncoder(w).Encode(v) }
-
-func statusOf(err error) int {
-	switch kms.KindOf(err) {
-	case kms.KindInvalid, kms.KindUnsupported:
-		return http.StatusBadRequest
-	case kms.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case kms.KindForbidden:
-		return http.StatusForbidden
-	case kms.KindNotFound:
-		return http.StatusNotFound
-	case kms.KindConflict, kms.KindDisabled, kms.KindPendingDeletion:
-		return http.StatusConflict
-	case kms.KindSealed:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
 
 func ok(text string) reply { return reply{status: http.StatusOK, text: text} }
 

@@ -4,7 +4,29 @@ package httputil
 import (
 	"net/http"
 	"strings"
+
+	"github.com/ppml-project/ppml/kms"
 )
+
+// StatusOf maps a kms error kind to the HTTP status of the protocols that
+// use real statuses (native, BigDL KMS).
+func StatusOf(err error) int {
+	switch kms.KindOf(err) {
+	case kms.KindInvalid, kms.KindUnsupported:
+		return http.StatusBadRequest
+	case kms.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case kms.KindForbidden:
+		return http.StatusForbidden
+	case kms.KindNotFound:
+		return http.StatusNotFound
+	case kms.KindConflict, kms.KindDisabled, kms.KindPendingDeletion:
+		return http.StatusConflict
+	case kms.KindSealed:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
 
 // BearerToken returns the token of an "Authorization: Bearer" header, or "".
 func BearerToken(r *http.Request) string {

@@ -146,23 +146,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // StatusOf maps an error kind to an HTTP status.
-func StatusOf(err error) int {
-	switch kms.KindOf(err) {
-	case kms.KindInvalid, kms.KindUnsupported:
-		return http.StatusBadRequest
-	case kms.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case kms.KindForbidden:
-		return http.StatusForbidden
-	case kms.KindNotFound:
-		return http.StatusNotFound
-	case kms.KindConflict, kms.KindDisabled, kms.KindPendingDeletion:
-		return http.StatusConflict
-	case kms.KindSealed:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+func StatusOf(err error) int { return httputil.StatusOf(err) }
 
 // WriteError writes err as {"error": {"code", "message"}}.
 func WriteError(w http.ResponseWriter, err error) {

@@ -20,14 +20,24 @@ import (
 // warning (ehsm-protocol.md §8.2).
 var ehsmWarn = map[int]bool{0xA001: true, 0xA002: true, 0xA003: true, 0xA007: true, 0xA008: true}
 
-func attestEHSM(ctx context.Context, c *Config, cfg client.Config, q enclave.Quoter) (string, error) {
+// legacyQuote gets a quote over the -p report data: the legacy services
+// bind no nonce.
+func legacyQuote(c *Config, q enclave.Quoter) ([]byte, error) {
 	rd, err := legacyReportData(c.UserReportData, c.QuoteType == "TDX")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	quote, err := q.Quote(rd)
 	if err != nil {
-		return "", fmt.Errorf("getting a quote from %s: %w", q.Describe(), err)
+		return nil, fmt.Errorf("getting a quote from %s: %w", q.Describe(), err)
+	}
+	return quote, nil
+}
+
+func attestEHSM(ctx context.Context, c *Config, cfg client.Config, q enclave.Quoter) (string, error) {
+	quote, err := legacyQuote(c, q)
+	if err != nil {
+		return "", err
 	}
 	e, err := client.NewEHSM(cfg)
 	if err != nil {
@@ -54,13 +64,9 @@ func attestEHSM(ctx context.Context, c *Config, cfg client.Config, q enclave.Quo
 }
 
 func attestBigDL(ctx context.Context, c *Config, cfg client.Config, q enclave.Quoter) (string, error) {
-	rd, err := legacyReportData(c.UserReportData, c.QuoteType == "TDX")
+	quote, err := legacyQuote(c, q)
 	if err != nil {
 		return "", err
-	}
-	quote, err := q.Quote(rd)
-	if err != nil {
-		return "", fmt.Errorf("getting a quote from %s: %w", q.Describe(), err)
 	}
 	h, err := client.HTTPClient(c.CAFile, 0)
 	if err != nil {
