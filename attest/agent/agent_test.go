@@ -351,3 +351,35 @@ func mustB64(s string) []byte {
 	}
 	return b
 }
+
+// TestLegacyServices: ppml attest against the BigDL AS and eHSM quote
+// routes of our server prints upstream's lines and exit codes.
+func TestLegacyServices(t *testing.T) {
+	ctx := context.Background()
+	w := setup(t, "sqlite")
+	for _, typ := range []string{agent.TypeBigDL, agent.TypeEHSM} {
+		c, out, errb := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
+		c.Type, c.PolicyID = typ, ""
+		if res := agent.Run(ctx, c); res.ExitCode != 0 || !strings.Contains(out.String(), "Attestation Success!") {
+			t.Fatalf("%s: exit %d\n%s\n%s", typ, res.ExitCode, out, errb)
+		}
+		// A debug enclave is refused by the server's strict defaults.
+		c, out, errb = w.agentConfig(t, w.enclaveDir(t, goodMR, true))
+		c.Type, c.PolicyID = typ, ""
+		if res := agent.Run(ctx, c); res.ExitCode != 1 || !strings.Contains(out.String(), "Attestation Fail! Application killed!") {
+			t.Fatalf("%s debug enclave: exit %d\n%s\n%s", typ, res.ExitCode, out, errb)
+		}
+		// Keys are released by the native service only.
+		c, out, _ = w.agentConfig(t, w.enclaveDir(t, goodMR, false), filepath.Join(t.TempDir(), "k"))
+		c.Type = typ
+		if res := agent.Run(ctx, c); res.ExitCode != 1 || !strings.Contains(out.String(), "PPMLAttestationService") {
+			t.Fatalf("%s with --data-key: exit %d %s", typ, res.ExitCode, out)
+		}
+	}
+	// Report data longer than 32 bytes is refused for SGX, as upstream.
+	c, out, errb := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
+	c.Type, c.PolicyID, c.UserReportData = agent.TypeBigDL, "", strings.Repeat("x", 33)
+	if res := agent.Run(ctx, c); res.ExitCode != 1 || !strings.Contains(errb.String(), "1..32 bytes") {
+		t.Fatalf("long report data: %d %s %s", res.ExitCode, out, errb)
+	}
+}
