@@ -71,6 +71,16 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
+	// database/sql keeps only 2 idle connections by default: under load
+	// every other request would open a new connection (for PostgreSQL a new
+	// backend process). Keep a pool sized for concurrent requests.
+	if s.dialect == dialectPostgres {
+		s.db.SetMaxOpenConns(32)
+		s.db.SetMaxIdleConns(32)
+	} else {
+		s.db.SetMaxIdleConns(8)
+	}
+	s.db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("connecting to store: %w", err)
