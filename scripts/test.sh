@@ -30,3 +30,15 @@ export PROMETHEUS PROMTOOL
 
 go vet ./...
 go test -count=1 -timeout 60m "$@" ./...
+
+# A short fuzzing run of every parser of untrusted input (their seed corpora
+# already ran above as ordinary tests).
+while read -r pkg target; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${PPML_FUZZTIME:-5s}" "./$pkg"
+done <<'FUZZ'
+quote/abi FuzzParseQuote
+quote/pck FuzzParseExtension
+quote/collateral FuzzParseCollateral
+quote/collateral FuzzParseTCBInfo
+quote/verify FuzzVerify
+FUZZ
