@@ -85,19 +85,7 @@ func (f *cryptFlags) keySource() (keysource.Source, error) {
 	case f.primaryKeyFile != "":
 		return keysource.LoadPlainTextFile(f.primaryKeyFile)
 	case f.kmsFlags.kms != "":
-		f.kmsFlags.output = "text"
-		cfg, err := f.kmsFlags.config()
-		if err != nil {
-			return nil, err
-		}
-		if cfg.AppID == "" || cfg.APIKey == "" {
-			return nil, errors.New("--kms needs --app-id and --api-key-file (or PPML_APP_ID / PPML_API_KEY)")
-		}
-		e, err := client.NewEHSM(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &kmssource.EHSM{Client: e, KeyID: f.keyID}, nil
+		return f.kmsFlags.kmsKeySource(f.keyID)
 	case f.bigdlKMS != "":
 		if f.bigdlTokenFile == "" {
 			return nil, errors.New("--bigdl-kms needs --bigdl-user and --bigdl-token-file")
@@ -113,6 +101,27 @@ func (f *cryptFlags) keySource() (keysource.Source, error) {
 		return &kmssource.BigDL{Client: b, PrimaryKey: f.bigdlPK}, nil
 	}
 	return nil, errors.New("no key source: give --kms URL --app-id ID --api-key-file F --key-id KEY (our KMS or eHSM), --bigdl-kms URL --bigdl-user U --bigdl-token-file F --bigdl-primary-key NAME, or --primary-key-plaintext-file FILE (a base64 AES key, e.g. `openssl rand -base64 32 > key.txt`)")
+}
+
+// kmsKeySource is the data key source of an eHSM-compatible KMS (ours or
+// Intel's) with the client flags' credentials; keyID names the primary key
+// for new data keys.
+func (f *clientFlags) kmsKeySource(keyID string) (keysource.Source, error) {
+	if f.output == "" {
+		f.output = "text"
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AppID == "" || cfg.APIKey == "" {
+		return nil, errors.New("--kms needs --app-id and --api-key-file (or PPML_APP_ID / PPML_API_KEY)")
+	}
+	e, err := client.NewEHSM(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &kmssource.EHSM{Client: e, KeyID: keyID}, nil
 }
 
 func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {

@@ -152,18 +152,7 @@ func sqlKeySource(cmd *cobra.Command, kf *clientFlags, primaryKeyFile, keyID, ou
 	case primaryKeyFile != "":
 		return keysource.LoadPlainTextFile(primaryKeyFile)
 	case kf.kms != "":
-		cfg, err := kf.config()
-		if err != nil {
-			return nil, err
-		}
-		if cfg.AppID == "" || cfg.APIKey == "" {
-			return nil, errors.New("--kms needs --app-id and --api-key-file (or PPML_APP_ID / PPML_API_KEY)")
-		}
-		e, err := client.NewEHSM(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &kmssource.EHSM{Client: e, KeyID: keyID}, nil
+		return kf.kmsKeySource(keyID)
 	}
 	return nil, errors.New("no key source: --attest (production), --kms with --key-id, or --primary-key-plaintext-file")
 }
