@@ -9,12 +9,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -297,10 +295,6 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	}
 	return nil
 }
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
-func trimAll(s string) string { return strings.TrimSpace(s) }
 
 // CountKeys counts keys by state (metrics).
 func (s *Service) CountKeys(ctx context.Context) (map[string]int, error) {

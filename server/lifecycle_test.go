@@ -215,7 +215,6 @@ func TestSealAndUnseal(t *testing.T) {
 			ctx := context.Background()
 			inst := servertest.Start(t, servertest.Options{Store: st, Modify: shamirConfig})
 			adm := inst.Config()
-			n, _ := client.NewNative(adm)
 			httpc, _ := client.HTTPClient(inst.CAFile, 0)
 
 			// Uninitialised: every key request gets a clear sealed error; not ready.
@@ -254,8 +253,7 @@ func TestSealAndUnseal(t *testing.T) {
 			} else if ae := err.(*client.APIError); ae.Status != 503 {
 				t.Fatalf("sealed status %d", ae.Status)
 			}
-			adm2 := inst2.Config()
-			n, _ = client.NewNative(adm2)
+			n, _ := client.NewNative(inst2.Config())
 			// Three shares from another root key are refused; still sealed; nothing lost.
 			wrong := fakeShares(t)
 			for i, s := range wrong[:3] {

@@ -180,12 +180,6 @@ func ReadHeader(r io.Reader) (*Header, error) {
 // IsEncrypted reports whether b starts with the magic bytes.
 func IsEncrypted(b []byte) bool { return bytes.HasPrefix(b, []byte(Magic)) }
 
-// keys holds the per-file keys.
-type keys struct {
-	macKey     []byte
-	payloadKey []byte
-}
-
 func deriveHeaderKey(dataKey string, h *Header) ([]byte, error) {
 	dk, err := keysource.DecodeDataKey(dataKey)
 	if err != nil {

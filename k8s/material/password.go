@@ -85,6 +85,8 @@ func GeneratePasswordFiles(password []byte, rnd io.Reader) (*PasswordFiles, erro
 	msg := make([]byte, 0, len(password)+1)
 	msg = append(append(msg, password...), passwordTrailingByte)
 	defer clear(msg)
+	// PKCS #1 v1.5 because the images decrypt output.bin with `openssl rsautl
+	// -decrypt`, whose default padding it is (bigdl-kubernetes-contract.md).
 	ct, err := rsa.EncryptPKCS1v15(rnd, &key.PublicKey, msg)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt password into output.bin: %w", err)
