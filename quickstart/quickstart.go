@@ -209,7 +209,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, fmt.Errorf("encrypting the dataset: %w", err)
 	}
 	r.note("%s", encFile)
-	r.by(fmt.Sprintf("ppml encrypt --in %s --out %s --key-id %s --app-id %s --api-key-file %s", dataFile, encFile, key.ID, owner.AppID, keyFile(credDir, "owner")))
+	r.by(fmt.Sprintf("ppml encrypt --force --in %s --out %s --key-id %s --app-id %s --api-key-file %s", dataFile, encFile, key.ID, owner.AppID, keyFile(credDir, "owner")))
 
 	// 7. Attested query in the simulated enclave.
 	r.say("In the simulated enclave: attest, receive the data key, run BigDL's simple query with ppml sql")
@@ -236,7 +236,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if _, err := tree.Decrypt(ctx, resultEnc, resultPlain, tree.Options{Keys: &kmssource.EHSM{Client: ownerEHSM}}); err != nil {
 		return nil, fmt.Errorf("decrypting the result: %w", err)
 	}
-	r.by(fmt.Sprintf("ppml decrypt --in %s --out %s --app-id %s --api-key-file %s", resultEnc, resultPlain, owner.AppID, keyFile(credDir, "owner")))
+	r.by(fmt.Sprintf("ppml decrypt --force --in %s --out %s --app-id %s --api-key-file %s", resultEnc, resultPlain, owner.AppID, keyFile(credDir, "owner")))
 	rows, err := readCSV(resultPlain)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	sum.Refusal = err.Error()
 	r.note("refused: %s", sum.Refusal)
 	r.by(fmt.Sprintf("ppml sim enclave --dir %s --sim-dir %s --mr-enclave %s --mr-signer %s && %s", otherDir, filepath.Join(srvDir, "sim"),
-		hex.EncodeToString(otherMR[:]), hex.EncodeToString(mrSigner[:]), sqlCommand(workload.AppID, keyFile(credDir, "workload"), pol.ID, key.ID, otherDir, encFile, filepath.Join(dir, "result", "refused.csv.ppml"))))
+		hex.EncodeToString(otherMR[:]), hex.EncodeToString(mrSigner[:]), sqlCommand(workload.AppID, keyFile(credDir, "workload"), pol.ID, key.ID, otherDir, encFile, filepath.Join(dir, "result", "refused.csv.ppml"))+
+		" || echo 'refused, as expected'"))
 
 	sum.Elapsed = time.Since(r.start)
 	script := filepath.Join(dir, "commands.sh")
@@ -366,6 +367,6 @@ func (r *run) query(ctx context.Context, workload client.Config, policyID, keyID
 }
 
 func sqlCommand(appID, apiKeyFile, policyID, keyID, enclaveDir, in, out string) string {
-	return fmt.Sprintf("ppml sql --attest --attestation-dir %s --policy-id %s --output-key-id %s --app-id %s --api-key-file %s --input people=%s --query %q --output %s",
+	return fmt.Sprintf("ppml sql --force --attest --attestation-dir %s --policy-id %s --output-key-id %s --app-id %s --api-key-file %s --input people=%s --query %q --output %s",
 		enclaveDir, policyID, keyID, appID, apiKeyFile, in, Query, out)
 }
