@@ -272,7 +272,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	r.note("refused: %s", sum.Refusal)
 	r.by(fmt.Sprintf("ppml sim enclave --dir %s --sim-dir %s --mr-enclave %s --mr-signer %s && %s", otherDir, filepath.Join(srvDir, "sim"),
 		hex.EncodeToString(otherMR[:]), hex.EncodeToString(mrSigner[:]), sqlCommand(workload.AppID, keyFile(credDir, "workload"), pol.ID, key.ID, otherDir, encFile, filepath.Join(dir, "result", "refused.csv.ppml"))+
-		" || echo 'refused, as expected'"))
+			" || echo 'refused, as expected'"))
 
 	sum.Elapsed = time.Since(r.start)
 	script := filepath.Join(dir, "commands.sh")

@@ -45,7 +45,7 @@ func TestQuickstart(t *testing.T) {
 	if !strings.Contains(sum.Refusal, "mr_enclave") {
 		t.Fatalf("refusal does not name the mismatched measurement: %q", sum.Refusal)
 	}
-	for _, s := range []string{"SIMULATION", "$ ppml serve", "$ ppml sql --attest", "$ ppml decrypt", "commands.sh"} {
+	for _, s := range []string{"SIMULATION", "$ ppml serve", "$ ppml sql --force --attest", "$ ppml decrypt", "commands.sh"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("narration lacks %q", s)
 		}
