@@ -94,8 +94,8 @@ type Options struct {
 
 // Result describes a successful run.
 type Result struct {
-	Rows       int64    // rows in the result
-	InputBytes int64    // plaintext bytes loaded
+	Rows       int64 // rows in the result
+	InputBytes int64 // plaintext bytes loaded
 	Format     tree.Format
 	Outputs    []string // files written
 }
@@ -398,7 +398,7 @@ func newMemFile(name string) (*memFile, error) {
 }
 
 func (m *memFile) path() string { return fmt.Sprintf("/proc/self/fd/%d", m.f.Fd()) }
-func (m *memFile) Close() error  { return m.f.Close() }
+func (m *memFile) Close() error { return m.f.Close() }
 
 const sampleSize = 1 << 20
 

@@ -129,7 +129,7 @@ func TestJoinCSVAndParquetOutput(t *testing.T) {
 	defer db.Close()
 	var names string
 	var sum int
-	if err := db.QueryRow("SELECT string_agg(name, '|' ORDER BY name), sum(salary) FROM read_parquet('" + plainPQ + "')").Scan(&names, &sum); err != nil {
+	if err := db.QueryRow("SELECT string_agg(name, '|' ORDER BY name), sum(salary) FROM read_parquet('"+plainPQ+"')").Scan(&names, &sum); err != nil {
 		t.Fatal(err)
 	}
 	if names != "ann|carl, jr" || sum != 180 {
