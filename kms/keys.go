@@ -202,7 +202,7 @@ func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key
 // material unwraps one version of a key.
 func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byte, error) {
 	cacheKey := string(store.KeyMaterialAAD(k.ID, version, k.Owner, k.Spec))
-	if m, ok := s.cache.get(cacheKey); ok {
+	if m, ok := s.cache.Get(cacheKey); ok {
 		return m, nil
 	}
 	v, err := s.cfg.Store.GetKeyVersion(ctx, k.ID, version)
@@ -217,7 +217,7 @@ func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byt
 		s.cfg.Logger.Error("stored key material failed to unwrap: the row was modified or moved", "key_id", k.ID, "version", version)
 		return nil, errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
 	}
-	s.cache.put(cacheKey, m)
+	s.cache.Put(cacheKey, m)
 	return m, nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/boundedcache"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/store"
 )
@@ -42,9 +43,13 @@ type Config struct {
 
 // Service is the KMS core.
 type Service struct {
-	cfg     Config
-	now     func() time.Time
-	cache   *materialCache
+	cfg Config
+	now func() time.Time
+	// cache keeps unwrapped key material and app secrets, which never change
+	// once written (rotation adds versions; root rotation re-wraps the same
+	// material), so a request reads only the mutable key row; states are
+	// always read fresh, before the cache is consulted.
+	cache   *boundedcache.Map[string, []byte]
 	release ReleaseAuthorizer
 }
 
@@ -62,7 +67,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, now: cfg.Now, cache: newMaterialCache(10000)}
+	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000)}
 }
 
 // Now returns the service clock's time.
@@ -185,7 +190,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	if err := s.requireUnsealed(); err != nil {
 		return nil, err
 	}
-	if key, ok := s.cache.get("app\x00" + appID); ok {
+	if key, ok := s.cache.Get("app\x00" + appID); ok {
 		return key, nil
 	}
 	a, err := s.cfg.Store.GetApp(ctx, appID)
@@ -199,7 +204,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	if err != nil {
 		return nil, s.internal("authentication", fmt.Errorf("app %s secret: %w", appID, err))
 	}
-	s.cache.put("app\x00"+appID, key)
+	s.cache.Put("app\x00"+appID, key)
 	return key, nil
 }
 

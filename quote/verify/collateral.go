@@ -27,19 +27,7 @@ type prepared struct {
 }
 
 func (v *Verifier) prepare(col *collateral.Collateral) (*prepared, *Error) {
-	key := col.Hash()
-	v.mu.Lock()
-	p := v.cols[key]
-	v.mu.Unlock()
-	if p == nil {
-		p = v.checkCollateral(col)
-		v.mu.Lock()
-		if len(v.cols) >= maxCacheEntries {
-			clear(v.cols)
-		}
-		v.cols[key] = p
-		v.mu.Unlock()
-	}
+	p := v.cols.GetOrCompute(col.Hash(), func() *prepared { return v.checkCollateral(col) })
 	if p.err != nil {
 		return nil, p.err
 	}

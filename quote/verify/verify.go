@@ -16,11 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sync"
 	"time"
 
 	"crypto/x509"
 
+	"github.com/ppml-project/ppml/boundedcache"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/pck"
@@ -120,9 +120,8 @@ type Verifier struct {
 	root      *x509.Certificate
 	simulated bool
 
-	mu     sync.Mutex
-	cols   map[[32]byte]*prepared
-	chains map[[32]byte]*pckChain
+	cols   *boundedcache.Map[[32]byte, *prepared]
+	chains *boundedcache.Map[[32]byte, *pckChain]
 }
 
 // New returns a Verifier.
@@ -130,7 +129,7 @@ func New(opts Options) (*Verifier, error) {
 	if opts.Now == nil {
 		return nil, errors.New("verify: Options.Now is nil: pass a trusted clock explicitly (e.g. time.Now, or a fixed time)")
 	}
-	v := &Verifier{opts: opts, root: opts.Root, cols: map[[32]byte]*prepared{}, chains: map[[32]byte]*pckChain{}}
+	v := &Verifier{opts: opts, root: opts.Root, cols: boundedcache.New[[32]byte, *prepared](maxCacheEntries), chains: boundedcache.New[[32]byte, *pckChain](maxCacheEntries)}
 	if v.root == nil {
 		v.root = intelRoot
 	}
@@ -519,19 +518,7 @@ func (p *pckChain) detail() *PCKDetail {
 }
 
 func (v *Verifier) pckChainFor(pemChain []byte) (*pckChain, *Error) {
-	key := sha256.Sum256(pemChain)
-	v.mu.Lock()
-	pc := v.chains[key]
-	v.mu.Unlock()
-	if pc == nil {
-		pc = v.checkPCKChain(pemChain)
-		v.mu.Lock()
-		if len(v.chains) >= maxCacheEntries {
-			clear(v.chains)
-		}
-		v.chains[key] = pc
-		v.mu.Unlock()
-	}
+	pc := v.chains.GetOrCompute(sha256.Sum256(pemChain), func() *pckChain { return v.checkPCKChain(pemChain) })
 	if pc.err != nil {
 		return nil, pc.err
 	}

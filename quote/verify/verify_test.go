@@ -388,8 +388,8 @@ func TestCacheReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(ver.cols) != 1 || len(ver.chains) != 1 {
-		t.Fatalf("cache sizes %d %d", len(ver.cols), len(ver.chains))
+	if ver.cols.Len() != 1 || ver.chains.Len() != 1 {
+		t.Fatalf("cache sizes %d %d", ver.cols.Len(), ver.chains.Len())
 	}
 	// A tampered quote with the same (cached) collateral still fails.
 	if _, err := ver.Verify(flip(v.quote, 120), v.col); err == nil {
