@@ -28,6 +28,7 @@ import (
 
 	"github.com/ppml-project/ppml/attestation/token"
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/boundedcache"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
@@ -110,8 +111,7 @@ type Service struct {
 	mu     sync.Mutex
 	signer *token.Signer
 
-	chainMu sync.Mutex
-	chains  map[[32]byte]chainInfo
+	chains *boundedcache.Map[[32]byte, chainInfo]
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the
@@ -130,7 +130,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger, chains: map[[32]byte]chainInfo{}}
+	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax)}
 	var err error
 	if s.intel, err = verify.New(verify.Options{Now: cfg.KMS.Now}); err != nil {
 		return nil, err
@@ -292,13 +292,11 @@ type chainInfo struct {
 const chainCacheMax = 4096
 
 func (s *Service) chainInfo(pemChain []byte) chainInfo {
-	key := sha256.Sum256(pemChain)
-	s.chainMu.Lock()
-	ci, ok := s.chains[key]
-	s.chainMu.Unlock()
-	if ok {
-		return ci
-	}
+	return s.chains.GetOrCompute(sha256.Sum256(pemChain), func() chainInfo { return inspectChain(pemChain) })
+}
+
+// inspectChain reads what choosing collateral needs from a PCK chain.
+func inspectChain(pemChain []byte) (ci chainInfo) {
 	certs, err := collateral.ParseChain(pemChain)
 	switch {
 	case err != nil:
@@ -326,12 +324,6 @@ func (s *Service) chainInfo(pemChain []byte) chainInfo {
 			ci.err = fmt.Errorf("PCK chain issuer %q is neither the PCK Platform CA nor the PCK Processor CA", certs[1].Subject.CommonName)
 		}
 	}
-	s.chainMu.Lock()
-	if len(s.chains) >= chainCacheMax {
-		clear(s.chains)
-	}
-	s.chains[key] = ci
-	s.chainMu.Unlock()
 	return ci
 }
 
