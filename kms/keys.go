@@ -214,6 +214,9 @@ func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byt
 	}
 	m, err := s.cfg.Root.Unwrap(v.Material, store.KeyMaterialAAD(k.ID, version, k.Owner, k.Spec))
 	if err != nil {
+		if cerr := s.cfg.Root.CheckCurrent(ctx); cerr != nil {
+			return nil, errorf(KindSealed, "sealed", "%s", cerr.Error())
+		}
 		s.cfg.Logger.Error("stored key material failed to unwrap: the row was modified or moved", "key_id", k.ID, "version", version)
 		return nil, errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
 	}

@@ -202,6 +202,9 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	}
 	key, err := s.cfg.Root.Unwrap(a.Secret, store.AppSecretAAD(appID))
 	if err != nil {
+		if cerr := s.cfg.Root.CheckCurrent(ctx); cerr != nil {
+			return nil, errorf(KindSealed, "sealed", "%s", cerr.Error())
+		}
 		return nil, s.internal("authentication", fmt.Errorf("app %s secret: %w", appID, err))
 	}
 	s.cache.Put("app\x00"+appID, key)

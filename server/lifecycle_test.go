@@ -370,3 +370,51 @@ func fakeShares(t *testing.T) []client.Share {
 	os.RemoveAll(dir)
 	return s
 }
+
+// TestReplicaSeesRootRotation: two replicas on one store; when one rotates
+// the root key, the other seals itself with a clear message instead of
+// reporting tampering, and works again once unsealed with the new shares.
+func TestReplicaSeesRootRotation(t *testing.T) {
+	for _, st := range servertest.Stores(t) {
+		t.Run(st, func(t *testing.T) {
+			ctx := context.Background()
+			a := servertest.Start(t, servertest.Options{Store: st, Modify: shamirConfig})
+			b := servertest.Start(t, servertest.Options{Store: st, DataDir: a.DataDir, DB: a.DB, Modify: shamirConfig})
+			na, _ := client.NewNative(a.Config())
+			nb, _ := client.NewNative(b.Config())
+			shares, err := na.InitRootKey(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range shares[:3] {
+				nb.Unseal(ctx, s)
+			}
+			_, cfg := a.Enroll(t)
+			appA, _ := client.NewNative(cfg)
+			cfgB := cfg
+			cfgB.URL = b.URL
+			appB, _ := client.NewNative(cfgB)
+			k, _ := appA.CreateKey(ctx, client.KeyOptions{})
+			ct, _ := appA.Encrypt(ctx, k.ID, []byte("x"), nil)
+			if _, err := appB.Decrypt(ctx, k.ID, ct, nil); err != nil {
+				t.Fatalf("replica b before rotation: %v", err)
+			}
+			newShares, err := na.InitRootKey(ctx) // rotation on replica a
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2, _ := appA.CreateKey(ctx, client.KeyOptions{})
+			ct2, _ := appA.Encrypt(ctx, k2.ID, []byte("y"), nil)
+			_, err = appB.Decrypt(ctx, k2.ID, ct2, nil)
+			if ae, ok := err.(*client.APIError); !ok || ae.Status != 503 || !strings.Contains(ae.Message, "rotated by another replica") {
+				t.Fatalf("replica b after rotation elsewhere: %v", err)
+			}
+			for _, s := range newShares[1:4] {
+				nb.Unseal(ctx, s)
+			}
+			if pt, err := appB.Decrypt(ctx, k2.ID, ct2, nil); err != nil || string(pt) != "y" {
+				t.Fatalf("replica b after unsealing with the new shares: %v", err)
+			}
+		})
+	}
+}

@@ -134,6 +134,37 @@ func (k *Keyring) adopt(ctx context.Context, aead cipher.AEAD) error {
 	return nil
 }
 
+// ErrRotatedElsewhere: another replica rotated the root key.
+var ErrRotatedElsewhere = errors.New("the root key was rotated by another replica: this replica is sealed until it gets the new root key (ppml operator unseal with the new shares, or restart with the new key file)")
+
+// CheckCurrent verifies that the loaded root key is still the store's. A
+// replica whose key another replica rotated away seals itself, so that it
+// reports that clearly instead of failing every unwrap as tampering.
+func (k *Keyring) CheckCurrent(ctx context.Context) error {
+	k.mu.RLock()
+	aead := k.aead
+	k.mu.RUnlock()
+	if aead == nil {
+		return k.sealedErr()
+	}
+	check, err := k.store.GetMeta(ctx, checkMeta)
+	if err != nil {
+		return err
+	}
+	if pt, err := open(aead, check, []byte(checkAAD)); err == nil && string(pt) == checkPlaintext {
+		return nil
+	}
+	k.mu.Lock()
+	if k.aead == aead {
+		k.aead = nil
+		if k.shares == nil {
+			k.shares = map[byte][]byte{}
+		}
+	}
+	k.mu.Unlock()
+	return ErrRotatedElsewhere
+}
+
 // Mode reports the provider.
 func (k *Keyring) Mode() Mode { return k.mode }
 
@@ -190,6 +221,14 @@ func (k *Keyring) SubmitShare(ctx context.Context, index int, content []byte) (h
 	}
 	if len(content) == 0 {
 		return 0, false, errors.New("share content is empty")
+	}
+	if !k.Initialized() {
+		// Another replica may have initialised the store since we started.
+		if _, err := k.store.GetMeta(ctx, checkMeta); err == nil {
+			k.mu.Lock()
+			k.initialized = true
+			k.mu.Unlock()
+		}
 	}
 	k.mu.Lock()
 	if k.aead != nil {
