@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,7 +29,7 @@ func loadDCAP(t *testing.T, name, colDir string) dcapVector {
 	dir := filepath.Join(dcapVectors, name)
 	q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
 	if err != nil {
-		t.Skipf("DCAP test vectors not available: %v", err)
+		quotetest.MissingVectors(t, err)
 	}
 	col, err := os.ReadFile(filepath.Join(dir, "collateral.json"))
 	if err != nil {

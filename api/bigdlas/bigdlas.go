@@ -140,7 +140,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.Observe("bigdl-as", action, tag, time.Since(start))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(out)
+	httputil.EncodeJSON(w, out)
 }
 
 func fromKMS(err error) *failure {

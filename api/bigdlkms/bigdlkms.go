@@ -80,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, rep.text)
 }
 
-func writeJSON(w io.Writer, v any) { json.NewEncoder(w).Encode(v) }
+func writeJSON(w io.Writer, v any) { httputil.EncodeJSON(w, v) }
 
 func ok(text string) reply { return reply{status: http.StatusOK, text: text} }
 

@@ -2,6 +2,8 @@
 package httputil
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 
@@ -53,4 +55,12 @@ func CollapseSlashes(path string) string {
 		b.WriteByte(path[i])
 	}
 	return b.String()
+}
+
+// EncodeJSON writes v as JSON without HTML escaping, so messages such as
+// "send 'Authorization: Bearer <token>'" read as written.
+func EncodeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }

@@ -142,7 +142,7 @@ func invalid(code, msg string) error { return &kms.Error{Kind: kms.KindInvalid, 
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	httputil.EncodeJSON(w, v)
 }
 
 // StatusOf maps an error kind to an HTTP status.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ func verifyVector(t *testing.T, name string, at time.Time) *verify.Result {
 	t.Helper()
 	q, err := os.ReadFile(filepath.Join(vecDir, name, "quote.bin"))
 	if err != nil {
-		t.Skipf("vectors not available: %v", err)
+		quotetest.MissingVectors(t, err)
 	}
 	col, err := collateral.LoadFile(filepath.Join(vecDir, name, "collateral.json"))
 	if err != nil {

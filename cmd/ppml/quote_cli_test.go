@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +32,7 @@ func TestQuoteVerifyVectors(t *testing.T) {
 	for _, v := range []string{"sgx-phala", "tdx-v4-oasis", "tdx-v4-oasis-out-of-date"} {
 		eb, err := os.ReadFile(filepath.Join(dcapDir, v, "expected.json"))
 		if err != nil {
-			t.Skip("vectors not available")
+			quotetest.MissingVectors(t, err)
 		}
 		var exp map[string]any
 		json.Unmarshal(eb, &exp)
@@ -58,7 +59,7 @@ func TestQuoteVerifyPolicyAndExpiry(t *testing.T) {
 	q := filepath.Join(dcapDir, "sgx-phala", "quote.bin")
 	c := filepath.Join(dcapDir, "sgx-phala", "collateral.json")
 	if _, err := os.Stat(q); err != nil {
-		t.Skip("vectors not available")
+		quotetest.MissingVectors(t, err)
 	}
 	dir := t.TempDir()
 	pol := func(s string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ func readVec(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(vecDir, name, "quote.bin"))
 	if err != nil {
-		t.Skipf("vectors not available: %v", err)
+		quotetest.MissingVectors(t, err)
 	}
 	return b
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,7 +36,7 @@ func loadVector(t testing.TB, name string) *vector {
 	dir := filepath.Join(vecDir, name)
 	q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
 	if err != nil {
-		t.Skipf("test vectors not available: %v", err)
+		quotetest.MissingVectors(t, err)
 	}
 	col, err := collateral.LoadFile(filepath.Join(dir, "collateral.json"))
 	if err != nil {
@@ -419,7 +420,7 @@ func FuzzVerify(f *testing.F) {
 		vs = append(vs, vec{q, col, e.At})
 	}
 	if len(vs) == 0 {
-		f.Skip("vectors not available")
+		quotetest.MissingVectors(f, os.ErrNotExist)
 	}
 	f.Add(uint8(0), uint16(120), byte(1))
 	f.Add(uint8(1), uint16(700), byte(0x80))
