@@ -24,6 +24,12 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
     sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
   fi
 fi
+# keytool and openssl check the generated key stores and password files.
+if ! command -v keytool >/dev/null || ! command -v openssl >/dev/null; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends default-jdk-headless openssl
+fi
+
 PROMETHEUS=$(command -v prometheus)
 PROMTOOL=$(command -v promtool)
 export PROMETHEUS PROMTOOL
