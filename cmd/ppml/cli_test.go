@@ -2,7 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -367,5 +372,39 @@ func TestSQLAttestedCLI(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "result.csv")); string(got) != "name\nada\n" {
 		t.Fatalf("result %q", got)
+	}
+}
+
+// TestDecryptNativeAESCBC: BigDL's unauthenticated variant is read only on
+// explicit request, with the plain-text primary key as its key.
+func TestDecryptNativeAESCBC(t *testing.T) {
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	keyText := base64.StdEncoding.EncodeToString(key)
+	keyFile := filepath.Join(dir, "primary.key")
+	os.WriteFile(keyFile, []byte(keyText+"\n"), 0o600)
+	pt := []byte("name,age,job\nalice,30,Developer\n")
+	block, _ := aes.NewCipher(key)
+	pad := aes.BlockSize - len(pt)%aes.BlockSize
+	padded := append(append([]byte{}, pt...), bytes.Repeat([]byte{byte(pad)}, pad)...)
+	iv := make([]byte, 16)
+	rand.Read(iv)
+	ct := make([]byte, len(padded))
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(ct, padded)
+	in := filepath.Join(dir, "part-0.csv.cbc")
+	os.WriteFile(in, append(iv, ct...), 0o644)
+	out := filepath.Join(dir, "part-0.csv")
+	if _, err := runCLI(t, nil, "decrypt", "--in", in, "--out", out, "--format", "bigdl-nativeaescbc", "--primary-key-plaintext-file", keyFile); err == nil || !strings.Contains(err.Error(), "--allow-unauthenticated") {
+		t.Fatalf("without --allow-unauthenticated: %v", err)
+	}
+	if _, err := runCLI(t, nil, "decrypt", "-q", "--in", in, "--out", out, "--format", "bigdl-nativeaescbc", "--allow-unauthenticated", "--primary-key-plaintext-file", keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, pt) {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := runCLI(t, nil, "encrypt", "--in", out, "--out", filepath.Join(dir, "x.cbc"), "--format", "bigdl-nativeaescbc", "--primary-key-plaintext-file", keyFile); err == nil || !strings.Contains(err.Error(), "never written") {
+		t.Fatalf("encrypt in nativeaescbc: %v", err)
 	}
 }

@@ -34,6 +34,7 @@ type cryptFlags struct {
 	force          bool
 	quiet          bool
 	workers        int
+	allowUnauth    bool
 }
 
 func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
@@ -45,7 +46,8 @@ func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
 		fl.IntVar(&f.chunkSize, "chunk-size", 0, "ppml format: plaintext chunk size in bytes (default 65536)")
 		fl.StringVar(&f.parquetAlg, "parquet-algorithm", "AES_GCM_V1", "parquet-modular: AES_GCM_V1 or AES_GCM_CTR_V1")
 	} else {
-		fl.StringVar(&f.format, "format", "auto", "expected input format: auto (detect from content), ppml, bigdl or parquet-modular")
+		fl.StringVar(&f.format, "format", "auto", "expected input format: auto (detect from content), ppml, bigdl, parquet-modular, or bigdl-nativeaescbc (BigDL's unauthenticated variant: needs --allow-unauthenticated and --primary-key-plaintext-file)")
+		fl.BoolVar(&f.allowUnauth, "allow-unauthenticated", false, "accept bigdl-nativeaescbc input, which has no integrity protection: a modified file decrypts to modified plaintext undetected")
 	}
 	fl.StringVar(&f.primaryKeyFile, "primary-key-plaintext-file", "", "file whose first line is a base64 AES primary key (BigDL's spark.bigdl.primaryKey.<name>.plainText mode)")
 	// Our KMS or any eHSM-compatible KMS: data keys by GenerateDataKey/Decrypt.
@@ -133,6 +135,17 @@ func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {
 	if err != nil {
 		return tree.Options{}, nil, err
 	}
+	var nativeKey string
+	if format == tree.FormatNativeAESCBC && cmd.Name() == "decrypt" {
+		if !f.allowUnauth || f.primaryKeyFile == "" {
+			return tree.Options{}, nil, errors.New("bigdl-nativeaescbc files carry no MAC, so nothing detects tampering: pass --allow-unauthenticated, with --primary-key-plaintext-file (BigDL's plainText mode, the only one whose key this format determines)")
+		}
+		if nativeKey, err = readTrimmed(f.primaryKeyFile, "--primary-key-plaintext-file"); err != nil {
+			return tree.Options{}, nil, err
+		}
+		nativeKey, _, _ = strings.Cut(nativeKey, "\n")
+		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: bigdl-nativeaescbc is unauthenticated: the plaintext is not checked for tampering; re-encrypt it with --format ppml or bigdl")
+	}
 	alg := strings.ToUpper(f.parquetAlg)
 	if alg != "" && alg != "AES_GCM_V1" && alg != "AES_GCM_CTR_V1" {
 		return tree.Options{}, nil, fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", f.parquetAlg)
@@ -144,6 +157,7 @@ func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {
 		Overwrite:        f.force,
 		ChunkSize:        f.chunkSize,
 		ParquetAlgorithm: alg,
+		NativeKey:        nativeKey,
 	}
 	finish := func() {}
 	if !f.quiet && term.IsTerminal(int(os.Stderr.Fd())) {

@@ -43,6 +43,9 @@ func Encrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 	if opt.Format == FormatAuto {
 		opt.Format = FormatPPML
 	}
+	if opt.Format == FormatNativeAESCBC {
+		return Result{}, errors.New("bigdl-nativeaescbc has no integrity protection: it is readable for migration, never written; use bigdl or ppml")
+	}
 	if opt.Keys == nil {
 		return Result{}, errors.New("no key source: give a primary key or a KMS to encrypt with")
 	}
@@ -200,12 +203,16 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 			if s, ok := strings.CutSuffix(rel, PPMLExt); ok && filepath.Base(s) != "" && !strings.HasSuffix(s, string(filepath.Separator)) {
 				return s
 			}
-		case FormatBigDL:
+		case FormatBigDL, FormatNativeAESCBC:
 			if s, ok := bigdl.DecryptedName(rel); ok {
 				return s
 			}
 		}
 		return rel
+	}
+	native := opt.Format == FormatNativeAESCBC
+	if native && opt.NativeKey == "" {
+		return Result{}, errors.New("bigdl-nativeaescbc files are decrypted with the data-key string itself (BigDL plain-text mode: the primary key); give it")
 	}
 	for i, rel := range files {
 		path := in
@@ -218,6 +225,13 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 		f, err := Detect(path)
 		if err != nil {
 			return Result{}, err
+		}
+		if native && f == FormatAuto {
+			if isDir && hiddenPath(rel) {
+				p.skipped = append(p.skipped, path)
+				continue
+			}
+			f = FormatNativeAESCBC // no header to detect: taken on the caller's word
 		}
 		if f == FormatAuto || (opt.Format != FormatAuto && f != opt.Format) {
 			if isDir && hiddenPath(rel) {
@@ -293,6 +307,11 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 				if err == nil {
 					progress(bigdl.Overhead)
 				}
+				return err
+			})
+		case FormatNativeAESCBC:
+			return writeAtomic(j.out, func(w io.Writer) error {
+				_, err := bigdl.DecryptNative(w, &countingReader{r: f, ctx: ctx, progress: progress}, opt.NativeKey)
 				return err
 			})
 		case FormatParquet:

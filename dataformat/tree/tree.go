@@ -46,6 +46,9 @@ const (
 	FormatPPML    Format = "ppml"            // dataformat/stream
 	FormatBigDL   Format = "bigdl"           // dataformat/bigdl (COMMON)
 	FormatParquet Format = "parquet-modular" // dataformat/parquetmod
+	// FormatNativeAESCBC is BigDL's unauthenticated nativeaescbc variant:
+	// decryption only, never detected, only when asked for by name.
+	FormatNativeAESCBC Format = "bigdl-nativeaescbc"
 )
 
 // PPMLExt is the extension given to ppml-format files.
@@ -54,7 +57,7 @@ const PPMLExt = ".ppml"
 // ParseFormat validates a format name.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(strings.ToLower(s)); f {
-	case FormatPPML, FormatBigDL, FormatParquet:
+	case FormatPPML, FormatBigDL, FormatParquet, FormatNativeAESCBC:
 		return f, nil
 	case "auto", "":
 		return FormatAuto, nil
@@ -83,6 +86,9 @@ type Options struct {
 	// Progress, if set, is called with increments of input bytes processed.
 	// Calls are serialized.
 	Progress func(delta int64)
+	// NativeKey is the data-key string of FormatNativeAESCBC files (in
+	// BigDL's plain-text mode, the primary key itself).
+	NativeKey string
 }
 
 // Result summarizes a run.
