@@ -37,6 +37,9 @@ export PROMETHEUS PROMTOOL
 go vet ./...
 go test -count=1 -timeout 60m "$@" ./...
 
+# The concurrent service code once more under the race detector.
+go test -race -count=1 -timeout 30m ./server/ ./attest/... ./attestation/... ./kms/... ./quote/verify/ ./store/... ./boundedcache/
+
 # A short fuzzing run of every parser of untrusted input (their seed corpora
 # already ran above as ordinary tests).
 while read -r pkg target; do
