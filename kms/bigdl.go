@@ -44,8 +44,16 @@ func (s *Service) namedPrimaryKey(ctx context.Context, c Caller, name string) (s
 // CreateNamedDataKey creates a random data key called dkName wrapped under
 // the primary key pkName.
 func (s *Service) CreateNamedDataKey(ctx context.Context, c Caller, pkName, dkName string) (err error) {
+	dk := make([]byte, s.cfg.BigDLDataKeyBytes)
+	if _, err := rand.Read(dk); err != nil {
+		return s.internal("CreateDataKey", err)
+	}
+	return s.storeNamedDataKey(ctx, c, "CreateDataKey", pkName, dkName, dk)
+}
+
+func (s *Service) storeNamedDataKey(ctx context.Context, c Caller, action, pkName, dkName string, dk []byte) (err error) {
 	var keyID string
-	defer func() { s.record(c, "CreateDataKey", keyID, err) }()
+	defer func() { s.record(c, action, keyID, err) }()
 	if err := validName("data key", dkName); err != nil {
 		return err
 	}
@@ -60,15 +68,11 @@ func (s *Service) CreateNamedDataKey(ctx context.Context, c Caller, pkName, dkNa
 	}
 	aead, err := aeadFor(m)
 	if err != nil {
-		return s.internal("CreateDataKey", err)
+		return s.internal(action, err)
 	}
-	dk := make([]byte, s.cfg.BigDLDataKeyBytes)
 	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(dk); err != nil {
-		return s.internal("CreateDataKey", err)
-	}
 	if _, err := rand.Read(nonce); err != nil {
-		return s.internal("CreateDataKey", err)
+		return s.internal(action, err)
 	}
 	wrapped := aead.Seal(nonce, nonce, dk, dataKeyAAD(c.ID, dkName, pk.ID, pk.CurrentVersion))
 	err = s.cfg.Store.CreateDataKey(ctx, store.DataKey{Owner: c.ID, Name: dkName, PrimaryKeyID: pk.ID,
@@ -77,9 +81,40 @@ func (s *Service) CreateNamedDataKey(ctx context.Context, c Caller, pkName, dkNa
 		return errorf(KindConflict, "datakey_exists", "data key [%s] already exists for this user; pick another name", dkName)
 	}
 	if err != nil {
-		return s.internal("CreateDataKey", err)
+		return s.internal(action, err)
 	}
 	return nil
+}
+
+// ImportNamedPrimaryKey stores an upstream BigDL KMS primary key (its raw
+// AES material) under name, for migration: keys wrapped with AES-ECB
+// upstream are re-wrapped here with AES-GCM under the root key.
+func (s *Service) ImportNamedPrimaryKey(ctx context.Context, c Caller, name string, material []byte) (ki KeyInfo, err error) {
+	defer func() { s.record(c, "ImportPrimaryKey", ki.ID, err) }()
+	if err := validName("primary key", name); err != nil {
+		return ki, err
+	}
+	var spec string
+	switch len(material) {
+	case 16:
+		spec = "EH_AES_GCM_128"
+	case 24:
+		spec = "EH_AES_GCM_192"
+	case 32:
+		spec = "EH_AES_GCM_256"
+	default:
+		return ki, errorf(KindInvalid, "invalid_import", "an imported primary key must be 16, 24 or 32 bytes, not %d", len(material))
+	}
+	return s.createKey(ctx, c, CreateKeyRequest{Spec: spec, Name: name}, material)
+}
+
+// ImportNamedDataKey stores an upstream data key's plaintext under dkName,
+// wrapped under the (imported) primary key pkName.
+func (s *Service) ImportNamedDataKey(ctx context.Context, c Caller, pkName, dkName string, dk []byte) error {
+	if len(dk) == 0 || len(dk) > MaxDataKeyLen {
+		return errorf(KindInvalid, "invalid_import", "an imported data key must be 1..%d bytes", MaxDataKeyLen)
+	}
+	return s.storeNamedDataKey(ctx, c, "ImportDataKey", pkName, dkName, dk)
 }
 
 // GetNamedDataKey returns the standard base64 text of data key dkName,

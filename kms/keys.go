@@ -73,6 +73,12 @@ func generateMaterial(spec Spec) ([]byte, error) {
 // CreateKey creates a primary key owned by the caller.
 func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest) (ki KeyInfo, err error) {
 	defer func() { s.record(c, "CreateKey", ki.ID, err) }()
+	return s.createKey(ctx, c, req, nil)
+}
+
+// createKey creates a key with fresh material, or with imported material
+// (migration of upstream keys; AES specs only).
+func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest, imported []byte) (ki KeyInfo, err error) {
 	if err := s.requireUnsealed(); err != nil {
 		return ki, err
 	}
@@ -114,9 +120,15 @@ func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest)
 	if err := s.checkBinding(ctx, c, req); err != nil {
 		return ki, err
 	}
-	material, err := generateMaterial(spec)
-	if err != nil {
-		return ki, s.internal("CreateKey", err)
+	material := imported
+	if material == nil {
+		if material, err = generateMaterial(spec); err != nil {
+			return ki, s.internal("CreateKey", err)
+		}
+	} else if spec.Family != FamilyAES || len(material)*8 != spec.Bits {
+		return ki, errorf(KindInvalid, "invalid_import", "imported material of %d bytes does not fit %s", len(material), spec.Name)
+	} else {
+		req.Origin = OriginExternal // recorded: this material was made elsewhere
 	}
 	now := s.now().UTC()
 	k := store.Key{ID: uuid.NewString(), Owner: c.ID, Name: req.Name, Spec: spec.Name, Origin: req.Origin, Usage: req.Usage,
