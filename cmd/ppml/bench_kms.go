@@ -25,7 +25,7 @@ func newBenchKMSCmd() *cobra.Command {
 		Short: "Measure GenerateDataKeyWithoutPlaintext and Decrypt through the eHSM API (ops/s, p50, p99)",
 		Long: `Run GenerateDataKeyWithoutPlaintext and Decrypt through the eHSM API over
 HTTPS with keep-alive at each concurrency level and print ops/s and latency
-percentiles. Without --app-id it enrolls a fresh app with the admin token.`,
+percentiles. Without an app id and API key it enrolls a fresh app with the admin token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config()
@@ -46,7 +46,7 @@ percentiles. Without --app-id it enrolls a fresh app with the admin token.`,
 			}
 			cfg.HTTP = httpc
 			ctx := cmd.Context()
-			if cfg.AppID == "" {
+			if cfg.AppID == "" || cfg.APIKey == "" { // no complete credentials: a fresh benchmark app
 				if tok, err := os.ReadFile(tokenFile); err == nil {
 					cfg.AdminToken = string(trimBytes(tok))
 				}
