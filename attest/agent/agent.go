@@ -47,7 +47,8 @@ const (
 
 // DataKey asks for one data key: Wrapped is a file holding a wrapped data
 // key as our KMS returns it (base64 or raw; the key id travels inside) or a
-// BigDL .meta; Dest is a file path, gramine:NAME or env:NAME.
+// BigDL .meta; Dest is a file path, gramine:NAME, gramine-legacy:NAME (BigDL's
+// encrypted-fsd key derivation, for existing volumes) or env:NAME.
 type DataKey struct {
 	Wrapped string
 	Dest    string
@@ -367,6 +368,15 @@ func deliver(c *Config, dest string, key []byte) ([]string, error) {
 		return []string{name + "=" + text}, nil
 	case strings.HasPrefix(dest, "gramine:"):
 		return nil, enclave.DeliverGramineKey(c.AttestationDir, strings.TrimPrefix(dest, "gramine:"), key)
+	case strings.HasPrefix(dest, "gramine-legacy:"):
+		// BigDL's encrypted-fsd.sh key for existing volumes: the first 15
+		// characters of the data-key string and a newline (90 bits at most;
+		// bigdl-attestation-protocol.md §7.3). Only to open old volumes.
+		if len(text) < 15 {
+			return nil, fmt.Errorf("%s needs a data key whose text has at least 15 characters", dest)
+		}
+		fmt.Fprintf(c.Stderr, "WARNING: %s uses BigDL's legacy 15-character key derivation (at most 90 bits): use gramine:NAME with a 16-byte data key for new volumes\n", dest)
+		return nil, enclave.DeliverGramineKey(c.AttestationDir, strings.TrimPrefix(dest, "gramine-legacy:"), append([]byte(text[:15]), '\n'))
 	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
 		return nil, err

@@ -383,3 +383,26 @@ func TestLegacyServices(t *testing.T) {
 		t.Fatalf("long report data: %d %s %s", res.ExitCode, out, errb)
 	}
 }
+
+// TestGramineKeyDelivery: a 32-byte data key cannot become a Gramine key
+// (16 bytes); BigDL's legacy derivation for existing volumes can.
+func TestGramineKeyDelivery(t *testing.T) {
+	ctx := context.Background()
+	w := setup(t, "sqlite")
+	dir := w.enclaveDir(t, goodMR, false)
+	c, out, errb := w.agentConfig(t, dir, "gramine:sgx_data_key")
+	if res := agent.Run(ctx, c); res.ExitCode != 1 || !strings.Contains(errb.String(), "16-byte key") {
+		t.Fatalf("32-byte key to gramine: %d %s %s", res.ExitCode, out, errb)
+	}
+	c, out, errb = w.agentConfig(t, dir, "gramine-legacy:sgx_data_key")
+	if res := agent.Run(ctx, c); res.ExitCode != 0 {
+		t.Fatalf("legacy delivery: %s %s", out, errb)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "keys", "sgx_data_key"))
+	if string(got) != w.plaintext[:15]+"\n" {
+		t.Fatalf("legacy key %q, want the first 15 characters of the data key and a newline", got)
+	}
+	if !strings.Contains(errb.String(), "legacy") {
+		t.Fatal("legacy derivation used silently")
+	}
+}

@@ -46,7 +46,8 @@ With ATTESTATION_TYPE=PPMLAttestationService (our native service) the report
 data commits to a server nonce and an ephemeral X25519 key, and each
 --data-key WRAPPED=DEST is released to that key (HPKE) and delivered only on
 success: DEST is a file (written 0600), gramine:NAME (/dev/attestation/keys/NAME)
-or env:NAME (in the environment of CMD). After "--", CMD is executed with
+gramine-legacy:NAME (BigDL's 15-character key of existing encrypted-fsd
+volumes) or env:NAME (in the environment of CMD). After "--", CMD is executed with
 that environment once attestation passed.
 
 Environment (flags override): ATTESTATION_URL (host:port or URL), APP_ID,
@@ -54,7 +55,9 @@ API_KEY, ATTESTATION_POLICYID, ATTESTATION_TYPE (EHSMAttestationService
 default, BigDLRemoteAttestationService, PPMLAttestationService), QUOTE_TYPE
 (gramine default, occlum, TDX), ATTESTATION_DEBUG (true: continue after a
 failure, loudly, with no key released), ATTESTATION_CHALLENGE (not
-supported: fails), ATTESTATION=false (skip attestation; no key is released).`,
+supported: fails), ATTESTATION=false (skip attestation; no key is released),
+ATTESTATION_PORXY_HOST / ATTESTATION_PORXY_PORT (BigDL's spelling: the HTTPS
+proxy).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if v := os.Getenv("ATTESTATION"); v != "" && v != "true" {
 				fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is disabled!")
@@ -76,6 +79,14 @@ supported: fails), ATTESTATION=false (skip attestation; no key is released).`,
 			}
 			if aad != "" {
 				c.DataKeyAAD = []byte(aad)
+			}
+			// BigDL's proxy variables, misspelling included (attestation.sh).
+			if host := os.Getenv("ATTESTATION_PORXY_HOST"); host != "" && os.Getenv("HTTPS_PROXY") == "" {
+				proxy := "http://" + host
+				if port := os.Getenv("ATTESTATION_PORXY_PORT"); port != "" {
+					proxy += ":" + port
+				}
+				os.Setenv("HTTPS_PROXY", proxy)
 			}
 			c.Stdout, c.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			res := agent.Run(cmd.Context(), c)
