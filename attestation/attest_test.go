@@ -125,7 +125,7 @@ func TestLegacyCodes(t *testing.T) {
 	f := newFixture(t, true, "")
 	q := f.quote(t, abi.SGX, nil, nil, false)
 	q[len(q)-300] ^= 1 // inside the PCK chain PEM / signature data
-	v := f.as.VerifyLegacy(context.Background(), "test", f.appID, "", q, nil)
+	v := f.as.VerifyLegacy(context.Background(), "test", f.appID, "", q, nil, nil)
 	if v.BigDL() != -1 || v.Message == "" {
 		t.Fatalf("tampered quote: %+v", v)
 	}

@@ -2,6 +2,9 @@ package attestation
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"strings"
 
 	"github.com/ppml-project/ppml/attest/policy"
@@ -85,9 +88,10 @@ func (s *Service) legacyView(p *policy.Policy) *policy.Policy {
 
 // VerifyLegacy verifies a quote for the BigDL AS and eHSM protocols, with an
 // optional stored policy (sp nil: the quote alone, under the server's
-// rules: no debug enclaves, CRLs required, collateral not expired). The
-// outcome is audited under api.
-func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, raw []byte, sp *StoredPolicy) *LegacyVerdict {
+// rules: no debug enclaves, CRLs required, collateral not expired). With a
+// non-nil bindNonce the report data must also start with SHA-256(bindNonce)
+// (eHSM's opt-in nonce binding). The outcome is audited under api.
+func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, raw []byte, sp *StoredPolicy, bindNonce []byte) *LegacyVerdict {
 	v := s.VerifyQuote(ctx, raw)
 	lv := &LegacyVerdict{Result: v.Result}
 	var p *policy.Policy
@@ -109,6 +113,9 @@ func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, r
 		if dec := s.legacyView(p).Evaluate(v.Result); !dec.Accepted {
 			lv.QVL, lv.Reason = QVLUnspecified, ReasonPolicy
 			lv.Message = "quote verified but refused: " + strings.Join(dec.Reasons, "; ")
+		} else if bindNonce != nil && !bindsNonce(v.Result.ReportData, bindNonce) {
+			lv.QVL, lv.Reason = QVLUnspecified, ReasonReportDataMismatch
+			lv.Message = "quote verified but refused: report_data does not start with SHA-256(nonce), which this server requires (--ehsm-bind-nonce)"
 		}
 	default:
 		lv.QVL, lv.Reason, lv.Message = QVLUnspecified, v.Reason, v.Message
@@ -130,4 +137,11 @@ func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, r
 	}
 	s.record(api, appID, policyID, remote, v, result, lv.Message)
 	return lv
+}
+
+// bindsNonce reports whether hex report data starts with SHA-256(nonce).
+func bindsNonce(reportDataHex string, nonce []byte) bool {
+	rd, err := hex.DecodeString(reportDataHex)
+	want := sha256.Sum256(nonce)
+	return err == nil && len(rd) >= 32 && subtle.ConstantTimeCompare(rd[:32], want[:]) == 1
 }

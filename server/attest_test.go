@@ -473,3 +473,32 @@ func TestBigDLASListenerBanner(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestEHSMBindNonce: with --ehsm-bind-nonce, eHSM VerifyQuote accepts only
+// quotes whose report data starts with SHA-256(decoded nonce).
+func TestEHSMBindNonce(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.AllowSimulation = true; c.EHSMBindNonce = true }})
+	_, cfg := inst.Enroll(t)
+	r := newRaw(t, inst, cfg)
+	simTEE, err := sim.Load(filepath.Join(inst.DataDir, "sim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := []byte("a fresh challenge")
+	h := sha256.Sum256(nonce)
+	verifyWith := func(rd []byte) envelopeResp {
+		var m sim.Measurements
+		copy(m.ReportData[:], rd)
+		q, err := simTEE.Quote("sgx", m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.call("VerifyQuote", `{"quote":"`+base64.StdEncoding.EncodeToString(q)+`","nonce":"`+base64.StdEncoding.EncodeToString(nonce)+`"}`)
+	}
+	if res := verifyWith(h[:]); res.Code != 200 || res.Result["result"] != 0.0 {
+		t.Fatalf("bound nonce: %+v", res)
+	}
+	if res := verifyWith([]byte("something else")); res.Code != 200 || res.Result["result"] != float64(0xA006) || !strings.Contains(res.Message, "SHA-256(nonce)") {
+		t.Fatalf("unbound nonce: %+v", res)
+	}
+}

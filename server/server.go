@@ -59,6 +59,7 @@ type Config struct {
 	BigDLDataKeyBits      int
 	BigDLLegacyFailClosed bool
 	EHSMMirrorStatus      bool
+	EHSMBindNonce         bool   // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
 	AuditLog              string // default <data-dir>/audit.log
 
 	// Attestation Service.
@@ -262,7 +263,7 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest}})
+	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce}})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
 	mux.Handle("/v1/", native.New(s.svc, s.metrics, attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()...))

@@ -32,7 +32,13 @@ var (
 )
 
 // EHSMQuotes implements ehsm.QuoteActions.
-type EHSMQuotes struct{ AS *attestation.Service }
+type EHSMQuotes struct {
+	AS *attestation.Service
+	// BindNonce requires VerifyQuote's report_data to start with
+	// SHA-256(base64-decoded nonce) (ehsm-protocol.md §8.1, opt-in: BigDL
+	// always sends the nonce "test" and a constant report data).
+	BindNonce bool
+}
 
 var _ ehsm.QuoteActions = EHSMQuotes{}
 
@@ -143,7 +149,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		if err != nil {
 			return nil, "", err
 		}
-		_, nonce, err := b64Field(p, "nonce", maxNonceB64)
+		nonceRaw, nonce, err := b64Field(p, "nonce", maxNonceB64)
 		if err != nil {
 			return nil, "", err
 		}
@@ -160,7 +166,11 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 				return nil, "", err
 			}
 		}
-		v := q.AS.VerifyLegacy(ctx, "ehsm", appID, "", raw, sp)
+		var bind []byte
+		if q.BindNonce {
+			bind = nonceRaw
+		}
+		v := q.AS.VerifyLegacy(ctx, "ehsm", appID, "", raw, sp, bind)
 		res := map[string]any{"result": json.Number(strconv.Itoa(v.QVL)), "nonce": nonce}
 		if sp != nil {
 			if len(sp.Policy.MREnclave) > 0 {

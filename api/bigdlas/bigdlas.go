@@ -383,7 +383,7 @@ func (h *Handler) verifyQuote(r *http.Request) (map[string]any, int, error) {
 		}
 		return nil, 0, err
 	}
-	v := h.as.VerifyLegacy(r.Context(), "bigdl-as", appID, r.RemoteAddr, raw, sp)
+	v := h.as.VerifyLegacy(r.Context(), "bigdl-as", appID, r.RemoteAddr, raw, sp, nil)
 	res := v.BigDL()
 	out := map[string]any{"result": res}
 	status := http.StatusOK
