@@ -322,8 +322,8 @@ func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, err
 }
 
 // readWrapped reads a wrapped data key: a file with the base64 text or raw
-// bytes of our KMS ciphertext, a BigDL .meta naming one, or a ppml-format
-// encrypted file, whose header carries it.
+// bytes of our KMS ciphertext, a BigDL .meta naming one, or an encrypted file
+// (ppml format, or BigDL .cbc) whose header carries it.
 func readWrapped(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -334,12 +334,19 @@ func readWrapped(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--data-key: %w", err)
 	}
-	if stream.IsEncrypted(b) {
+	switch {
+	case stream.IsEncrypted(b):
 		h, err := stream.ReadHeader(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("--data-key %s: %w", path, err)
 		}
 		b = []byte(h.WrappedKey)
+	case bigdl.LooksLikeHeader(b):
+		h, err := bigdl.ParseHeader(b[:bigdl.HeaderSize])
+		if err != nil {
+			return nil, fmt.Errorf("--data-key %s: %w", path, err)
+		}
+		b = []byte(h.EncryptedDataKey)
 	}
 	text := strings.TrimSpace(string(b))
 	if strings.HasPrefix(text, "{") {

@@ -177,11 +177,18 @@ func TestAttestedKeyRelease(t *testing.T) {
 			if _, err := tree.Encrypt(ctx, plainFile, encFile, tree.Options{Format: tree.FormatPPML, Keys: &kmssource.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
 				t.Fatal(err)
 			}
+			cbcFile := plainFile + ".cbc"
+			if _, err := tree.Encrypt(ctx, plainFile, cbcFile, tree.Options{Format: tree.FormatBigDL, Keys: &kmssource.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
+				t.Fatal(err)
+			}
 			c2, out2, errb2 := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
-			c2.DataKeys = []agent.DataKey{{Wrapped: encFile, Dest: "env:K"}}
+			c2.DataKeys = []agent.DataKey{{Wrapped: encFile, Dest: "env:K"}, {Wrapped: cbcFile, Dest: "env:C"}}
 			res2 := agent.Run(ctx, c2)
-			if res2.ExitCode != 0 || len(res2.Env) != 1 {
-				t.Fatalf("release via the encrypted file: %s %s", out2, errb2)
+			if res2.ExitCode != 0 || len(res2.Env) != 2 {
+				t.Fatalf("release via the encrypted files: %s %s", out2, errb2)
+			}
+			if _, err := tree.Decrypt(ctx, cbcFile, filepath.Join(t.TempDir(), "p.csv"), tree.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[1], "C="))}); err != nil {
+				t.Fatalf("released key does not open the .cbc file: %v", err)
 			}
 			dec := filepath.Join(t.TempDir(), "people.csv")
 			if _, err := tree.Decrypt(ctx, encFile, dec, tree.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[0], "K="))}); err != nil {

@@ -108,7 +108,7 @@ proxy).`,
 	f.StringVar(&c.AttestationDir, "attestation-dir", "", "Gramine attestation directory (default /dev/attestation), or a simulated enclave made by ppml sim enclave")
 	f.StringVar(&c.TSMDir, "tsm-dir", "", "TDX configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
 	f.StringVar(&c.CAFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
-	f.StringArrayVar(&dataKeys, "data-key", nil, "WRAPPED=DEST: release the wrapped data key in file WRAPPED to DEST (file path, gramine:NAME or env:NAME); repeatable; native service only")
+	f.StringArrayVar(&dataKeys, "data-key", nil, "WRAPPED=DEST: release the data key of WRAPPED (a ppml or BigDL .cbc encrypted file, a .meta, or a wrapped key file) to DEST (file path, gramine:NAME, gramine-legacy:NAME or env:NAME); repeatable; native service only")
 	f.StringVar(&aad, "data-key-aad", "", "AAD the data keys were wrapped with (default BigDL's \"test\", as ppml encrypt uses)")
 	cmd.PreRun = func(cmd *cobra.Command, args []string) {
 		if c.APIKey == "" {
