@@ -6,11 +6,14 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/sim"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,8 +62,12 @@ type Config struct {
 	BigDLDataKeyBits      int
 	BigDLLegacyFailClosed bool
 	EHSMMirrorStatus      bool
-	EHSMBindNonce         bool   // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
-	AuditLog              string // default <data-dir>/audit.log
+	EHSMBindNonce         bool // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
+	// SelfAttestation lets clients attest this server (eHSM GenerateQuote):
+	// "" (off), "gramine" (/dev/attestation inside Gramine) or "simulated"
+	// (with AllowSimulation: a simulated enclave in <data-dir>/self-enclave).
+	SelfAttestation string
+	AuditLog        string // default <data-dir>/audit.log
 
 	// Attestation Service.
 	AllowSimulation bool   // accept simulated quotes (simulation PKI in SimDir)
@@ -81,6 +88,7 @@ type Server struct {
 	store    store.Store
 	svc      *kms.Service
 	attest   *attestation.Service
+	self     enclave.Quoter
 	audit    *audit.Logger
 	metrics  *metrics.Metrics
 	tlsCert  *tls.Certificate
@@ -184,6 +192,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}
 	s.svc.SetReleaseAuthorizer(s.attest) // attested key release checks tokens in process
+	if s.self, err = selfQuoter(cfg, simDir); err != nil {
+		return nil, err
+	}
 
 	if !cfg.InsecureHTTP {
 		var cert tls.Certificate
@@ -215,6 +226,36 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.handler = s.buildHandler()
 	ok = true
 	return s, nil
+}
+
+// SelfMeasurements are the measurements of a simulated self-attesting
+// server (--self-attestation simulated), so tests and policies can name them.
+var SelfMeasurements = sim.Measurements{
+	MREnclave: sha256.Sum256([]byte("ppml serve, simulated enclave")),
+	MRSigner:  sha256.Sum256([]byte("ppml, simulated signer")),
+}
+
+func selfQuoter(cfg Config, simDir string) (enclave.Quoter, error) {
+	switch cfg.SelfAttestation {
+	case "", "none":
+		return nil, nil
+	case "gramine":
+		q, err := enclave.Gramine("/dev/attestation")
+		if err != nil {
+			return nil, fmt.Errorf("--self-attestation gramine: %w", err)
+		}
+		return q, nil
+	case "simulated":
+		if !cfg.AllowSimulation {
+			return nil, errors.New("--self-attestation simulated needs --allow-simulation")
+		}
+		dir := filepath.Join(cfg.DataDir, "self-enclave")
+		if err := enclave.PrepareSim(dir, simDir, "sgx", SelfMeasurements); err != nil {
+			return nil, err
+		}
+		return enclave.Gramine(dir)
+	}
+	return nil, fmt.Errorf("--self-attestation %q: want none, gramine or simulated", cfg.SelfAttestation)
 }
 
 func loadAdminToken(cfg Config) (string, error) {
@@ -263,7 +304,7 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce}})
+	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self}})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
 	mux.Handle("/v1/", native.New(s.svc, s.metrics, attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()...))

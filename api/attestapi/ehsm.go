@@ -5,10 +5,12 @@ package attestapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/ppml-project/ppml/enclave"
 	"regexp"
 	"strconv"
 	"strings"
@@ -38,6 +40,8 @@ type EHSMQuotes struct {
 	// SHA-256(base64-decoded nonce) (ehsm-protocol.md §8.1, opt-in: BigDL
 	// always sends the nonce "test" and a constant report data).
 	BindNonce bool
+	// Self quotes this server (GenerateQuote); nil: not in an enclave.
+	Self enclave.Quoter
 }
 
 var _ ehsm.QuoteActions = EHSMQuotes{}
@@ -190,8 +194,28 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		}
 		return res, msg, nil
 	case "GenerateQuote":
-		return nil, "", &kms.Error{Kind: kms.KindUnsupported, Code: "unsupported_action",
-			Msg: "GenerateQuote is not supported: this server does not run inside an enclave, so it has no quote of its own to bind the challenge to"}
+		if q.Self == nil {
+			return nil, "", &kms.Error{Kind: kms.KindUnsupported, Code: "unsupported_action",
+				Msg: "GenerateQuote is not supported: this server does not run inside an enclave (--self-attestation), so it has no quote of its own to bind the challenge to"}
+		}
+		challengeRaw, challenge, err := b64Field(p, "challenge", maxNonceB64)
+		if err != nil {
+			return nil, "", err
+		}
+		// Unlike upstream (all-zero report data), bind the challenge:
+		// report_data = SHA-256(base64-decoded challenge) || zeros.
+		var rd [64]byte
+		h := sha256.Sum256(challengeRaw)
+		copy(rd[:], h[:])
+		quote, err := q.Self.Quote(rd)
+		if err != nil {
+			return nil, "", &kms.Error{Kind: kms.KindInternal, Code: "self_quote", Msg: "Server exception. [self_quote] could not produce this server's quote: " + err.Error()}
+		}
+		res := map[string]any{"challenge": challenge, "quote": base64.StdEncoding.EncodeToString(quote)}
+		if q.Self.Simulated() {
+			res["simulated"] = true
+		}
+		return res, "successful", nil
 	}
 	return nil, "", &kms.Error{Kind: kms.KindUnsupported, Code: "unknown_action", Msg: "unknown quote action " + action}
 }

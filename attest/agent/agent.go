@@ -27,6 +27,7 @@ import (
 	"github.com/ppml-project/ppml/dataformat/stream"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/quote/verify"
 )
 
 // Attestation service types (ATTESTATION_TYPE).
@@ -69,6 +70,9 @@ type Config struct {
 	DataKeys       []DataKey
 	DataKeyAAD     []byte // AAD of the wrapped data keys (default: BigDL's "test")
 	Quoter         enclave.Quoter
+	// Server, when set, attests the attestation service first (BigDL's
+	// ATTESTATION_CHALLENGE): nothing is sent to a service that fails.
+	Server         *ServerCheck
 	Stdout, Stderr io.Writer
 }
 
@@ -107,6 +111,9 @@ func (c *Config) Normalize() error {
 	}
 	if !strings.Contains(c.URL, "://") {
 		c.URL = "https://" + c.URL
+	}
+	if c.Server != nil && c.Type == TypeBigDL {
+		return fmt.Errorf("ATTESTATION_CHALLENGE needs %s or %s: the BigDL AS cannot quote itself", TypeEHSM, TypeNative)
 	}
 	if len(c.DataKeys) > 0 && c.Type != TypeNative {
 		return fmt.Errorf("--data-key needs ATTESTATION_TYPE=%s: only our native service releases keys to attested workloads", TypeNative)
@@ -180,6 +187,21 @@ func attest(ctx context.Context, c *Config) (env []string, warning string, err e
 		fmt.Fprintf(c.Stderr, "[SIMULATION] quotes come from the %s: nothing here is hardware-backed\n", q.Describe())
 	}
 	cfg := client.Config{URL: c.URL, AppID: c.AppID, APIKey: c.APIKey, CAFile: c.CAFile}
+	if c.Server != nil {
+		e, err := client.NewEHSM(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		r, err := c.Server.Run(ctx, e)
+		if err != nil {
+			return nil, "", fmt.Errorf("the attestation service itself failed attestation: %w", err)
+		}
+		sim := ""
+		if r.Simulated {
+			sim = " (SIMULATED)"
+		}
+		fmt.Fprintf(c.Stderr, "[INFO] the attestation service attested itself%s: %s, mr_enclave %s, tcb %s\n", sim, r.TEE, r.MREnclave, tcbOf(r))
+	}
 	switch c.Type {
 	case TypeNative:
 		env, err := attestNative(ctx, c, cfg, q)
@@ -389,4 +411,11 @@ func deliver(c *Config, dest string, key []byte) ([]string, error) {
 		return nil, err
 	}
 	return nil, atomicfile.WriteFile(dest, []byte(text), 0o600)
+}
+
+func tcbOf(r *verify.Result) string {
+	if r.TCBStatus == nil {
+		return "unknown"
+	}
+	return *r.TCBStatus
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/dataformat/keysource"
 	"github.com/ppml-project/ppml/dataformat/kmssource"
@@ -411,5 +412,61 @@ func TestGramineKeyDelivery(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "legacy") {
 		t.Fatal("legacy derivation used silently")
+	}
+}
+
+// TestServerChallenge: with ATTESTATION_CHALLENGE the workload first makes
+// the service quote itself over the challenge and verifies that quote.
+func TestServerChallenge(t *testing.T) {
+	ctx := context.Background()
+	clock := &servertest.Clock{}
+	inst := servertest.Start(t, servertest.Options{Clock: clock, Modify: func(c *server.Config) {
+		c.AllowSimulation, c.SelfAttestation = true, "simulated"
+	}})
+	_, cfg := inst.Enroll(t)
+	simDir := filepath.Join(inst.DataDir, "sim")
+	dir := filepath.Join(t.TempDir(), "enclave")
+	if err := enclave.PrepareSim(dir, simDir, "sgx", sim.Measurements{MREnclave: goodMR}); err != nil {
+		t.Fatal(err)
+	}
+	run := func(sc *agent.ServerCheck) (agent.Result, string) {
+		var out, errb bytes.Buffer
+		res := agent.Run(ctx, agent.Config{URL: inst.URL, AppID: cfg.AppID, APIKey: cfg.APIKey, Type: agent.TypeEHSM,
+			AttestationDir: dir, CAFile: inst.CAFile, Server: sc, Stdout: &out, Stderr: &errb})
+		return res, out.String() + errb.String()
+	}
+	challenge := base64.StdEncoding.EncodeToString([]byte("is this really the KMS?"))
+	if res, out := run(&agent.ServerCheck{Challenge: challenge, SimDir: simDir}); res.ExitCode != 0 || !strings.Contains(out, "attested itself (SIMULATED)") {
+		t.Fatalf("server challenge: %d\n%s", res.ExitCode, out)
+	}
+	// The service's measurements can be pinned.
+	mr := hex.EncodeToString(server.SelfMeasurements.MREnclave[:])
+	if res, out := run(&agent.ServerCheck{Challenge: challenge, SimDir: simDir,
+		Policy: &policy.Policy{MREnclave: []string{mr}, AllowSimulated: true}}); res.ExitCode != 0 {
+		t.Fatalf("pinned server measurements: %s", out)
+	}
+	if res, out := run(&agent.ServerCheck{Challenge: challenge, SimDir: simDir,
+		Policy: &policy.Policy{MREnclave: []string{hex.EncodeToString(otherMR[:])}, AllowSimulated: true}}); res.ExitCode != 1 || !strings.Contains(out, "policy refuses") {
+		t.Fatalf("server with other measurements accepted: %s", out)
+	}
+	// A service whose quote does not chain to the trusted root is refused.
+	otherSim := filepath.Join(t.TempDir(), "othersim")
+	if _, err := sim.Init(otherSim); err != nil {
+		t.Fatal(err)
+	}
+	if res, out := run(&agent.ServerCheck{Challenge: challenge, SimDir: otherSim}); res.ExitCode != 1 || !strings.Contains(out, "does not verify") {
+		t.Fatalf("untrusted server quote accepted: %s", out)
+	}
+	if res, out := run(&agent.ServerCheck{Challenge: "not base64!"}); res.ExitCode != 1 || !strings.Contains(out, "base64") {
+		t.Fatalf("bad challenge: %s", out)
+	}
+	// Without --self-attestation the server says so.
+	plain := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.AllowSimulation = true }})
+	_, cfg2 := plain.Enroll(t)
+	var out bytes.Buffer
+	res := agent.Run(ctx, agent.Config{URL: plain.URL, AppID: cfg2.AppID, APIKey: cfg2.APIKey, Type: agent.TypeEHSM, AttestationDir: dir,
+		CAFile: plain.CAFile, Server: &agent.ServerCheck{Challenge: challenge, SimDir: simDir}, Stdout: &out, Stderr: &out})
+	if res.ExitCode != 1 || !strings.Contains(out.String(), "not supported") {
+		t.Fatalf("server without self-attestation: %s", out.String())
 	}
 }

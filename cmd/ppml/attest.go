@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/attest/policy"
 )
 
 func init() { extraCommands = append(extraCommands, newAttestCmd) }
@@ -30,9 +31,11 @@ func envOr(names ...string) string {
 
 func newAttestCmd() *cobra.Command {
 	var (
-		c        agent.Config
-		dataKeys []string
-		aad      string
+		c            agent.Config
+		server       agent.ServerCheck
+		serverPolicy string
+		dataKeys     []string
+		aad          string
 	)
 	cmd := &cobra.Command{
 		Use:   "attest [flags] [-- CMD ARGS...]",
@@ -54,8 +57,9 @@ Environment (flags override): ATTESTATION_URL (host:port or URL), APP_ID,
 API_KEY, ATTESTATION_POLICYID, ATTESTATION_TYPE (EHSMAttestationService
 default, BigDLRemoteAttestationService, PPMLAttestationService), QUOTE_TYPE
 (gramine default, occlum, TDX), ATTESTATION_DEBUG (true: continue after a
-failure, loudly, with no key released), ATTESTATION_CHALLENGE (not
-supported: fails), ATTESTATION=false (skip attestation; no key is released),
+failure, loudly, with no key released), ATTESTATION_CHALLENGE (attest the
+service first: it must quote itself over SHA-256 of the challenge, checked
+here with --server-collateral-dir / --server-pccs-url), ATTESTATION=false (skip attestation; no key is released),
 ATTESTATION_PORXY_HOST / ATTESTATION_PORXY_PORT (BigDL's spelling: the HTTPS
 proxy).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,8 +71,15 @@ proxy).`,
 				return execWorkload(args, nil)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is enabled!")
-			if os.Getenv("ATTESTATION_CHALLENGE") != "" {
-				return exitError{code: 1, msg: "ATTESTATION_CHALLENGE (attesting the attestation service itself) is not supported by ppml attest; unset it"}
+			if server.Challenge != "" {
+				if serverPolicy != "" {
+					p, err := policy.LoadFile(serverPolicy)
+					if err != nil {
+						return err
+					}
+					server.Policy = p
+				}
+				c.Server = &server
 			}
 			for _, d := range dataKeys {
 				w, dest, ok := strings.Cut(d, "=")
@@ -109,6 +120,11 @@ proxy).`,
 	f.StringVar(&c.TSMDir, "tsm-dir", "", "TDX configfs-tsm report directory (default /sys/kernel/config/tsm/report)")
 	f.StringVar(&c.CAFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
 	f.StringArrayVar(&dataKeys, "data-key", nil, "WRAPPED=DEST: release the data key of WRAPPED (a ppml or BigDL .cbc encrypted file, a .meta, or a wrapped key file) to DEST (file path, gramine:NAME, gramine-legacy:NAME or env:NAME); repeatable; native service only")
+	f.StringVarP(&server.Challenge, "challenge", "c", os.Getenv("ATTESTATION_CHALLENGE"), "attest the attestation service first: base64 challenge it must bind into its own quote (env ATTESTATION_CHALLENGE; eHSM GenerateQuote)")
+	f.StringVar(&server.CollateralDir, "server-collateral-dir", "", "collateral to verify the attestation service's quote (offline layout)")
+	f.StringVar(&server.PCCSURL, "server-pccs-url", os.Getenv("PCCS_URL"), "PCCS / Intel PCS v4 URL to fetch the collateral of the attestation service's quote (env PCCS_URL)")
+	f.StringVar(&server.SimDir, "server-sim-dir", "", "trust the simulation PKI in this directory for the attestation service's quote (testing only)")
+	f.StringVar(&serverPolicy, "server-policy", "", "policy file the attestation service's measurements must satisfy (default: policy defaults)")
 	f.StringVar(&aad, "data-key-aad", "", "AAD the data keys were wrapped with (default BigDL's \"test\", as ppml encrypt uses)")
 	cmd.PreRun = func(cmd *cobra.Command, args []string) {
 		if c.APIKey == "" {

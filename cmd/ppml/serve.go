@@ -78,6 +78,7 @@ simulated: true.`,
 	fs.DurationVar(&cfg.DeletionWindow, "deletion-window", 7*24*time.Hour, "default wait between DeleteKey and the destruction of the key (cancellable meanwhile)")
 	fs.IntVar(&cfg.BigDLDataKeyBits, "bigdl-data-key-bits", 256, "size of BigDL KMS data keys: 256 (recommended) or 128 (upstream's size)")
 	fs.BoolVar(&cfg.BigDLLegacyFailClosed, "bigdl-legacy-fail-closed", false, "reset the connection when GET /dataKey fails, so legacy BigDL clients (which ignore HTTP statuses) cannot take an error text for a key")
+	fs.StringVar(&cfg.SelfAttestation, "self-attestation", "", "let clients attest this server with eHSM GenerateQuote (ATTESTATION_CHALLENGE): gramine (running inside Gramine) or simulated (with --allow-simulation); off by default")
 	fs.BoolVar(&cfg.EHSMBindNonce, "ehsm-bind-nonce", false, "eHSM VerifyQuote: require the quote's report_data to start with SHA-256(decoded nonce), binding it to the request (BigDL's client always sends the nonce \"test\": leave this off for it)")
 	fs.BoolVar(&cfg.EHSMMirrorStatus, "ehsm-http-status", false, "answer eHSM errors with the body code as HTTP status (upstream always answers 200)")
 	fs.StringVar(&cfg.BigDLASAddr, "bigdl-as-addr", "", "optional extra listener for drop-in BigDL Remote Attestation Service use (BigDL's port is 9875), e.g. 0.0.0.0:9875")

@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/verify"
+	"github.com/ppml-project/ppml/sim"
+)
+
+// ServerCheck attests the attestation service itself before trusting it
+// (BigDL's ATTESTATION_CHALLENGE "bi-attestation"): the service quotes
+// itself over SHA-256(challenge) with eHSM GenerateQuote, and the quote is
+// verified here, with this side's trust anchor and collateral.
+type ServerCheck struct {
+	Challenge     string         // base64, as BigDL passes ATTESTATION_CHALLENGE
+	SimDir        string         // trust the simulation PKI in this directory (testing only)
+	CollateralDir string         // offline collateral for Intel quotes
+	PCCSURL       string         // or a PCCS / Intel PCS v4 endpoint
+	Policy        *policy.Policy // expectations on the server's measurements (default: policy defaults)
+	Now           func() time.Time
+}
+
+// Run asks for the server's quote and verifies it.
+func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result, error) {
+	challenge, err := base64.StdEncoding.DecodeString(sc.Challenge)
+	if err != nil || len(challenge) == 0 {
+		return nil, errors.New("ATTESTATION_CHALLENGE must be non-empty standard base64 (eHSM's GenerateQuote takes it so)")
+	}
+	res, err := e.Call(ctx, "GenerateQuote", map[string]any{"challenge": sc.Challenge})
+	if err != nil {
+		return nil, fmt.Errorf("asking the attestation service for its own quote: %w", err)
+	}
+	if echoed, _ := res["challenge"].(string); subtle.ConstantTimeCompare([]byte(echoed), []byte(sc.Challenge)) != 1 {
+		return nil, errors.New("the attestation service did not echo the challenge")
+	}
+	qb64, _ := res["quote"].(string)
+	quote, err := base64.StdEncoding.DecodeString(qb64)
+	if err != nil || len(quote) == 0 {
+		return nil, errors.New("the attestation service returned no quote")
+	}
+	now := sc.Now
+	if now == nil {
+		now = time.Now
+	}
+	opts := verify.Options{Now: now}
+	var col *collateral.Collateral
+	p := sc.Policy
+	if sc.SimDir != "" {
+		s, err := sim.Load(sc.SimDir)
+		if err != nil {
+			return nil, err
+		}
+		q, err := abi.ParseQuote(quote)
+		if err != nil {
+			return nil, fmt.Errorf("the attestation service's quote: %w", err)
+		}
+		opts = s.VerifyOptions(now)
+		if col, err = s.Collateral(abi.TEE(q.TEE)); err != nil {
+			return nil, err
+		}
+		if p == nil {
+			p = &policy.Policy{AllowSimulated: true}
+		}
+	} else {
+		info, err := verify.Inspect(quote)
+		if err != nil || info.Detail.PCK == nil {
+			return nil, fmt.Errorf("the attestation service's quote does not parse: %v", err)
+		}
+		switch {
+		case sc.CollateralDir != "":
+			dir, err := collateral.LoadDir(sc.CollateralDir)
+			if err != nil {
+				return nil, err
+			}
+			col, _, err = dir.Lookup(info.TEE, info.FMSPC, info.Detail.PCK.CAType)
+			if err != nil {
+				return nil, err
+			}
+		case sc.PCCSURL != "":
+			f := &collateral.Fetcher{BaseURL: sc.PCCSURL, Now: now}
+			if col, err = f.Get(ctx, info.TEE, info.FMSPC, info.Detail.PCK.CAType); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, errors.New("to verify the attestation service's quote, give its collateral: --server-collateral-dir or --server-pccs-url")
+		}
+	}
+	if p == nil {
+		p = &policy.Policy{}
+	}
+	v, err := verify.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	r, err := v.Verify(quote, col)
+	if err != nil {
+		return r, fmt.Errorf("the attestation service's quote does not verify: %w", err)
+	}
+	want := sha256.Sum256(challenge)
+	rd, _ := hex.DecodeString(r.ReportData)
+	if len(rd) < 32 || subtle.ConstantTimeCompare(rd[:32], want[:]) != 1 {
+		return r, errors.New("the attestation service's quote does not bind the challenge (report_data is not SHA-256 of it): a replayed or unrelated quote")
+	}
+	if d := p.Evaluate(r); !d.Accepted {
+		return r, fmt.Errorf("the attestation service runs code the server policy refuses: %v", d.Reasons)
+	}
+	return r, nil
+}
