@@ -46,6 +46,7 @@ type QuoteActions interface {
 // Handler serves /ehsm and /ehsm/.
 type Handler struct {
 	svc          *kms.Service
+	table        map[string]actionFunc // the key actions, built once
 	metrics      *metrics.Metrics
 	quotes       QuoteActions
 	mirrorStatus bool
@@ -62,7 +63,9 @@ type Options struct {
 
 // New returns the eHSM protocol handler.
 func New(svc *kms.Service, o Options) *Handler {
-	return &Handler{svc: svc, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
+	h := &Handler{svc: svc, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
+	h.table = h.actions()
+	return h
 }
 
 type response struct {
@@ -131,7 +134,7 @@ func (h *Handler) route(action string) (actionFunc, bool) {
 	case "GetVersion", "Enroll":
 		return nil, true
 	}
-	if f, ok := h.actions()[action]; ok {
+	if f, ok := h.table[action]; ok {
 		return f, true
 	}
 	if h.quotes != nil {
