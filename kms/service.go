@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"runtime"
 	"time"
 
 	"github.com/google/uuid"
@@ -254,7 +255,13 @@ const (
 	argonThreads = 1
 )
 
+// argonSlots bounds concurrent token hashes: each takes 19 MiB and ~20 ms,
+// so unbounded, a flood of requests with made-up tokens could exhaust memory.
+var argonSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
 func hashToken(token string, salt []byte) []byte {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
 	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32)
 }
 
