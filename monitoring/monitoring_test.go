@@ -155,8 +155,10 @@ func TestEveryAlertTestedAndPrometheusRuleInStep(t *testing.T) {
 		t.Error("prometheusrule.yaml kind")
 	}
 	var sm map[string]any
-	if err := yaml.Unmarshal([]byte(readFile(t, "servicemonitor.yaml")), &sm); err != nil || sm["kind"] != "ServiceMonitor" {
-		t.Errorf("servicemonitor.yaml: %v", err)
+	// One ServiceMonitor for both uses: the kustomize component, also
+	// applicable on its own (kubectl apply -f).
+	if err := yaml.Unmarshal([]byte(readFileAt(t, filepath.Join(dir, "..", "components", "monitoring", "servicemonitor.yaml"))), &sm); err != nil || sm["kind"] != "ServiceMonitor" {
+		t.Errorf("components/monitoring/servicemonitor.yaml: %v", err)
 	}
 }
 
