@@ -36,7 +36,11 @@ func (f *k8sSecretFlags) register(cmd *cobra.Command, defaultOut string) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig for --apply; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account")
 }
 
+// readPassword checks the flags both commands share, then reads the password.
 func (f *k8sSecretFlags) readPassword(cmd *cobra.Command) ([]byte, error) {
+	if f.dryRun && !f.apply {
+		return nil, fmt.Errorf("--dry-run needs --apply")
+	}
 	return material.ReadPassword(material.PasswordInput{
 		File:   f.passwordFile,
 		Stdin:  cmd.InOrStdin(),
@@ -125,9 +129,6 @@ encryption at rest.`,
   kubectl apply -f keys/keys.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.dryRun && !f.apply {
-				return fmt.Errorf("--dry-run needs --apply")
-			}
 			pw, err := f.readPassword(cmd)
 			if err != nil {
 				return err
@@ -208,9 +209,6 @@ prompted twice; never from the command line.`,
   kubectl apply -f password/password.yaml -f password/spark-secret.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.dryRun && !f.apply {
-				return fmt.Errorf("--dry-run needs --apply")
-			}
 			pw, err := f.readPassword(cmd)
 			if err != nil {
 				return err
