@@ -90,7 +90,8 @@ func bad(tag, format string, args ...any) *apiError {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	action := r.URL.Query().Get("Action")
-	result, msg, err := h.serve(r, action)
+	fn, known := h.route(action)
+	result, msg, err := h.serve(r, action, fn, known)
 	resp := response{Code: 200, Message: msg, Result: result}
 	tag := "ok"
 	if err != nil {
@@ -106,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.Result == nil {
 		resp.Result = map[string]any{}
 	}
-	if _, known := h.route(action); !known {
+	if !known {
 		action = "unknown"
 	}
 	h.metrics.Observe("ehsm", action, tag, time.Since(start))
@@ -147,9 +148,8 @@ func (h *Handler) route(action string) (actionFunc, bool) {
 	return nil, false
 }
 
-func (h *Handler) serve(r *http.Request, action string) (map[string]any, string, error) {
+func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known bool) (map[string]any, string, error) {
 	ctx := r.Context()
-	fn, known := h.route(action)
 	if !known {
 		if action == "DeleteAllKey" || action == "DeleteALLKey" {
 			return nil, "", bad("unsupported_action", "DeleteAllKey is not supported: deleting every key at once loses data; schedule deletion key by key with DeleteKey")
