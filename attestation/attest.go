@@ -16,14 +16,14 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
-	"github.com/ppml-project/ppml/attest/policy"
-	"github.com/ppml-project/ppml/attestation/token"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
-// Claims are the claims of an attestation token (see attestation/token).
+// Claims are the claims of an attestation token (see wire/token).
 type Claims = token.Claims
 
 func invalid(code, format string, a ...any) error {
@@ -68,7 +68,7 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 	return sp, nil
 }
 
-// ParsePolicy parses a policy document (attest/policy JSON) as a client error.
+// ParsePolicy parses a policy document (quote/policy JSON) as a client error.
 func ParsePolicy(doc []byte) (*policy.Policy, error) {
 	p, err := policy.Parse(doc)
 	if err != nil {
@@ -174,7 +174,7 @@ type Attestation struct {
 }
 
 // DefaultPolicy is what a request without policy_id is evaluated against:
-// the attest/policy defaults (UpToDate only, no debug, CRLs required,
+// the quote/policy defaults (UpToDate only, no debug, CRLs required,
 // collateral not expired), plus simulated quotes when the server allows them.
 func (s *Service) DefaultPolicy() *policy.Policy {
 	return &policy.Policy{AllowSimulated: s.cfg.AllowSimulation}

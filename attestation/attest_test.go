@@ -15,14 +15,14 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/attestation"
-	"github.com/ppml-project/ppml/attestation/token"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
-	"github.com/ppml-project/ppml/sim"
 	"github.com/ppml-project/ppml/store/sqlstore"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 type fixture struct {

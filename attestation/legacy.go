@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 )
 

@@ -1,7 +1,7 @@
 // Package attestation is the Attestation Service core inside `ppml serve`:
 // it verifies Intel SGX/TDX quotes (parse → choose collateral → verify with
 // the service clock → policy → decision), keeps nonces and per-app policies
-// in the store, and issues signed result tokens (attestation/token). The
+// in the store, and issues signed result tokens (wire/token). The
 // protocol adapters (api/bigdlas, api/attestapi) only translate wire formats.
 //
 // Trust anchors: quotes are verified against the pinned Intel SGX Root CA.
@@ -26,17 +26,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ppml-project/ppml/attestation/token"
 	"github.com/ppml-project/ppml/audit"
-	"github.com/ppml-project/ppml/boundedcache"
+	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/pck"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
-	"github.com/ppml-project/ppml/sim"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 // Limits.

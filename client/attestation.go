@@ -9,7 +9,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/ppml-project/ppml/attestation/token"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 // Attestation is a client of the native attestation API (/v1/attestation).
@@ -84,7 +84,7 @@ type Policy struct {
 	Policy    json.RawMessage `json:"policy"`
 }
 
-// CreatePolicy stores a policy (attest/policy JSON) and returns it with its id.
+// CreatePolicy stores a policy (quote/policy JSON) and returns it with its id.
 func (a *Attestation) CreatePolicy(ctx context.Context, doc json.RawMessage) (Policy, error) {
 	var out Policy
 	err := a.n.Do(ctx, http.MethodPost, "/v1/attestation/policies", doc, &out, "app")

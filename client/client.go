@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ppml-project/ppml/tlsutil"
+	"github.com/ppml-project/ppml/internal/tlsutil"
 )
 
 // Config locates and authenticates to a KMS.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ppml-project/ppml/api/ehsm/signature"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
 
 // EHSM is a client of the eHSM protocol, signing requests as eHSM defines.
@@ -76,7 +76,7 @@ func (e *EHSM) Call(ctx context.Context, action string, payload map[string]any) 
 	if err := dec.Decode(&decoded); err != nil {
 		return nil, err
 	}
-	sign := signature.Sign([]byte(e.cfg.APIKey), signature.Canonical(signature.Envelope(e.cfg.AppID, nonce, ts, decoded)))
+	sign := ehsmsig.Sign([]byte(e.cfg.APIKey), ehsmsig.Canonical(ehsmsig.Envelope(e.cfg.AppID, nonce, ts, decoded)))
 	body, _ := json.Marshal(map[string]any{"appid": e.cfg.AppID, "nonce": nonce, "timestamp": ts, "payload": clean, "sign": sign})
 	return e.do(ctx, http.MethodPost, action, body)
 }

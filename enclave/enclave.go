@@ -15,7 +15,7 @@ import (
 	"sync"
 
 	"github.com/ppml-project/ppml/quote/abi"
-	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/quote/sim"
 )
 
 // Quoter produces a quote over 64 bytes of report data.

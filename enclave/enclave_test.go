@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
-	"github.com/ppml-project/ppml/sim"
 )
 
 func TestSimulatedGramineDirectory(t *testing.T) {

@@ -3,7 +3,7 @@ package kms
 import (
 	"context"
 
-	"github.com/ppml-project/ppml/shamir"
+	"github.com/ppml-project/ppml/internal/shamir"
 )
 
 // RotateRootKey creates a new root key (Shamir provider) and re-wraps every

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/ppml-project/ppml/audit"
-	"github.com/ppml-project/ppml/boundedcache"
+	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/store"
 )

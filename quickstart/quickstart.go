@@ -25,13 +25,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/client"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
-	"github.com/ppml-project/ppml/dataformat/tree"
+	"github.com/ppml-project/ppml/client/kmskeys"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/server"
-	"github.com/ppml-project/ppml/sim"
 	"github.com/ppml-project/ppml/trustedsql"
 )
 
@@ -205,7 +205,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	r.say("Encrypt it as the data owner (ppml format: chunked AES-256-GCM, data key from the KMS)")
 	ownerEHSM, _ := client.NewEHSM(owner)
 	encFile := filepath.Join(dir, "encrypted", "people.csv.ppml")
-	if _, err := tree.Encrypt(ctx, dataFile, encFile, tree.Options{Format: tree.FormatPPML, Keys: &kmssource.EHSM{Client: ownerEHSM, KeyID: key.ID}}); err != nil {
+	if _, err := files.Encrypt(ctx, dataFile, encFile, files.Options{Format: files.FormatPPML, Keys: &kmskeys.EHSM{Client: ownerEHSM, KeyID: key.ID}}); err != nil {
 		return nil, fmt.Errorf("encrypting the dataset: %w", err)
 	}
 	r.note("%s", encFile)
@@ -233,7 +233,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	// 8. The data owner decrypts the result.
 	r.say("Decrypt the result as the data owner")
 	resultPlain := filepath.Join(dir, "result", "developers.csv")
-	if _, err := tree.Decrypt(ctx, resultEnc, resultPlain, tree.Options{Keys: &kmssource.EHSM{Client: ownerEHSM}}); err != nil {
+	if _, err := files.Decrypt(ctx, resultEnc, resultPlain, files.Options{Keys: &kmskeys.EHSM{Client: ownerEHSM}}); err != nil {
 		return nil, fmt.Errorf("decrypting the result: %w", err)
 	}
 	r.by(fmt.Sprintf("ppml decrypt --force --in %s --out %s --app-id %s --api-key-file %s", resultEnc, resultPlain, owner.AppID, keyFile(credDir, "owner")))
@@ -356,7 +356,7 @@ func (r *run) query(ctx context.Context, workload client.Config, policyID, keyID
 	if err != nil {
 		return err
 	}
-	keys := &agent.ReleaseSource{Session: sess, New: &kmssource.EHSM{Client: e, KeyID: keyID}}
+	keys := &agent.ReleaseSource{Session: sess, New: &kmskeys.EHSM{Client: e, KeyID: keyID}}
 	res, err := trustedsql.Run(ctx, trustedsql.Options{Inputs: []trustedsql.Input{{Name: "people", Path: in}},
 		Query: Query, Output: out, OutputFormat: trustedsql.CSV, Keys: keys})
 	if err != nil {

@@ -40,7 +40,7 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/ppml
 go test -count=1 -timeout 60m "$@" ./...
 
 # The concurrent service code once more under the race detector.
-go test -race -count=1 -timeout 30m ./server/ ./attest/... ./attestation/... ./kms/... ./quote/verify/ ./store/... ./boundedcache/
+go test -race -count=1 -timeout 30m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
 
 # A short fuzzing run of every parser of untrusted input (their seed corpora
 # already ran above as ordinary tests). The budget is a number of executions,

@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ppml-project/ppml/api/ehsm/signature"
-	"github.com/ppml-project/ppml/attestation/token"
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
-	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 // asEnv is a running server with one enrolled app and HTTP helpers.
@@ -269,7 +269,7 @@ func TestAttestSimulatedEndToEnd(t *testing.T) {
 					}
 					canon[k] = v
 				}
-				if !signature.Verify([]byte(e.cfg.APIKey), signature.Canonical(canon), sign) {
+				if !ehsmsig.Verify([]byte(e.cfg.APIKey), ehsmsig.Canonical(canon), sign) {
 					t.Fatalf("VerifyQuote sign does not verify: %v", res)
 				}
 			}

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ppml-project/ppml/api/ehsm/signature"
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/server/servertest"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
 
 // raw sends hand-made eHSM requests, so tests control every field.
@@ -73,7 +73,7 @@ func (r *raw) signed(payloadJSON string, ts time.Time, nonce string) []byte {
 	if err := dec.Decode(&p); err != nil {
 		r.t.Fatal(err)
 	}
-	sign := signature.Sign([]byte(r.apiKey), signature.Canonical(signature.Envelope(r.appID, nonce, tsText, p)))
+	sign := ehsmsig.Sign([]byte(r.apiKey), ehsmsig.Canonical(ehsmsig.Envelope(r.appID, nonce, tsText, p)))
 	nonceField := ""
 	if nonce != "" {
 		nonceField = fmt.Sprintf(`"nonce":%q,`, nonce)

@@ -13,7 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/ppml-project/ppml/enclave"
-	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/quote/sim"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,13 +32,13 @@ import (
 	"github.com/ppml-project/ppml/api/native"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/store"
 	"github.com/ppml-project/ppml/store/instrumented"
 	"github.com/ppml-project/ppml/store/sqlstore"
-	"github.com/ppml-project/ppml/tlsutil"
 )
 
 // Config is everything `ppml serve` takes.

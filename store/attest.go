@@ -6,7 +6,7 @@ import (
 )
 
 // AttestPolicy is an attestation policy stored for an app. Document is the
-// attest/policy JSON; Origin says which API created it ("native", "ehsm" or
+// quote/policy JSON; Origin says which API created it ("native", "ehsm" or
 // "bigdl:<policyType>") so the legacy APIs can answer in their own shapes.
 type AttestPolicy struct {
 	ID        string

@@ -12,12 +12,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ppml-project/ppml/atomicfile"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
 	"github.com/ppml-project/ppml/dataformat/parquetmod"
 	"github.com/ppml-project/ppml/dataformat/stream"
-	"github.com/ppml-project/ppml/dataformat/tree"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 type outResult struct {
@@ -40,7 +40,7 @@ func copyOptions(format string) string {
 	return "(FORMAT csv, HEADER true)"
 }
 
-func writeOutput(ctx context.Context, conn *sql.Conn, priv string, opt Options, format tree.Format, key keysource.DataKey) (outResult, error) {
+func writeOutput(ctx context.Context, conn *sql.Conn, priv string, opt Options, format files.Format, key keysource.DataKey) (outResult, error) {
 	query := strings.TrimRight(strings.TrimSpace(opt.Query), ";")
 	if opt.PlaintextInputs {
 		r, err := conn.ExecContext(ctx, "COPY ("+query+") TO "+sqlString(opt.Output)+" "+copyOptions(opt.OutputFormat))
@@ -98,13 +98,13 @@ func writeOutput(ctx context.Context, conn *sql.Conn, priv string, opt Options, 
 	return outResult{rows: n, files: files}, nil
 }
 
-func newSink(opt Options, format tree.Format, key keysource.DataKey) (*sink, error) {
+func newSink(opt Options, format files.Format, key keysource.DataKey) (*sink, error) {
 	if opt.Overwrite {
 		if err := os.RemoveAll(opt.Output); err != nil {
 			return nil, err
 		}
 	}
-	if format == tree.FormatPPML {
+	if format == files.FormatPPML {
 		af, err := atomicfile.Create(opt.Output, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("output: %w", err)
@@ -165,7 +165,7 @@ func newSink(opt Options, format tree.Format, key keysource.DataKey) (*sink, err
 		}
 		return []string{filepath.Join(opt.Output, name), filepath.Join(opt.Output, ".meta")}, nil
 	}
-	if format != tree.FormatBigDL && format != tree.FormatParquet {
+	if format != files.FormatBigDL && format != files.FormatParquet {
 		s.abort()
 		return nil, errors.New("unknown output format")
 	}

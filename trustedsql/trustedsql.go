@@ -52,10 +52,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ppml-project/ppml/dataformat/bigdl"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
 	"github.com/ppml-project/ppml/dataformat/parquetmod"
 	"github.com/ppml-project/ppml/dataformat/stream"
-	"github.com/ppml-project/ppml/dataformat/tree"
 )
 
 // Input is one encrypted input file, queried as table Name.
@@ -96,7 +96,7 @@ type Options struct {
 type Result struct {
 	Rows       int64 // rows in the result
 	InputBytes int64 // plaintext bytes loaded
-	Format     tree.Format
+	Format     files.Format
 	Outputs    []string // files written
 }
 
@@ -104,7 +104,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 type input struct {
 	Input
-	format  tree.Format
+	format  files.Format
 	parquet bool // the plaintext is Parquet
 	wrapped string
 	ref     keysource.KeyRef
@@ -174,7 +174,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			opened[x.wrapped], x.key = k, k
 		}
 		var err error
-		outKey, err = opt.Keys.NewDataKey(ctx, keysource.Request{BigDL: outFormat != tree.FormatPPML})
+		outKey, err = opt.Keys.NewDataKey(ctx, keysource.Request{BigDL: outFormat != files.FormatPPML})
 		if err != nil {
 			return Result{}, fmt.Errorf("creating the output's data key: %w", err)
 		}
@@ -280,18 +280,18 @@ func inspect(in Input, plaintext bool) (*input, error) {
 	}
 	lower := strings.ToLower(in.Path)
 	if plaintext {
-		x.format = tree.FormatPPML
+		x.format = files.FormatPPML
 		x.parquet = strings.HasSuffix(lower, ".parquet")
 		return x, nil
 	}
-	f, err := tree.Detect(in.Path)
+	f, err := files.Detect(in.Path)
 	if err != nil {
 		return nil, fmt.Errorf("input %s: %w", in.Name, err)
 	}
 	x.format = f
 	switch f {
-	case tree.FormatPPML:
-		x.parquet = strings.HasSuffix(strings.TrimSuffix(lower, tree.PPMLExt), ".parquet")
+	case files.FormatPPML:
+		x.parquet = strings.HasSuffix(strings.TrimSuffix(lower, files.PPMLExt), ".parquet")
 		fh, err := os.Open(in.Path)
 		if err != nil {
 			return nil, err
@@ -302,7 +302,7 @@ func inspect(in Input, plaintext bool) (*input, error) {
 			return nil, fmt.Errorf("input %s: %w: %w", in.Name, ErrInput, err)
 		}
 		x.wrapped, x.ref = h.WrappedKey, h.Key
-	case tree.FormatBigDL:
+	case files.FormatBigDL:
 		x.parquet = strings.HasSuffix(strings.TrimSuffix(lower, ".cbc"), ".parquet")
 		fh, err := os.Open(in.Path)
 		if err != nil {
@@ -319,7 +319,7 @@ func inspect(in Input, plaintext bool) (*input, error) {
 			return nil, fmt.Errorf("input %s: %w: %w", in.Name, ErrInput, err)
 		}
 		x.wrapped = h.EncryptedDataKey
-	case tree.FormatParquet:
+	case files.FormatParquet:
 		x.parquet = true
 		w, err := bigdl.ReadMeta(filepath.Dir(in.Path))
 		if err != nil {
@@ -344,14 +344,14 @@ func decrypt(w io.Writer, x *input, plaintext bool) (int64, error) {
 	}
 	var n int64
 	switch x.format {
-	case tree.FormatPPML:
+	case files.FormatPPML:
 		_, n, err = stream.Decrypt(w, f, func(h *stream.Header) (string, error) {
 			if h.WrappedKey != x.wrapped {
 				return "", errors.New("the header's data key changed since it was inspected")
 			}
 			return x.key, nil
 		}, nil)
-	case tree.FormatBigDL:
+	case files.FormatBigDL:
 		st, serr := f.Stat()
 		if serr != nil {
 			return 0, serr
@@ -362,7 +362,7 @@ func decrypt(w io.Writer, x *input, plaintext bool) (int64, error) {
 			}
 			return x.key, nil
 		})
-	case tree.FormatParquet:
+	case files.FormatParquet:
 		cw := &countWriter{w: w}
 		err = parquetmod.Decrypt(cw, f, x.key)
 		n = cw.n

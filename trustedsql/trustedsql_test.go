@@ -15,16 +15,16 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
 	"github.com/ppml-project/ppml/dataformat/stream"
 	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
-	"github.com/ppml-project/ppml/sim"
 	"github.com/ppml-project/ppml/trustedsql"
 )
 
@@ -287,7 +287,7 @@ func TestAttested(t *testing.T) {
 		t.Fatal(err)
 	}
 	eOwner, _ := client.NewEHSM(owner)
-	ownerKeys := &kmssource.EHSM{Client: eOwner, KeyID: k.ID}
+	ownerKeys := &kmskeys.EHSM{Client: eOwner, KeyID: k.ID}
 	dir := t.TempDir()
 	people := encPPML(t, ownerKeys, dir, "people", peopleCSV)
 	salary := encPPML(t, ownerKeys, dir, "salary", salaryCSV)
@@ -307,7 +307,7 @@ func TestAttested(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &agent.ReleaseSource{Session: s, New: &kmssource.EHSM{Client: eW, KeyID: k.ID}}
+		return &agent.ReleaseSource{Session: s, New: &kmskeys.EHSM{Client: eW, KeyID: k.ID}}
 	}
 
 	// Matching enclave: keys released, join runs, output readable by the owner.

@@ -16,10 +16,10 @@ import (
 	"strings"
 
 	"github.com/ppml-project/ppml/api/ehsm"
-	"github.com/ppml-project/ppml/api/ehsm/signature"
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/quote/policy"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
 
 // Payload limits (ehsm-protocol.md §11).
@@ -187,7 +187,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		if v.Result != nil && v.Result.Simulated {
 			res["simulated"] = true
 		}
-		res["sign"] = signature.Sign([]byte(apiKey), signature.Canonical(res))
+		res["sign"] = ehsmsig.Sign([]byte(apiKey), ehsmsig.Canonical(res))
 		msg := "successful"
 		if v.Message != "" {
 			msg = v.Message

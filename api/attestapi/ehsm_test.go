@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/ppml-project/ppml/api/ehsm/signature"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
 
 // The VerifyQuote result map, as Handle builds it, signs like the vectors of
@@ -15,7 +15,7 @@ func TestVerifyQuoteSignVectors(t *testing.T) {
 		res := map[string]any{"result": json.Number(result), "nonce": "test",
 			"mr_enclave": "68823bc62f409ee33a32ea270cfe45d4b19a6fb3c8570d7bc186cbe062398e8f",
 			"mr_signer":  "9affcfae47b848ec2caf1c49b4b283531e1cc425f93582b36806e52a43d78d1a"}
-		if got := signature.Sign(key, signature.Canonical(res)); got != want {
+		if got := ehsmsig.Sign(key, ehsmsig.Canonical(res)); got != want {
 			t.Errorf("result %s: sign %s, want %s", result, got, want)
 		}
 	}

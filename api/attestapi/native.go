@@ -23,7 +23,7 @@ type Native struct {
 //	GET  /v1/attestation/nonce          app auth; {"nonce": b64, "expires_at"}
 //	POST /v1/attestation/verify         app auth; {quote, nonce, runtime_data, policy_id} → {"token", "claims"}
 //	GET  /v1/attestation/jwks           public; the token verification keys
-//	POST /v1/attestation/policies       app auth; body = attest/policy JSON → {"policy_id"}
+//	POST /v1/attestation/policies       app auth; body = quote/policy JSON → {"policy_id"}
 //	GET  /v1/attestation/policies/{id}  app auth; the stored policy
 func (n Native) Routes() []native.Route {
 	return []native.Route{

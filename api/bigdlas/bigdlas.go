@@ -23,10 +23,10 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
+	"github.com/ppml-project/ppml/quote/policy"
 )
 
 // Banner is the answer of GET / on the BigDL AS listener; BigDL's
@@ -256,7 +256,7 @@ func isvProdID(m map[string]json.RawMessage) (uint16, error) {
 	return uint16(v), nil
 }
 
-// PolicyFromBigDL converts a registerPolicy request to an attest/policy.
+// PolicyFromBigDL converts a registerPolicy request to an quote/policy.
 func PolicyFromBigDL(m map[string]json.RawMessage) (*policy.Policy, string, error) {
 	typ, err := str(m, "policyType")
 	if err != nil {

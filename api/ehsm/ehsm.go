@@ -19,10 +19,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ppml-project/ppml/api/ehsm/signature"
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
+	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
 
 // Window and retention of the timestamp replay rule (ehsm-protocol.md §4).
@@ -191,8 +191,8 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	if err != nil {
 		return nil, "", err
 	}
-	canon := signature.Canonical(signature.Envelope(env.appID, env.nonce, env.timestamp, env.rawPayload))
-	if !signature.Verify(apiKey, canon, env.sign) {
+	canon := ehsmsig.Canonical(ehsmsig.Envelope(env.appID, env.nonce, env.timestamp, env.rawPayload))
+	if !ehsmsig.Verify(apiKey, canon, env.sign) {
 		return nil, "", bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines")
 	}
 	now := h.svc.Now()

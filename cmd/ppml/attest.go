@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/attest/agent"
-	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/agent"
+	"github.com/ppml-project/ppml/quote/policy"
 )
 
 func init() { extraCommands = append(extraCommands, newAttestCmd) }

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppml-project/ppml/client"
-	"github.com/ppml-project/ppml/loadgen"
+	"github.com/ppml-project/ppml/internal/loadgen"
 )
 
 func newBenchKMSCmd() *cobra.Command {

@@ -13,12 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/client"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/enclave"
-	"github.com/ppml-project/ppml/loadgen"
-	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/internal/loadgen"
+	"github.com/ppml-project/ppml/quote/sim"
 )
 
 func init() { benchCommands = append(benchCommands, newBenchReleaseCmd) }
@@ -64,7 +64,7 @@ func newBenchReleaseCmd() *cobra.Command {
 				return err
 			}
 			e, _ := client.NewEHSM(cfg)
-			dk, err := e.GenerateDataKeyWithoutPlaintext(ctx, k.ID, 32, kmssource.BigDLAAD) // as ppml encrypt wraps them
+			dk, err := e.GenerateDataKeyWithoutPlaintext(ctx, k.ID, 32, kmskeys.BigDLAAD) // as ppml encrypt wraps them
 			if err != nil {
 				return err
 			}

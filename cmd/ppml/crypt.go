@@ -13,9 +13,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
-	"github.com/ppml-project/ppml/dataformat/tree"
 )
 
 // cryptFlags are the flags shared by `ppml encrypt` and `ppml decrypt`.
@@ -100,7 +100,7 @@ func (f *cryptFlags) keySource() (keysource.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &kmssource.BigDL{Client: b, PrimaryKey: f.bigdlPK}, nil
+		return &kmskeys.BigDL{Client: b, PrimaryKey: f.bigdlPK}, nil
 	}
 	return nil, errors.New("no key source: give --kms URL --app-id ID --api-key-file F --key-id KEY (our KMS or eHSM), --bigdl-kms URL --bigdl-user U --bigdl-token-file F --bigdl-primary-key NAME, or --primary-key-plaintext-file FILE (a base64 AES key, e.g. `openssl rand -base64 32 > key.txt`)")
 }
@@ -123,34 +123,34 @@ func (f *clientFlags) kmsKeySource(keyID string) (keysource.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kmssource.EHSM{Client: e, KeyID: keyID}, nil
+	return &kmskeys.EHSM{Client: e, KeyID: keyID}, nil
 }
 
-func (f *cryptFlags) options(cmd *cobra.Command) (tree.Options, func(), error) {
-	format, err := tree.ParseFormat(f.format)
+func (f *cryptFlags) options(cmd *cobra.Command) (files.Options, func(), error) {
+	format, err := files.ParseFormat(f.format)
 	if err != nil {
-		return tree.Options{}, nil, err
+		return files.Options{}, nil, err
 	}
 	keys, err := f.keySource()
 	if err != nil {
-		return tree.Options{}, nil, err
+		return files.Options{}, nil, err
 	}
 	var nativeKey string
-	if format == tree.FormatNativeAESCBC && cmd.Name() == "decrypt" {
+	if format == files.FormatNativeAESCBC && cmd.Name() == "decrypt" {
 		if !f.allowUnauth || f.primaryKeyFile == "" {
-			return tree.Options{}, nil, errors.New("bigdl-nativeaescbc files carry no MAC, so nothing detects tampering: pass --allow-unauthenticated, with --primary-key-plaintext-file (BigDL's plainText mode, the only one whose key this format determines)")
+			return files.Options{}, nil, errors.New("bigdl-nativeaescbc files carry no MAC, so nothing detects tampering: pass --allow-unauthenticated, with --primary-key-plaintext-file (BigDL's plainText mode, the only one whose key this format determines)")
 		}
 		if nativeKey, err = readTrimmed(f.primaryKeyFile, "--primary-key-plaintext-file"); err != nil {
-			return tree.Options{}, nil, err
+			return files.Options{}, nil, err
 		}
 		nativeKey, _, _ = strings.Cut(nativeKey, "\n")
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: bigdl-nativeaescbc is unauthenticated: the plaintext is not checked for tampering; re-encrypt it with --format ppml or bigdl")
 	}
 	alg := strings.ToUpper(f.parquetAlg)
 	if alg != "" && alg != "AES_GCM_V1" && alg != "AES_GCM_CTR_V1" {
-		return tree.Options{}, nil, fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", f.parquetAlg)
+		return files.Options{}, nil, fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", f.parquetAlg)
 	}
-	opt := tree.Options{
+	opt := files.Options{
 		Format:           format,
 		Keys:             keys,
 		Workers:          f.workers,
@@ -195,7 +195,7 @@ func cryptContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt)
 }
 
-func (f *cryptFlags) summary(cmd *cobra.Command, verb string, res tree.Result) {
+func (f *cryptFlags) summary(cmd *cobra.Command, verb string, res files.Result) {
 	if f.quiet {
 		return
 	}
@@ -233,12 +233,12 @@ created per run.`,
 			if err != nil {
 				return err
 			}
-			if opt.Format == tree.FormatAuto {
+			if opt.Format == files.FormatAuto {
 				return errors.New("--format auto is for decryption; choose ppml, bigdl or parquet-modular")
 			}
 			ctx, cancel := cryptContext(cmd)
 			defer cancel()
-			res, err := tree.Encrypt(ctx, f.in, f.out, opt)
+			res, err := files.Encrypt(ctx, f.in, f.out, opt)
 			finish()
 			if err != nil {
 				return fmt.Errorf("encrypt: %w", err)
@@ -274,7 +274,7 @@ without the .cbc/.ppml extension.`,
 			}
 			ctx, cancel := cryptContext(cmd)
 			defer cancel()
-			res, err := tree.Decrypt(ctx, f.in, f.out, opt)
+			res, err := files.Decrypt(ctx, f.in, f.out, opt)
 			finish()
 			if err != nil {
 				return fmt.Errorf("decrypt: %w", err)

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ppml-project/ppml/client"
-	"github.com/ppml-project/ppml/k8s/deploy"
 	"github.com/ppml-project/ppml/k8s/kube"
+	"github.com/ppml-project/ppml/k8s/manifests"
 	"github.com/ppml-project/ppml/k8s/setup"
 )
 
@@ -220,7 +220,7 @@ func printSetup(cmd *cobra.Command, rep setup.Report, output string) error {
 }
 
 func newK8sManifestsCmd() *cobra.Command {
-	var o deploy.Options
+	var o manifests.Options
 	var secrets bool
 	cmd := &cobra.Command{
 		Use:   "manifests",
@@ -257,18 +257,18 @@ with overlays embedded, postgres and sgx.`,
 				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 					return fmt.Errorf("--secrets prints a root key: pipe it to 'kubectl create -f -' or redirect it to a file, not to a terminal")
 				}
-				s, err := deploy.Secrets(o.Namespace, nil)
+				s, err := manifests.Secrets(o.Namespace, nil)
 				if err != nil {
 					return err
 				}
-				b, err := deploy.Marshal(s[0], s[1])
+				b, err := manifests.Marshal(s[0], s[1])
 				if err != nil {
 					return err
 				}
 				_, err = w.Write(b)
 				return err
 			}
-			b, err := deploy.Render(o)
+			b, err := manifests.Render(o)
 			if err != nil {
 				return err
 			}
@@ -278,13 +278,13 @@ with overlays embedded, postgres and sgx.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "namespace written into the objects (default: none, kubectl -n decides)")
-	fs.StringVar(&o.Image, "image", "", "container image (default "+deploy.DefaultImage+", with --sgx "+deploy.DefaultSGXImage+")")
+	fs.StringVar(&o.Image, "image", "", "container image (default "+manifests.DefaultImage+", with --sgx "+manifests.DefaultSGXImage+")")
 	fs.BoolVar(&o.Postgres, "postgres", false, "a Deployment of --replicas pods on PostgreSQL instead of one StatefulSet pod with the embedded store")
-	fs.Int32Var(&o.Replicas, "replicas", 0, fmt.Sprintf("replicas with --postgres (default %d)", deploy.DefaultReplicas))
-	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL without password with --postgres (default "+deploy.DefaultDB+")")
-	fs.StringVar(&o.StorageSize, "storage", "", "PVC size of the embedded store (default "+deploy.DefaultStorageSize+")")
+	fs.Int32Var(&o.Replicas, "replicas", 0, fmt.Sprintf("replicas with --postgres (default %d)", manifests.DefaultReplicas))
+	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL without password with --postgres (default "+manifests.DefaultDB+")")
+	fs.StringVar(&o.StorageSize, "storage", "", "PVC size of the embedded store (default "+manifests.DefaultStorageSize+")")
 	fs.BoolVar(&o.SGX, "sgx", false, "run inside Gramine-SGX and request the SGX device plugin resources")
-	fs.StringVar(&o.EPC, "epc", "", "sgx.intel.com/epc with --sgx (default "+deploy.DefaultEPC+")")
+	fs.StringVar(&o.EPC, "epc", "", "sgx.intel.com/epc with --sgx (default "+manifests.DefaultEPC+")")
 	fs.StringVar(&o.PCCSURL, "pccs-url", "", "PCCS URL passed as --pccs-url (without --sgx; the Gramine manifest carries its own)")
 	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "add a Prometheus Operator ServiceMonitor")
 	fs.BoolVar(&secrets, "secrets", false, "print fresh ppml-root-key and ppml-admin-token Secrets instead")

@@ -8,15 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/quote/policy"
 )
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Store and show attestation policies of your app in the Attestation Service",
-		Long: `Attestation policies are attest/policy JSON documents (mr_enclave, mr_signer,
+		Long: `Attestation policies are quote/policy JSON documents (mr_enclave, mr_signer,
 isv_prod_id, min_isv_svn, mr_td, rtmr0..3, accepted_tcb_statuses,
 accepted_advisory_ids, allow_debug, require_crl, allow_expired_collateral,
 report_data, allow_simulated). Each belongs to the app that created it; pass

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/policy"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
-	"github.com/ppml-project/ppml/sim"
 )
 
 func newQuoteCmd() *cobra.Command {

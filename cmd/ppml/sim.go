@@ -10,7 +10,7 @@ import (
 
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/quote/abi"
-	"github.com/ppml-project/ppml/sim"
+	"github.com/ppml-project/ppml/quote/sim"
 )
 
 func newSimCmd() *cobra.Command {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/attest/agent"
+	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/trustedsql"
 )
@@ -144,7 +144,7 @@ func sqlKeySource(cmd *cobra.Command, kf *clientFlags, primaryKeyFile, keyID, ou
 			if err != nil {
 				return nil, err
 			}
-			src.New = &kmssource.EHSM{Client: e, KeyID: outputKeyID}
+			src.New = &kmskeys.EHSM{Client: e, KeyID: outputKeyID}
 		}
 		return src, nil
 	}

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ppml-project/ppml/atomicfile"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 // MarshalMeta encodes a .meta file as BigDL writes it: one JSON object with

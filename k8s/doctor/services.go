@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ppml-project/ppml/tlsutil"
+	"github.com/ppml-project/ppml/internal/tlsutil"
 )
 
 // ServiceChecks checks the KMS and AS (reachable with valid TLS, healthy,

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ppml-project/ppml/shamir"
+	"github.com/ppml-project/ppml/internal/shamir"
 	"github.com/ppml-project/ppml/store"
 )
 

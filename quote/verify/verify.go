@@ -20,7 +20,7 @@ import (
 
 	"crypto/x509"
 
-	"github.com/ppml-project/ppml/boundedcache"
+	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/pck"

@@ -1,8 +1,8 @@
-// Package kmssource implements dataformat/keysource.Source over key
+// Package kmskeys implements dataformat/keysource.Source over key
 // management services: any eHSM-compatible KMS (ours or Intel's), where the
 // wrapped data key is the KMS ciphertext, and a BigDL KMS, where the wrapped
 // data key is a data-key name.
-package kmssource
+package kmskeys
 
 import (
 	"context"

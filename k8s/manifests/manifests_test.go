@@ -1,4 +1,4 @@
-package deploy_test
+package manifests_test
 
 import (
 	"bytes"
@@ -12,8 +12,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/ppml-project/ppml/k8s/deploy"
 	"github.com/ppml-project/ppml/k8s/k8stest"
+	"github.com/ppml-project/ppml/k8s/manifests"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated files of deploy/")
@@ -22,7 +22,7 @@ const deployDir = "../../deploy"
 
 // TestDeployFiles: the generated files in deploy/ are what Files returns.
 func TestDeployFiles(t *testing.T) {
-	files, err := deploy.Files()
+	files, err := manifests.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,25 +36,25 @@ func TestDeployFiles(t *testing.T) {
 		}
 		got, err := os.ReadFile(p)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("deploy/%s is not what k8s/deploy renders (run go test ./k8s/deploy -update): %v", path, err)
+			t.Errorf("deploy/%s is not what k8s/manifests renders (run go test ./k8s/manifests -update): %v", path, err)
 		}
 	}
 }
 
 func TestRenderBadInput(t *testing.T) {
 	for _, tc := range []struct {
-		o    deploy.Options
+		o    manifests.Options
 		want string
 	}{
-		{deploy.Options{Replicas: 2}, "embedded store runs one replica"},
-		{deploy.Options{DB: "postgres://x@y/z"}, "--db needs --postgres"},
-		{deploy.Options{Postgres: true, DB: "mysql://x"}, "want a postgres:// URL"},
-		{deploy.Options{Postgres: true, DB: "postgres://u:secret@h/db"}, "holds a password"},
-		{deploy.Options{Postgres: true, Replicas: -1}, "want at least 1"},
-		{deploy.Options{SGX: true, EPC: "lots"}, "--epc"},
-		{deploy.Options{SGX: true, PCCSURL: "https://pccs:8081"}, "PPML_PCCS_URL"},
+		{manifests.Options{Replicas: 2}, "embedded store runs one replica"},
+		{manifests.Options{DB: "postgres://x@y/z"}, "--db needs --postgres"},
+		{manifests.Options{Postgres: true, DB: "mysql://x"}, "want a postgres:// URL"},
+		{manifests.Options{Postgres: true, DB: "postgres://u:secret@h/db"}, "holds a password"},
+		{manifests.Options{Postgres: true, Replicas: -1}, "want at least 1"},
+		{manifests.Options{SGX: true, EPC: "lots"}, "--epc"},
+		{manifests.Options{SGX: true, PCCSURL: "https://pccs:8081"}, "PPML_PCCS_URL"},
 	} {
-		_, err := deploy.Render(tc.o)
+		_, err := manifests.Render(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.o, err, tc.want)
 		}
@@ -65,7 +65,7 @@ func TestRenderBadInput(t *testing.T) {
 }
 
 func TestRenderVariants(t *testing.T) {
-	b, err := deploy.Render(deploy.Options{Postgres: true, Replicas: 5, SGX: true, Namespace: "kms"})
+	b, err := manifests.Render(manifests.Options{Postgres: true, Replicas: 5, SGX: true, Namespace: "kms"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,15 +79,15 @@ func TestRenderVariants(t *testing.T) {
 	if strings.Contains(s, "root-key") || strings.Contains(s, "kind: StatefulSet") {
 		t.Error("SGX/postgres render mounts the file root key or has a StatefulSet")
 	}
-	b, _ = deploy.Render(deploy.Options{PCCSURL: "https://pccs:8081"})
+	b, _ = manifests.Render(manifests.Options{PCCSURL: "https://pccs:8081"})
 	s = string(b)
 	for _, want := range []string{"kind: StatefulSet", "replicas: 1", "--pccs-url=https://pccs:8081", "--root-key-file=/etc/ppml/root-key/root.key", "secretName: ssl-keys", "volumeClaimTemplates"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("embedded render lacks %q", want)
 		}
 	}
-	sec, err := deploy.Secrets("", nil)
-	if err != nil || len(sec) != 2 || len(sec[0].Data[deploy.RootKeyKey]) != 44 {
+	sec, err := manifests.Secrets("", nil)
+	if err != nil || len(sec) != 2 || len(sec[0].Data[manifests.RootKeyKey]) != 44 {
 		t.Fatalf("Secrets: %v %v", sec, err)
 	}
 }
@@ -139,15 +139,15 @@ func TestDeployAgainstAPIServer(t *testing.T) {
 	if out, err := c.Kubectl(t, nil, "wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s"); err != nil {
 		t.Fatalf("CRD: %v\n%s", err, out)
 	}
-	names := make([]string, 0, len(deploy.Variants))
-	for n := range deploy.Variants {
+	names := make([]string, 0, len(manifests.Variants))
+	for n := range manifests.Variants {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		o := deploy.Variants[name]
+		o := manifests.Variants[name]
 		t.Run(name, func(t *testing.T) {
-			want, err := deploy.Render(o)
+			want, err := manifests.Render(o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,17 +176,17 @@ func TestDeployAgainstAPIServer(t *testing.T) {
 		})
 	}
 	t.Run("render", func(t *testing.T) {
-		for _, o := range []deploy.Options{
+		for _, o := range []manifests.Options{
 			{ServiceMonitor: true, PCCSURL: "https://pccs.example:8081"},
 			{Postgres: true, Replicas: 2, ServiceMonitor: true, Namespace: "default", DB: "postgres://ppml@db.example:5432/ppml?sslmode=verify-full"},
 			{SGX: true, EPC: "512Mi", Image: "registry.example/ppml-gramine:1"},
 		} {
-			b, err := deploy.Render(o)
+			b, err := manifests.Render(o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sec, _ := deploy.Secrets("", nil)
-			sb, _ := deploy.Marshal(sec[0], sec[1])
+			sec, _ := manifests.Secrets("", nil)
+			sb, _ := manifests.Marshal(sec[0], sec[1])
 			b = append(append(b, "---\n"...), sb...)
 			out, err := c.Kubectl(t, b, "apply", "--dry-run=server", "-f", "-")
 			if err != nil || !strings.Contains(string(out), "(server dry run)") {

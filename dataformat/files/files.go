@@ -1,4 +1,4 @@
-// Package tree encrypts and decrypts a file or a directory tree in one of the
+// Package files encrypts and decrypts a file or a directory tree in one of the
 // supported formats, writing every output file atomically (package
 // atomicfile) and processing files concurrently.
 //
@@ -18,7 +18,7 @@
 // Decryption finds the key from each file's header (ppml, bigdl) or the
 // directory's .meta (bigdl, parquet), asking the key source once per
 // distinct wrapped key.
-package tree
+package files
 
 import (
 	"context"
@@ -33,8 +33,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ppml-project/ppml/atomicfile"
 	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 // Format names an encrypted file format.

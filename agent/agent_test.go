@@ -16,17 +16,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ppml-project/ppml/attest/agent"
-	"github.com/ppml-project/ppml/attest/policy"
+	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
-	"github.com/ppml-project/ppml/dataformat/tree"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/quote/policy"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
-	"github.com/ppml-project/ppml/sim"
 )
 
 var (
@@ -175,11 +175,11 @@ func TestAttestedKeyRelease(t *testing.T) {
 			plainFile := filepath.Join(t.TempDir(), "people.csv")
 			os.WriteFile(plainFile, []byte("name,age\nalice,30\n"), 0o644)
 			encFile := plainFile + ".ppml"
-			if _, err := tree.Encrypt(ctx, plainFile, encFile, tree.Options{Format: tree.FormatPPML, Keys: &kmssource.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
+			if _, err := files.Encrypt(ctx, plainFile, encFile, files.Options{Format: files.FormatPPML, Keys: &kmskeys.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
 				t.Fatal(err)
 			}
 			cbcFile := plainFile + ".cbc"
-			if _, err := tree.Encrypt(ctx, plainFile, cbcFile, tree.Options{Format: tree.FormatBigDL, Keys: &kmssource.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
+			if _, err := files.Encrypt(ctx, plainFile, cbcFile, files.Options{Format: files.FormatBigDL, Keys: &kmskeys.EHSM{Client: eD, KeyID: w.keyID}}); err != nil {
 				t.Fatal(err)
 			}
 			c2, out2, errb2 := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
@@ -188,11 +188,11 @@ func TestAttestedKeyRelease(t *testing.T) {
 			if res2.ExitCode != 0 || len(res2.Env) != 2 {
 				t.Fatalf("release via the encrypted files: %s %s", out2, errb2)
 			}
-			if _, err := tree.Decrypt(ctx, cbcFile, filepath.Join(t.TempDir(), "p.csv"), tree.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[1], "C="))}); err != nil {
+			if _, err := files.Decrypt(ctx, cbcFile, filepath.Join(t.TempDir(), "p.csv"), files.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[1], "C="))}); err != nil {
 				t.Fatalf("released key does not open the .cbc file: %v", err)
 			}
 			dec := filepath.Join(t.TempDir(), "people.csv")
-			if _, err := tree.Decrypt(ctx, encFile, dec, tree.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[0], "K="))}); err != nil {
+			if _, err := files.Decrypt(ctx, encFile, dec, files.Options{Keys: fixedKey(strings.TrimPrefix(res2.Env[0], "K="))}); err != nil {
 				t.Fatalf("released key does not open the file: %v", err)
 			}
 

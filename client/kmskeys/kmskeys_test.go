@@ -1,4 +1,4 @@
-package kmssource_test
+package kmskeys_test
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
+	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
-	"github.com/ppml-project/ppml/dataformat/tree"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
 )
@@ -26,7 +26,7 @@ func TestKMSSourcesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ehsmSrc := &kmssource.EHSM{Client: e, KeyID: keyID}
+	ehsmSrc := &kmskeys.EHSM{Client: e, KeyID: keyID}
 
 	bd, err := client.NewBigDLKMS(inst.URL, "alice", "alice-token", inst.CAFile)
 	if err != nil {
@@ -36,20 +36,20 @@ func TestKMSSourcesRoundTrip(t *testing.T) {
 	if err := bd.CreatePrimaryKey(ctx, "pk1"); err != nil {
 		t.Fatal(err)
 	}
-	bigdlSrc := &kmssource.BigDL{Client: bd, PrimaryKey: "pk1"}
+	bigdlSrc := &kmskeys.BigDL{Client: bd, PrimaryKey: "pk1"}
 
 	in := filepath.Join(t.TempDir(), "people.csv")
 	data := []byte(strings.Repeat("name,age,job\nalice,30,Developer\n", 5000))
 	os.WriteFile(in, data, 0o644)
 	for name, src := range map[string]keysource.Source{"ehsm": ehsmSrc, "bigdl-kms": bigdlSrc} {
-		for _, format := range []tree.Format{tree.FormatPPML, tree.FormatBigDL} {
+		for _, format := range []files.Format{files.FormatPPML, files.FormatBigDL} {
 			t.Run(name+"/"+string(format), func(t *testing.T) {
 				dir := t.TempDir()
 				enc := filepath.Join(dir, "people.csv.enc")
-				if format == tree.FormatBigDL {
+				if format == files.FormatBigDL {
 					enc = filepath.Join(dir, "people.csv.cbc") // Spark reads only *.cbc
 				}
-				if _, err := tree.Encrypt(ctx, in, enc, tree.Options{Format: format, Keys: src}); err != nil {
+				if _, err := files.Encrypt(ctx, in, enc, files.Options{Format: format, Keys: src}); err != nil {
 					t.Fatalf("encrypt: %v", err)
 				}
 				// Decrypt with a fresh source that knows only the KMS: the
@@ -57,12 +57,12 @@ func TestKMSSourcesRoundTrip(t *testing.T) {
 				var fresh keysource.Source
 				if name == "ehsm" {
 					e2, _ := client.NewEHSM(cfg)
-					fresh = &kmssource.EHSM{Client: e2}
+					fresh = &kmskeys.EHSM{Client: e2}
 				} else {
-					fresh = &kmssource.BigDL{Client: bd, PrimaryKey: "pk1"}
+					fresh = &kmskeys.BigDL{Client: bd, PrimaryKey: "pk1"}
 				}
 				out := filepath.Join(dir, "dec")
-				if _, err := tree.Decrypt(ctx, enc, out, tree.Options{Keys: fresh}); err != nil {
+				if _, err := files.Decrypt(ctx, enc, out, files.Options{Keys: fresh}); err != nil {
 					t.Fatalf("decrypt: %v", err)
 				}
 				got, err := readSingle(out)
@@ -74,7 +74,7 @@ func TestKMSSourcesRoundTrip(t *testing.T) {
 	}
 	// The wrapped key names its KMS key, so rotation does not break old files.
 	dk, _ := ehsmSrc.NewDataKey(ctx, keysource.Request{})
-	if kmssource.KeyIDOf(dk.Wrapped) != keyID || dk.Ref.Version != "1" {
+	if kmskeys.KeyIDOf(dk.Wrapped) != keyID || dk.Ref.Version != "1" {
 		t.Fatalf("wrapped key does not carry key id/version: %+v", dk.Ref)
 	}
 	n, _ := client.NewNative(cfg)

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
 )
 
 // ReleaseSource is the keysource.Source of an attested workload: it opens
@@ -33,12 +33,12 @@ func (r *ReleaseSource) NewDataKey(ctx context.Context, req keysource.Request) (
 // OpenDataKey implements keysource.Source.
 func (r *ReleaseSource) OpenDataKey(ctx context.Context, wrapped string, ref keysource.KeyRef) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(wrapped)
-	if err != nil || kmssource.KeyIDOf(wrapped) == "" {
+	if err != nil || kmskeys.KeyIDOf(wrapped) == "" {
 		return "", fmt.Errorf("the data key %.20s... was not wrapped by this KMS, so it cannot be released to the enclave", wrapped)
 	}
 	aad := r.AAD
 	if aad == nil {
-		aad, _ = base64.StdEncoding.DecodeString(kmssource.BigDLAAD)
+		aad, _ = base64.StdEncoding.DecodeString(kmskeys.BigDLAAD)
 	}
 	pt, err := r.Session.Release(ctx, raw, aad)
 	if err != nil {

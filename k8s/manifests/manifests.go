@@ -1,4 +1,4 @@
-// Package deploy renders the Kubernetes manifests that run the ppml KMS and
+// Package manifests renders the Kubernetes manifests that run the ppml KMS and
 // Attestation Service: a Deployment with N replicas on PostgreSQL or a
 // single-replica StatefulSet with the embedded store, the Services (ppml,
 // and BigDL's bigdl-key-management-service and remote-attestation-service
@@ -7,7 +7,7 @@
 // token from Secrets, probes, resources and, with SGX, the Intel SGX device
 // plugin resources and the Gramine image. deploy/ in the repository holds
 // the same objects as a kustomize base with overlays.
-package deploy
+package manifests
 
 import (
 	"bytes"

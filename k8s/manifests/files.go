@@ -1,4 +1,4 @@
-package deploy
+package manifests
 
 import "fmt"
 
@@ -10,7 +10,7 @@ var Variants = map[string]Options{
 	"sgx":      {Postgres: true, Replicas: DefaultReplicas, SGX: true},
 }
 
-const generatedHeader = "# Generated from k8s/deploy by `go test ./k8s/deploy -update`; do not edit.\n"
+const generatedHeader = "# Generated from k8s/manifests by `go test ./k8s/manifests -update`; do not edit.\n"
 
 // Files returns the generated files of deploy/ (paths relative to it): the
 // base objects and each overlay's workload. The kustomization.yaml files

@@ -1,4 +1,4 @@
-package tree
+package files
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ppml-project/ppml/atomicfile"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/keysource"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 func pk(t *testing.T, b64 string) *keysource.PlainText {

@@ -1,9 +1,9 @@
-// Package signature implements eHSM's request signature: an HMAC-SHA256,
+// Package ehsmsig implements eHSM's request signature: an HMAC-SHA256,
 // keyed with the API key text, over a canonical string built from JSON
 // values with JavaScript's loose-emptiness rules (ehsm-protocol.md §3).
 // The canonical string is ambiguous by design upstream; it is reproduced
 // bit-exactly for compatibility and used for nothing new.
-package signature
+package ehsmsig
 
 import (
 	"crypto/hmac"

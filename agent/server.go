@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/policy"
+	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
-	"github.com/ppml-project/ppml/sim"
 )
 
 // ServerCheck attests the attestation service itself before trusting it

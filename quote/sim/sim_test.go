@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ppml-project/ppml/attest/policy"
 	"github.com/ppml-project/ppml/quote/abi"
+	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 )
 

@@ -20,12 +20,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ppml-project/ppml/atomicfile"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
 	"github.com/ppml-project/ppml/dataformat/stream"
 	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/verify"
 )
@@ -127,7 +127,7 @@ func (c *Config) Normalize() error {
 		c.UserReportData = "010203040506"
 	}
 	if c.DataKeyAAD == nil {
-		c.DataKeyAAD, _ = base64.StdEncoding.DecodeString(kmssource.BigDLAAD)
+		c.DataKeyAAD, _ = base64.StdEncoding.DecodeString(kmskeys.BigDLAAD)
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
@@ -332,7 +332,7 @@ func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, err
 			return nil, err
 		}
 	}
-	keyID := kmssource.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped))
+	keyID := kmskeys.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped))
 	if keyID == "" {
 		return nil, fmt.Errorf("the wrapped data key was not made by this KMS (no key id inside)")
 	}
@@ -376,10 +376,10 @@ func readWrapped(path string) ([]byte, error) {
 			return nil, fmt.Errorf("--data-key %s: %w", path, err)
 		}
 	}
-	if raw, err := base64.StdEncoding.DecodeString(text); err == nil && kmssource.KeyIDOf(text) != "" {
+	if raw, err := base64.StdEncoding.DecodeString(text); err == nil && kmskeys.KeyIDOf(text) != "" {
 		return raw, nil
 	}
-	if enc := base64.StdEncoding.EncodeToString(b); kmssource.KeyIDOf(enc) != "" {
+	if enc := base64.StdEncoding.EncodeToString(b); kmskeys.KeyIDOf(enc) != "" {
 		return b, nil
 	}
 	return nil, fmt.Errorf("--data-key %s holds no wrapped data key of this KMS (want the base64 ciphertext of GenerateDataKey, the raw bytes, or a .meta naming one)", path)
