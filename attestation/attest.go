@@ -16,7 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
-	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -27,16 +27,16 @@ import (
 type Claims = token.Claims
 
 func invalid(code, format string, a ...any) error {
-	return &kms.Error{Kind: kms.KindInvalid, Code: code, Msg: fmt.Sprintf(format, a...)}
+	return &fault.Error{Kind: fault.Invalid, Code: code, Msg: fmt.Sprintf(format, a...)}
 }
 
 func (s *Service) internal(op string, err error) error {
-	var ke *kms.Error
+	var ke *fault.Error
 	if errors.As(err, &ke) {
 		return err
 	}
 	s.log.Error("attestation internal error", "op", op, "err", err)
-	return &kms.Error{Kind: kms.KindInternal, Code: "internal", Msg: "Server internal error during " + op + ", please contact the administrator"}
+	return &fault.Error{Kind: fault.Internal, Code: "internal", Msg: "Server internal error during " + op + ", please contact the administrator"}
 }
 
 // --- policies ---
@@ -89,7 +89,7 @@ func (s *Service) decodeStored(sp store.AttestPolicy) (*StoredPolicy, error) {
 func (s *Service) Policy(ctx context.Context, appID, id string) (*StoredPolicy, error) {
 	sp, err := s.st.GetPolicy(ctx, appID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &kms.Error{Kind: kms.KindNotFound, Code: "policy_not_found", Msg: fmt.Sprintf("attestation policy %q not found for this app; create one with POST /v1/attestation/policies (ppml policy create)", id)}
+		return nil, &fault.Error{Kind: fault.NotFound, Code: "policy_not_found", Msg: fmt.Sprintf("attestation policy %q not found for this app; create one with POST /v1/attestation/policies (ppml policy create)", id)}
 	}
 	if err != nil {
 		return nil, s.internal("loading a policy", err)
@@ -101,7 +101,7 @@ func (s *Service) Policy(ctx context.Context, appID, id string) (*StoredPolicy, 
 func (s *Service) LatestPolicy(ctx context.Context, appID string) (*StoredPolicy, error) {
 	sp, err := s.st.LatestPolicy(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &kms.Error{Kind: kms.KindNotFound, Code: "policy_not_found", Msg: "this app has no attestation policy yet, so \"latest\" names none"}
+		return nil, &fault.Error{Kind: fault.NotFound, Code: "policy_not_found", Msg: "this app has no attestation policy yet, so \"latest\" names none"}
 	}
 	if err != nil {
 		return nil, s.internal("loading a policy", err)
@@ -112,7 +112,7 @@ func (s *Service) LatestPolicy(ctx context.Context, appID string) (*StoredPolicy
 func auditEvent(s *Service, action, appID, id string, err error) auditEv {
 	ev := auditEv{Time: s.kms.Now().UTC(), API: "attestation", Principal: appID, Action: action, KeyID: id, Result: "ok"}
 	if err != nil {
-		ev.Result, ev.Reason = kms.CodeOf(err), err.Error()
+		ev.Result, ev.Reason = fault.CodeOf(err), err.Error()
 	}
 	return ev
 }
@@ -151,20 +151,20 @@ type Request struct {
 }
 
 // Refusal is a quote that was not accepted, with every reason. It unwraps
-// to a *kms.Error (KindForbidden, or KindInvalid for nonce problems), so
+// to a *fault.Error (KindForbidden, or KindInvalid for nonce problems), so
 // adapters map it like any other error.
 type Refusal struct {
 	Code    string
 	Reasons []string
 	Result  *verify.Result
-	kind    kms.Kind
+	kind    fault.Kind
 }
 
 func (r *Refusal) Error() string {
 	return "attestation refused (" + r.Code + "): " + strings.Join(r.Reasons, "; ")
 }
 
-func (r *Refusal) Unwrap() error { return &kms.Error{Kind: r.kind, Code: r.Code, Msg: r.Error()} }
+func (r *Refusal) Unwrap() error { return &fault.Error{Kind: r.kind, Code: r.Code, Msg: r.Error()} }
 
 // Attestation is an accepted quote.
 type Attestation struct {
@@ -196,7 +196,7 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 		case errors.As(err, &rf):
 			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, rf.Code, rf.Error())
 		default:
-			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, kms.CodeOf(err), err.Error())
+			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, fault.CodeOf(err), err.Error())
 		}
 	}()
 	if len(req.Quote) == 0 {
@@ -222,18 +222,18 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	// The nonce is spent by any attempt, accepted or not.
 	exp, err := s.st.ConsumeNonce(ctx, hex.EncodeToString(req.Nonce), req.AppID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Refusal{Code: ReasonNonceUnknown, kind: kms.KindInvalid, Reasons: []string{"the nonce is unknown, belongs to another app or was already used: nonces are single use; get a fresh one from GET /v1/attestation/nonce"}}
+		return nil, &Refusal{Code: ReasonNonceUnknown, kind: fault.Invalid, Reasons: []string{"the nonce is unknown, belongs to another app or was already used: nonces are single use; get a fresh one from GET /v1/attestation/nonce"}}
 	}
 	if err != nil {
 		return nil, s.internal("consuming the nonce", err)
 	}
 	now := s.kms.Now()
 	if !now.Before(exp) {
-		return nil, &Refusal{Code: ReasonNonceExpired, kind: kms.KindInvalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
+		return nil, &Refusal{Code: ReasonNonceExpired, kind: fault.Invalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
 	}
 	verdict = s.VerifyQuote(ctx, req.Quote)
 	if verdict.Reason != "" && !(verdict.Result != nil && verdict.Result.Failure == verify.FailCollateralExpired && pol.AllowExpiredCollateral) {
-		return nil, &Refusal{Code: verdict.Reason, kind: kms.KindForbidden, Reasons: []string{verdict.Message}, Result: verdict.Result}
+		return nil, &Refusal{Code: verdict.Reason, kind: fault.Forbidden, Reasons: []string{verdict.Message}, Result: verdict.Result}
 	}
 	res := verdict.Result
 	h := sha256.New()
@@ -242,12 +242,12 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	want := h.Sum(nil)
 	rd, _ := hex.DecodeString(res.ReportData)
 	if len(rd) < 32 || subtle.ConstantTimeCompare(rd[:32], want) != 1 {
-		return nil, &Refusal{Code: ReasonReportDataMismatch, kind: kms.KindForbidden, Result: res, Reasons: []string{
+		return nil, &Refusal{Code: ReasonReportDataMismatch, kind: fault.Forbidden, Result: res, Reasons: []string{
 			"the quote's report_data does not start with SHA-256(nonce || runtime_data): put that hash in report_data[0:32] when generating the quote, with the nonce of this request"}}
 	}
 	dec := pol.Evaluate(res)
 	if !dec.Accepted {
-		return nil, &Refusal{Code: ReasonPolicy, kind: kms.KindForbidden, Reasons: dec.Reasons, Result: res}
+		return nil, &Refusal{Code: ReasonPolicy, kind: fault.Forbidden, Reasons: dec.Reasons, Result: res}
 	}
 	signer, err := s.tokenSigner(ctx)
 	if err != nil {
@@ -301,7 +301,7 @@ func (s *Service) VerifyToken(ctx context.Context, tok string) (*Claims, error) 
 	}
 	c, err := sg.Verify(tok, s.kms.Now())
 	if err != nil {
-		return nil, &kms.Error{Kind: kms.KindUnauthenticated, Code: "invalid_token", Msg: err.Error()}
+		return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Msg: err.Error()}
 	}
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 )
 
@@ -18,7 +19,7 @@ import (
 var _ kms.ReleaseAuthorizer = (*Service)(nil)
 
 func forbidden(code, format string, a ...any) error {
-	return &kms.Error{Kind: kms.KindForbidden, Code: code, Msg: fmt.Sprintf(format, a...)}
+	return &fault.Error{Kind: fault.Forbidden, Code: code, Msg: fmt.Sprintf(format, a...)}
 }
 
 // AuthorizeRelease implements kms.ReleaseAuthorizer.
@@ -47,7 +48,7 @@ func (s *Service) AuthorizeRelease(ctx context.Context, tok, callerAppID, owner 
 func (s *Service) CheckPolicies(ctx context.Context, owner string, policyIDs []string) error {
 	for _, id := range policyIDs {
 		if _, err := s.Policy(ctx, owner, id); err != nil {
-			return &kms.Error{Kind: kms.KindInvalid, Code: "unknown_release_policy",
+			return &fault.Error{Kind: fault.Invalid, Code: "unknown_release_policy",
 				Msg: fmt.Sprintf("release policy %q is not a policy of this app: create it first (ppml policy create)", id)}
 		}
 	}

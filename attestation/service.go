@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
@@ -194,7 +195,7 @@ func (s *Service) tokenSigner(ctx context.Context) (*token.Signer, error) {
 		return s.signer, nil
 	}
 	if s.kms.Sealed() {
-		return nil, &kms.Error{Kind: kms.KindSealed, Code: "sealed", Msg: "the KMS is sealed: attestation tokens are signed with a key wrapped under the root key; unseal first"}
+		return nil, &fault.Error{Kind: fault.Sealed, Code: "sealed", Msg: "the KMS is sealed: attestation tokens are signed with a key wrapped under the root key; unseal first"}
 	}
 	root := s.kms.Root()
 	aad := store.WrappedMetaAAD(SigningKeyMeta)

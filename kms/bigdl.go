@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
 )
 
@@ -33,7 +34,7 @@ func (s *Service) namedPrimaryKey(ctx context.Context, c Caller, name string) (s
 	}
 	k, err := s.cfg.Store.GetKeyByName(ctx, c.ID, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return k, errorf(KindNotFound, "key_not_found", "primary key [%s] does not exist for this user; create it first (POST /primaryKey/%s)", name, name)
+		return k, fault.Errorf(fault.NotFound, "key_not_found", "primary key [%s] does not exist for this user; create it first (POST /primaryKey/%s)", name, name)
 	}
 	if err != nil {
 		return k, s.internal("key lookup", err)
@@ -78,7 +79,7 @@ func (s *Service) storeNamedDataKey(ctx context.Context, c Caller, action, pkNam
 	err = s.cfg.Store.CreateDataKey(ctx, store.DataKey{Owner: c.ID, Name: dkName, PrimaryKeyID: pk.ID,
 		PrimaryVersion: pk.CurrentVersion, Wrapped: wrapped, CreatedAt: s.now().UTC()})
 	if errors.Is(err, store.ErrExists) {
-		return errorf(KindConflict, "datakey_exists", "data key [%s] already exists for this user; pick another name", dkName)
+		return fault.Errorf(fault.Conflict, "datakey_exists", "data key [%s] already exists for this user; pick another name", dkName)
 	}
 	if err != nil {
 		return s.internal(action, err)
@@ -103,7 +104,7 @@ func (s *Service) ImportNamedPrimaryKey(ctx context.Context, c Caller, name stri
 	case 32:
 		spec = "EH_AES_GCM_256"
 	default:
-		return ki, errorf(KindInvalid, "invalid_import", "an imported primary key must be 16, 24 or 32 bytes, not %d", len(material))
+		return ki, fault.Errorf(fault.Invalid, "invalid_import", "an imported primary key must be 16, 24 or 32 bytes, not %d", len(material))
 	}
 	return s.createKey(ctx, c, CreateKeyRequest{Spec: spec, Name: name}, material)
 }
@@ -112,7 +113,7 @@ func (s *Service) ImportNamedPrimaryKey(ctx context.Context, c Caller, name stri
 // wrapped under the (imported) primary key pkName.
 func (s *Service) ImportNamedDataKey(ctx context.Context, c Caller, pkName, dkName string, dk []byte) error {
 	if len(dk) == 0 || len(dk) > MaxDataKeyLen {
-		return errorf(KindInvalid, "invalid_import", "an imported data key must be 1..%d bytes", MaxDataKeyLen)
+		return fault.Errorf(fault.Invalid, "invalid_import", "an imported data key must be 1..%d bytes", MaxDataKeyLen)
 	}
 	return s.storeNamedDataKey(ctx, c, "ImportDataKey", pkName, dkName, dk)
 }
@@ -135,13 +136,13 @@ func (s *Service) GetNamedDataKey(ctx context.Context, c Caller, pkName, dkName 
 	}
 	dk, err := s.cfg.Store.GetDataKey(ctx, c.ID, dkName)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", errorf(KindNotFound, "datakey_not_found", "data key [%s] does not exist for this user; create it first (POST /dataKey/%s)", dkName, dkName)
+		return "", fault.Errorf(fault.NotFound, "datakey_not_found", "data key [%s] does not exist for this user; create it first (POST /dataKey/%s)", dkName, dkName)
 	}
 	if err != nil {
 		return "", s.internal("GetDataKey", err)
 	}
 	if dk.PrimaryKeyID != pk.ID {
-		return "", errorf(KindInvalid, "wrong_primary_key", "data key [%s] was not generated under primary key [%s]; name the primary key it was made with", dkName, pkName)
+		return "", fault.Errorf(fault.Invalid, "wrong_primary_key", "data key [%s] was not generated under primary key [%s]; name the primary key it was made with", dkName, pkName)
 	}
 	m, err := s.material(ctx, pk, dk.PrimaryVersion)
 	if err != nil {
@@ -153,11 +154,11 @@ func (s *Service) GetNamedDataKey(ctx context.Context, c Caller, pkName, dkName 
 	}
 	ns := aead.NonceSize()
 	if len(dk.Wrapped) < ns+aead.Overhead() {
-		return "", errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] stored data key [%s] is corrupt", dkName)
+		return "", fault.Errorf(fault.Internal, "key_integrity", "Server exception. [key_integrity] stored data key [%s] is corrupt", dkName)
 	}
 	pt, err := aead.Open(nil, dk.Wrapped[:ns], dk.Wrapped[ns:], dataKeyAAD(c.ID, dkName, pk.ID, dk.PrimaryVersion))
 	if err != nil {
-		return "", errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] stored data key [%s] failed its integrity check", dkName)
+		return "", fault.Errorf(fault.Internal, "key_integrity", "Server exception. [key_integrity] stored data key [%s] failed its integrity check", dkName)
 	}
 	return base64.StdEncoding.EncodeToString(pt), nil
 }

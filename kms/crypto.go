@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
 )
 
@@ -72,15 +73,15 @@ func (s *Service) seal(ctx context.Context, k store.Key, plaintext, aad []byte) 
 
 func (s *Service) open(ctx context.Context, k store.Key, ct, aad []byte) ([]byte, error) {
 	if len(ct) < ctOverhead || ct[0] != ctVersion {
-		return nil, errorf(KindInvalid, "invalid_ciphertext", "Parameter invalid, The ciphertext was not produced by this KMS (bad length or version byte)")
+		return nil, fault.Errorf(fault.Invalid, "invalid_ciphertext", "Parameter invalid, The ciphertext was not produced by this KMS (bad length or version byte)")
 	}
 	id, _ := uuid.FromBytes(ct[1:17])
 	if id.String() != k.ID {
-		return nil, errorf(KindInvalid, "ciphertext_key_mismatch", "Parameter invalid, The ciphertext was made with another key, not %s", k.ID)
+		return nil, fault.Errorf(fault.Invalid, "ciphertext_key_mismatch", "Parameter invalid, The ciphertext was made with another key, not %s", k.ID)
 	}
 	version := int(binary.BigEndian.Uint32(ct[17:21]))
 	if version < 1 || version > k.CurrentVersion {
-		return nil, errorf(KindInvalid, "invalid_ciphertext", "Parameter invalid, The ciphertext names version %d of key %s, which does not exist", version, k.ID)
+		return nil, fault.Errorf(fault.Invalid, "invalid_ciphertext", "Parameter invalid, The ciphertext names version %d of key %s, which does not exist", version, k.ID)
 	}
 	m, err := s.material(ctx, k, version)
 	if err != nil {
@@ -93,7 +94,7 @@ func (s *Service) open(ctx context.Context, k store.Key, ct, aad []byte) ([]byte
 	ad := append(append([]byte{}, ct[:ctHeaderSize]...), aad...)
 	pt, err := aead.Open(nil, ct[ctHeaderSize:ctHeaderSize+ctNonceSize], ct[ctHeaderSize+ctNonceSize:], ad)
 	if err != nil {
-		return nil, errorf(KindInvalid, "decrypt_failed", "Parameter invalid, The ciphertext failed authentication: it was modified, or the aad differs from the one used to encrypt")
+		return nil, fault.Errorf(fault.Invalid, "decrypt_failed", "Parameter invalid, The ciphertext failed authentication: it was modified, or the aad differs from the one used to encrypt")
 	}
 	return pt, nil
 }
@@ -107,7 +108,7 @@ func (s *Service) checkAES(k store.Key, err error) (store.Key, error) {
 		return k, err
 	}
 	if spec, _ := LookupSpec(k.Spec); spec.Family != FamilyAES {
-		return k, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", k.ID, k.Spec)
+		return k, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", k.ID, k.Spec)
 	}
 	return k, nil
 }
@@ -116,7 +117,7 @@ func (s *Service) checkAES(k store.Key, err error) (store.Key, error) {
 func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext, aad []byte) (ct []byte, err error) {
 	defer func() { s.record(c, "Encrypt", keyID, err) }()
 	if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
-		return nil, errorf(KindInvalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
+		return nil, fault.Errorf(fault.Invalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
 	}
 	k, err := s.checkAES(s.grantedKey(ctx, c, keyID))
 	if err != nil {
@@ -144,7 +145,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, c Caller, keyID string, n
 	}
 	defer func() { s.record(c, action, keyID, err) }()
 	if n < 1 || n > MaxDataKeyLen {
-		return nil, nil, errorf(KindInvalid, "invalid_keylen", "Parameter invalid, The keylen must be between 1 and %d (got %d)", MaxDataKeyLen, n)
+		return nil, nil, fault.Errorf(fault.Invalid, "invalid_keylen", "Parameter invalid, The keylen must be between 1 and %d (got %d)", MaxDataKeyLen, n)
 	}
 	k, err := s.checkAES(s.grantedKey(ctx, c, keyID))
 	if err != nil {
@@ -175,7 +176,7 @@ func (s *Service) parsePrivateKey(ctx context.Context, id string, k store.Key, e
 		return k, nil, err
 	}
 	if spec, _ := LookupSpec(k.Spec); spec.Family == FamilyAES {
-		return k, nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an RSA or EC key", id, k.Spec)
+		return k, nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an RSA or EC key", id, k.Spec)
 	}
 	m, err := s.material(ctx, k, k.CurrentVersion)
 	if err != nil {
@@ -202,7 +203,7 @@ func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID str
 	}
 	pub, ok := signer.Public().(*rsa.PublicKey)
 	if !ok {
-		return nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, ukeyid %s is not an RSA key; export needs an RSA key", ukeyID)
+		return nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, ukeyid %s is not an RSA key; export needs an RSA key", ukeyID)
 	}
 	pt, err := s.open(ctx, k, oldCT, aad)
 	if err != nil {
@@ -210,7 +211,7 @@ func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID str
 	}
 	out, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, pt, nil)
 	if err != nil {
-		return nil, errorf(KindInvalid, "export_too_large", "Parameter invalid, the data key (%d bytes) is too long for RSA-OAEP with %d-bit ukeyid", len(pt), pub.N.BitLen())
+		return nil, fault.Errorf(fault.Invalid, "export_too_large", "Parameter invalid, the data key (%d bytes) is too long for RSA-OAEP with %d-bit ukeyid", len(pt), pub.N.BitLen())
 	}
 	return out, nil
 }
@@ -236,16 +237,16 @@ func (s *Service) digest(req SignRequest) (crypto.Hash, []byte, error) {
 		return h, d.Sum(nil), nil
 	case MessageHash:
 		if len(req.Message) != h.Size() {
-			return 0, nil, errorf(KindInvalid, "invalid_digest_length", "Parameter invalid, The message is %d bytes but a %s digest is %d bytes", len(req.Message), req.DigestMode, h.Size())
+			return 0, nil, fault.Errorf(fault.Invalid, "invalid_digest_length", "Parameter invalid, The message is %d bytes but a %s digest is %d bytes", len(req.Message), req.DigestMode, h.Size())
 		}
 		return h, req.Message, nil
 	}
-	return 0, nil, errorf(KindInvalid, "invalid_message_type", "Parameter invalid, The message_type %q must be EH_RAW or EH_DIGEST", req.MessageType)
+	return 0, nil, fault.Errorf(fault.Invalid, "invalid_message_type", "Parameter invalid, The message_type %q must be EH_RAW or EH_DIGEST", req.MessageType)
 }
 
 func checkUsage(k store.Key, want, action string) error {
 	if k.Usage != "" && k.Usage != want {
-		return errorf(KindInvalid, "wrong_key_usage", "Parameter invalid, key %s has usage %s; %s needs %s", k.ID, k.Usage, action, want)
+		return fault.Errorf(fault.Invalid, "wrong_key_usage", "Parameter invalid, key %s has usage %s; %s needs %s", k.ID, k.Usage, action, want)
 	}
 	return nil
 }
@@ -272,7 +273,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []by
 		case PadPSS:
 			return rsa.SignPSS(rand.Reader, priv, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 		}
-		return nil, errorf(KindInvalid, "invalid_padding", "Parameter invalid, RSA signing needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
+		return nil, fault.Errorf(fault.Invalid, "invalid_padding", "Parameter invalid, RSA signing needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
 	case *ecdsa.PrivateKey:
 		return ecdsa.SignASN1(rand.Reader, priv, digest)
 	}
@@ -301,7 +302,7 @@ func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []b
 		case PadPSS:
 			return rsa.VerifyPSS(pub, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil, nil
 		}
-		return false, errorf(KindInvalid, "invalid_padding", "Parameter invalid, RSA verification needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
+		return false, fault.Errorf(fault.Invalid, "invalid_padding", "Parameter invalid, RSA verification needs padding_mode EH_RSA_PKCS1 or EH_RSA_PKCS1_PSS (got %q)", req.PaddingMode)
 	case *ecdsa.PublicKey:
 		return ecdsa.VerifyASN1(pub, digest, sig), nil
 	}
@@ -311,7 +312,7 @@ func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []b
 func rsaEncryptionKey(k store.Key, signer crypto.Signer, padding string) (*rsa.PrivateKey, error) {
 	priv, ok := signer.(*rsa.PrivateKey)
 	if !ok {
-		return nil, errorf(KindInvalid, "wrong_key_type", "Parameter invalid, key %s is %s; EC keys cannot encrypt, use an RSA key", k.ID, k.Spec)
+		return nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; EC keys cannot encrypt, use an RSA key", k.ID, k.Spec)
 	}
 	if err := checkUsage(k, UsageEncryptDecrypt, "asymmetric encryption"); err != nil {
 		return nil, err
@@ -320,9 +321,9 @@ func rsaEncryptionKey(k store.Key, signer crypto.Signer, padding string) (*rsa.P
 	case PadOAEP:
 		return priv, nil
 	case PadPKCS1:
-		return nil, errorf(KindUnsupported, "unsupported_padding", "EH_RSA_PKCS1 encryption padding is not supported (it allows padding-oracle attacks); use EH_RSA_PKCS1_OAEP")
+		return nil, fault.Errorf(fault.Unsupported, "unsupported_padding", "EH_RSA_PKCS1 encryption padding is not supported (it allows padding-oracle attacks); use EH_RSA_PKCS1_OAEP")
 	}
-	return nil, errorf(KindInvalid, "invalid_padding", "Parameter invalid, The padding_mode %q must be EH_RSA_PKCS1_OAEP", padding)
+	return nil, fault.Errorf(fault.Invalid, "invalid_padding", "Parameter invalid, The padding_mode %q must be EH_RSA_PKCS1_OAEP", padding)
 }
 
 // AsymmetricEncrypt encrypts with an RSA key's public half (OAEP, SHA-256).
@@ -338,7 +339,7 @@ func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string,
 	}
 	ct, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, &priv.PublicKey, plaintext, nil)
 	if err != nil {
-		return nil, errorf(KindInvalid, "invalid_plaintext", "Parameter invalid, The plaintext (%d bytes) is too long for RSA-OAEP-SHA256 with a %d-bit key (max %d)", len(plaintext), priv.N.BitLen(), priv.Size()-2*32-2)
+		return nil, fault.Errorf(fault.Invalid, "invalid_plaintext", "Parameter invalid, The plaintext (%d bytes) is too long for RSA-OAEP-SHA256 with a %d-bit key (max %d)", len(plaintext), priv.N.BitLen(), priv.Size()-2*32-2)
 	}
 	return ct, nil
 }
@@ -357,7 +358,7 @@ func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string,
 	}
 	pt, err = rsa.DecryptOAEP(sha256.New(), nil, priv, ct, nil)
 	if err != nil {
-		return nil, errorf(KindInvalid, "decrypt_failed", "Parameter invalid, The ciphertext does not decrypt with key %s (wrong key, padding or modified ciphertext)", keyID)
+		return nil, fault.Errorf(fault.Invalid, "decrypt_failed", "Parameter invalid, The ciphertext does not decrypt with key %s (wrong key, padding or modified ciphertext)", keyID)
 	}
 	return pt, nil
 }

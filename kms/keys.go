@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
 )
 
@@ -90,9 +91,9 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	case "", OriginInternal:
 		req.Origin = OriginInternal
 	case OriginExternal:
-		return ki, errorf(KindUnsupported, "unsupported_origin", "EH_EXTERNAL_KEY (import of key material) is not supported; use EH_INTERNAL_KEY")
+		return ki, fault.Errorf(fault.Unsupported, "unsupported_origin", "EH_EXTERNAL_KEY (import of key material) is not supported; use EH_INTERNAL_KEY")
 	default:
-		return ki, errorf(KindInvalid, "invalid_origin", "Parameter invalid, The origin %q must be EH_INTERNAL_KEY", req.Origin)
+		return ki, fault.Errorf(fault.Invalid, "invalid_origin", "Parameter invalid, The origin %q must be EH_INTERNAL_KEY", req.Origin)
 	}
 	switch req.Usage {
 	case "":
@@ -103,14 +104,14 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 		}
 	case UsageEncryptDecrypt:
 		if spec.Family == FamilyEC {
-			return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, EC keys cannot encrypt; use EH_KEYUSAGE_SIGN_VERIFY or an RSA spec")
+			return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, EC keys cannot encrypt; use EH_KEYUSAGE_SIGN_VERIFY or an RSA spec")
 		}
 	case UsageSignVerify:
 		if spec.Family == FamilyAES {
-			return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, AES keys cannot sign; use EH_KEYUSAGE_ENCRYPT_DECRYPT or an RSA/EC spec")
+			return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, AES keys cannot sign; use EH_KEYUSAGE_ENCRYPT_DECRYPT or an RSA/EC spec")
 		}
 	default:
-		return ki, errorf(KindInvalid, "invalid_keyusage", "Parameter invalid, The keyusage %q must be EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY", req.Usage)
+		return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, The keyusage %q must be EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY", req.Usage)
 	}
 	if req.Name != "" {
 		if err := validName("key", req.Name); err != nil {
@@ -126,7 +127,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 			return ki, s.internal("CreateKey", err)
 		}
 	} else if spec.Family != FamilyAES || len(material)*8 != spec.Bits {
-		return ki, errorf(KindInvalid, "invalid_import", "imported material of %d bytes does not fit %s", len(material), spec.Name)
+		return ki, fault.Errorf(fault.Invalid, "invalid_import", "imported material of %d bytes does not fit %s", len(material), spec.Name)
 	} else {
 		req.Origin = OriginExternal // recorded: this material was made elsewhere
 	}
@@ -140,7 +141,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	}
 	err = s.cfg.Store.CreateKey(ctx, k, store.KeyVersion{KeyID: k.ID, Version: 1, Material: wrapped, CreatedAt: now})
 	if errors.Is(err, store.ErrExists) {
-		return ki, errorf(KindConflict, "key_exists", "a key named [%s] already exists for this owner; pick another name", req.Name)
+		return ki, fault.Errorf(fault.Conflict, "key_exists", "a key named [%s] already exists for this owner; pick another name", req.Name)
 	}
 	if err != nil {
 		return ki, s.internal("CreateKey", err)
@@ -150,13 +151,13 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 
 func (s *Service) checkBinding(ctx context.Context, c Caller, req CreateKeyRequest) error {
 	if len(req.Decrypters) > 0 && len(req.ReleasePolicies) == 0 {
-		return errorf(KindInvalid, "decrypters_without_policy", "decrypters only make sense for a key bound to release policies; add --release-policy or drop --decrypter")
+		return fault.Errorf(fault.Invalid, "decrypters_without_policy", "decrypters only make sense for a key bound to release policies; add --release-policy or drop --decrypter")
 	}
 	if len(req.ReleasePolicies) == 0 {
 		return nil
 	}
 	if s.release == nil {
-		return errorf(KindUnsupported, "no_attestation", "this server has no attestation service, so keys cannot be bound to release policies")
+		return fault.Errorf(fault.Unsupported, "no_attestation", "this server has no attestation service, so keys cannot be bound to release policies")
 	}
 	if err := s.release.CheckPolicies(ctx, c.ID, req.ReleasePolicies); err != nil {
 		return err
@@ -164,14 +165,14 @@ func (s *Service) checkBinding(ctx context.Context, c Caller, req CreateKeyReque
 	for _, app := range req.Decrypters {
 		a, err := s.cfg.Store.GetApp(ctx, app)
 		if err != nil || a.Kind != "ehsm" {
-			return errorf(KindInvalid, "unknown_decrypter", "decrypter %q is not an enrolled app id", app)
+			return fault.Errorf(fault.Invalid, "unknown_decrypter", "decrypter %q is not an enrolled app id", app)
 		}
 	}
 	return nil
 }
 
 func notFoundKey(id string) error {
-	return errorf(KindNotFound, "key_not_found", "keyid error: no key %s is visible to this app (unknown, deleted, or owned by another app)", id)
+	return fault.Errorf(fault.NotFound, "key_not_found", "keyid error: no key %s is visible to this app (unknown, deleted, or owned by another app)", id)
 }
 
 // ownedKey loads a key and enforces tenancy: another owner's key is reported
@@ -204,9 +205,9 @@ func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key
 	}
 	switch k.State {
 	case store.StateDisabled:
-		return k, errorf(KindDisabled, "key_disabled", "keyid is disabled: key %s is disabled; enable it (EnableKey) to use it", id)
+		return k, fault.Errorf(fault.Disabled, "key_disabled", "keyid is disabled: key %s is disabled; enable it (EnableKey) to use it", id)
 	case store.StatePendingDeletion:
-		return k, errorf(KindPendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion (ppml key cancel-deletion) to use it", id, k.DeletionAt.Format(time.RFC3339))
+		return k, fault.Errorf(fault.PendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion (ppml key cancel-deletion) to use it", id, k.DeletionAt.Format(time.RFC3339))
 	}
 	return k, nil
 }
@@ -219,7 +220,7 @@ func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byt
 	}
 	v, err := s.cfg.Store.GetKeyVersion(ctx, k.ID, version)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(KindInvalid, "unknown_key_version", "key %s has no version %d", k.ID, version)
+		return nil, fault.Errorf(fault.Invalid, "unknown_key_version", "key %s has no version %d", k.ID, version)
 	}
 	if err != nil {
 		return nil, s.internal("key lookup", err)
@@ -227,10 +228,10 @@ func (s *Service) material(ctx context.Context, k store.Key, version int) ([]byt
 	m, err := s.cfg.Root.Unwrap(v.Material, store.KeyMaterialAAD(k.ID, version, k.Owner, k.Spec))
 	if err != nil {
 		if cerr := s.cfg.Root.CheckCurrent(ctx); cerr != nil {
-			return nil, errorf(KindSealed, "sealed", "%s", cerr.Error())
+			return nil, fault.Errorf(fault.Sealed, "sealed", "%s", cerr.Error())
 		}
 		s.cfg.Logger.Error("stored key material failed to unwrap: the row was modified or moved", "key_id", k.ID, "version", version)
-		return nil, errorf(KindInternal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
+		return nil, fault.Errorf(fault.Internal, "key_integrity", "Server exception. [key_integrity] the stored material of key %s version %d failed its integrity check; the administrator must restore it from backup", k.ID, version)
 	}
 	s.cache.Put(cacheKey, m)
 	return m, nil
@@ -274,7 +275,7 @@ func (s *Service) SetKeyEnabled(ctx context.Context, c Caller, id string, enable
 		return err
 	}
 	if k.State == store.StatePendingDeletion {
-		return errorf(KindPendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion first", id, k.DeletionAt.Format(time.RFC3339))
+		return fault.Errorf(fault.PendingDeletion, "key_pending_deletion", "key %s is scheduled for deletion on %s; cancel the deletion first", id, k.DeletionAt.Format(time.RFC3339))
 	}
 	state := store.StateDisabled
 	if enabled {
@@ -295,7 +296,7 @@ func (s *Service) ScheduleDeletion(ctx context.Context, c Caller, id string, win
 		window = s.cfg.DeletionWindow
 	}
 	if window < 24*time.Hour {
-		return when, errorf(KindInvalid, "invalid_window", "the deletion window must be at least 1 day (got %s)", window)
+		return when, fault.Errorf(fault.Invalid, "invalid_window", "the deletion window must be at least 1 day (got %s)", window)
 	}
 	k, err := s.ownedKey(ctx, c, id)
 	if err != nil {
@@ -319,7 +320,7 @@ func (s *Service) CancelDeletion(ctx context.Context, c Caller, id string) (err 
 		return err
 	}
 	if k.State != store.StatePendingDeletion {
-		return errorf(KindInvalid, "not_pending_deletion", "key %s is not scheduled for deletion (state %s)", id, k.State)
+		return fault.Errorf(fault.Invalid, "not_pending_deletion", "key %s is not scheduled for deletion (state %s)", id, k.State)
 	}
 	if err := s.cfg.Store.SetKeyState(ctx, id, store.StateDisabled, time.Time{}); err != nil {
 		return s.internal("CancelKeyDeletion", err)
@@ -346,7 +347,7 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInf
 	}
 	spec, _ := LookupSpec(k.Spec)
 	if spec.Family != FamilyAES {
-		return ki, errorf(KindUnsupported, "rotate_asymmetric", "key %s is asymmetric (%s): rotation would invalidate its public key; create a new key instead", id, k.Spec)
+		return ki, fault.Errorf(fault.Unsupported, "rotate_asymmetric", "key %s is asymmetric (%s): rotation would invalidate its public key; create a new key instead", id, k.Spec)
 	}
 	material, err := generateMaterial(spec)
 	if err != nil {
@@ -359,7 +360,7 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInf
 	}
 	err = s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()})
 	if errors.Is(err, store.ErrConflict) {
-		return ki, errorf(KindConflict, "rotation_conflict", "key %s was rotated concurrently; retry", id)
+		return ki, fault.Errorf(fault.Conflict, "rotation_conflict", "key %s was rotated concurrently; retry", id)
 	}
 	if err != nil {
 		return ki, s.internal("RotateKey", err)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
 )
 
@@ -49,7 +50,7 @@ func (s *Service) SetReleaseAuthorizer(a ReleaseAuthorizer) { s.release = a }
 func bound(k store.Key) bool { return len(k.ReleasePolicies) > 0 }
 
 func attestationRequired(k store.Key) error {
-	return errorf(KindForbidden, "attestation_required",
+	return fault.Errorf(fault.Forbidden, "attestation_required",
 		"key %s is bound to attestation policies: its plaintext is released only to an attested workload (ppml attest, or POST /v1/keys/%s/release with a token from /v1/attestation/verify), or to the apps its owner named as decrypters", k.ID, k.ID)
 }
 
@@ -99,13 +100,13 @@ func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertex
 		return nil, err
 	}
 	if !bound(k) {
-		return nil, errorf(KindInvalid, "key_not_bound", "key %s is not bound to an attestation policy; nothing to release (its owner decrypts with Decrypt)", keyID)
+		return nil, fault.Errorf(fault.Invalid, "key_not_bound", "key %s is not bound to an attestation policy; nothing to release (its owner decrypts with Decrypt)", keyID)
 	}
 	if s.release == nil {
-		return nil, errorf(KindUnsupported, "no_attestation", "this server has no attestation service to check release tokens")
+		return nil, fault.Errorf(fault.Unsupported, "no_attestation", "this server has no attestation service to check release tokens")
 	}
 	if token == "" {
-		return nil, errorf(KindUnauthenticated, "missing_token", "an attestation token is required: get one from POST /v1/attestation/verify")
+		return nil, fault.Errorf(fault.Unauthenticated, "missing_token", "an attestation token is required: get one from POST /v1/attestation/verify")
 	}
 	want, err := s.release.AuthorizeRelease(ctx, token, c.ID, k.Owner, k.ReleasePolicies)
 	if err != nil {
@@ -113,11 +114,11 @@ func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertex
 	}
 	got := sha256.Sum256(runtimeData)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
-		return nil, errorf(KindForbidden, "runtime_data_mismatch", "the runtime_data sent is not the one the attested quote committed to (SHA-256 differs from the token's runtime_data_sha256)")
+		return nil, fault.Errorf(fault.Forbidden, "runtime_data_mismatch", "the runtime_data sent is not the one the attested quote committed to (SHA-256 differs from the token's runtime_data_sha256)")
 	}
 	pub, err := releaseKEM.NewPublicKey(runtimeData)
 	if err != nil {
-		return nil, errorf(KindInvalid, "bad_release_key", "runtime_data must be the workload's 32-byte X25519 public key for HPKE (RFC 9180, DHKEM(X25519))")
+		return nil, fault.Errorf(fault.Invalid, "bad_release_key", "runtime_data must be the workload's 32-byte X25519 public key for HPKE (RFC 9180, DHKEM(X25519))")
 	}
 	pt, err := s.open(ctx, k, ciphertext, aad)
 	if err != nil {

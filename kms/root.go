@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/shamir"
 )
 
@@ -14,7 +15,7 @@ func (s *Service) RotateRootKey(ctx context.Context, c Caller) (shares []shamir.
 	defer func() { s.record(c, "RotateRootKey", "", err) }()
 	shares, err = s.cfg.Root.Rotate(ctx)
 	if err != nil {
-		return nil, errorf(KindInvalid, "root_rotation_refused", "%s", err.Error())
+		return nil, fault.Errorf(fault.Invalid, "root_rotation_refused", "%s", err.Error())
 	}
 	return shares, nil
 }
@@ -24,7 +25,7 @@ func (s *Service) SubmitShare(ctx context.Context, c Caller, index int, content 
 	defer func() { s.record(c, "SubmitShare", "", err) }()
 	held, unsealed, err = s.cfg.Root.SubmitShare(ctx, index, content)
 	if err != nil {
-		return 0, false, errorf(KindInvalid, "share_refused", "%s", err.Error())
+		return 0, false, fault.Errorf(fault.Invalid, "share_refused", "%s", err.Error())
 	}
 	return held, unsealed, nil
 }

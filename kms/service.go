@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/store"
@@ -96,7 +97,7 @@ type Caller struct {
 func (s *Service) record(c Caller, action, keyID string, err error) {
 	ev := audit.Event{Time: s.now().UTC(), API: c.API, Principal: c.ID, Action: action, KeyID: keyID, Remote: c.Remote, Result: "ok"}
 	if err != nil {
-		ev.Result = CodeOf(err)
+		ev.Result = fault.CodeOf(err)
 		ev.Reason = err.Error()
 	}
 	s.cfg.Audit.Record(ev)
@@ -105,12 +106,12 @@ func (s *Service) record(c Caller, action, keyID string, err error) {
 // CheckAdmin compares a presented admin token in constant time.
 func (s *Service) CheckAdmin(token string) error {
 	if s.cfg.AdminToken == "" || token == "" {
-		return errorf(KindUnauthenticated, "admin_required", "this operation needs the admin credential: send 'Authorization: Bearer <token>' with the token from the server's admin token file")
+		return fault.Errorf(fault.Unauthenticated, "admin_required", "this operation needs the admin credential: send 'Authorization: Bearer <token>' with the token from the server's admin token file")
 	}
 	a := sha256.Sum256([]byte(token))
 	b := sha256.Sum256([]byte(s.cfg.AdminToken))
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-		return errorf(KindUnauthenticated, "admin_invalid", "the admin token is wrong: use the token from the server's admin token file")
+		return fault.Errorf(fault.Unauthenticated, "admin_invalid", "the admin token is wrong: use the token from the server's admin token file")
 	}
 	return nil
 }
@@ -121,29 +122,29 @@ func (s *Service) CheckEnrollment(adminToken string) error {
 		return nil
 	}
 	if adminToken == "" {
-		return errorf(KindUnauthenticated, "admin_required", "enrollment needs the admin credential (Authorization: Bearer <token from the admin token file>), or a server started with --open-enrollment")
+		return fault.Errorf(fault.Unauthenticated, "admin_required", "enrollment needs the admin credential (Authorization: Bearer <token from the admin token file>), or a server started with --open-enrollment")
 	}
 	return s.CheckAdmin(adminToken)
 }
 
 func (s *Service) internal(op string, err error) error {
 	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
-		return errorf(KindSealed, "sealed", "%s", err.Error())
+		return fault.Errorf(fault.Sealed, "sealed", "%s", err.Error())
 	}
-	var ke *Error
+	var ke *fault.Error
 	if errors.As(err, &ke) {
 		return err
 	}
 	s.cfg.Logger.Error("kms internal error", "op", op, "err", err)
-	return errorf(KindInternal, "internal", "Server internal error during %s, please contact the administrator", op)
+	return fault.Errorf(fault.Internal, "internal", "Server internal error during %s, please contact the administrator", op)
 }
 
 func (s *Service) requireUnsealed() error {
 	if s.cfg.Root.Sealed() {
 		if !s.cfg.Root.Initialized() {
-			return errorf(KindSealed, "sealed", "%s", rootkey.ErrUninitialized.Error())
+			return fault.Errorf(fault.Sealed, "sealed", "%s", rootkey.ErrUninitialized.Error())
 		}
-		return errorf(KindSealed, "sealed", "%s", rootkey.ErrSealed.Error())
+		return fault.Errorf(fault.Sealed, "sealed", "%s", rootkey.ErrSealed.Error())
 	}
 	return nil
 }
@@ -186,7 +187,7 @@ func (s *Service) Enroll(ctx context.Context, c Caller) (appID, apiKey string, e
 }
 
 // AppKey returns an app's API key, for protocols that verify an HMAC made
-// with it. Unknown apps get KindUnauthenticated.
+// with it. Unknown apps get fault.Unauthenticated.
 func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	if err := s.requireUnsealed(); err != nil {
 		return nil, err
@@ -196,7 +197,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	}
 	a, err := s.cfg.Store.GetApp(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "ehsm") {
-		return nil, errorf(KindUnauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID)
+		return nil, fault.Errorf(fault.Unauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID)
 	}
 	if err != nil {
 		return nil, s.internal("authentication", err)
@@ -204,7 +205,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	key, err := s.cfg.Root.Unwrap(a.Secret, store.AppSecretAAD(appID))
 	if err != nil {
 		if cerr := s.cfg.Root.CheckCurrent(ctx); cerr != nil {
-			return nil, errorf(KindSealed, "sealed", "%s", cerr.Error())
+			return nil, fault.Errorf(fault.Sealed, "sealed", "%s", cerr.Error())
 		}
 		return nil, s.internal("authentication", fmt.Errorf("app %s secret: %w", appID, err))
 	}
@@ -221,7 +222,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, appID, apiKey string) err
 	a := sha256.Sum256(key)
 	b := sha256.Sum256([]byte(apiKey))
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-		return errorf(KindUnauthenticated, "bad_api_key", "the API key does not match app %s", appID)
+		return fault.Errorf(fault.Unauthenticated, "bad_api_key", "the API key does not match app %s", appID)
 	}
 	return nil
 }
@@ -235,14 +236,14 @@ func BigDLOwner(user string) string { return bigdlPrefix + user }
 
 func validName(kind, name string) error {
 	if name == "" {
-		return errorf(KindInvalid, "invalid_name", "%s name is empty", kind)
+		return fault.Errorf(fault.Invalid, "invalid_name", "%s name is empty", kind)
 	}
 	if len(name) > 256 {
-		return errorf(KindInvalid, "invalid_name", "%s name is longer than 256 bytes", kind)
+		return fault.Errorf(fault.Invalid, "invalid_name", "%s name is longer than 256 bytes", kind)
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
-			return errorf(KindInvalid, "invalid_name", "%s name contains a control character", kind)
+			return fault.Errorf(fault.Invalid, "invalid_name", "%s name contains a control character", kind)
 		}
 	}
 	return nil
@@ -274,7 +275,7 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 		return err
 	}
 	if len(token) < 8 {
-		return errorf(KindInvalid, "weak_token", "the token must be at least 8 characters")
+		return fault.Errorf(fault.Invalid, "weak_token", "the token must be at least 8 characters")
 	}
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
@@ -283,7 +284,7 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 	secret := append(salt, hashToken(token, salt)...)
 	err = s.cfg.Store.CreateApp(ctx, store.App{ID: BigDLOwner(user), Kind: "bigdl", Secret: secret, CreatedAt: s.now()})
 	if errors.Is(err, store.ErrExists) {
-		return errorf(KindConflict, "user_exists", "user [%s] already exists; pick another name", user)
+		return fault.Errorf(fault.Conflict, "user_exists", "user [%s] already exists; pick another name", user)
 	}
 	if err != nil {
 		return s.internal("CreateUser", err)
@@ -293,7 +294,7 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 
 // AuthenticateBigDLUser checks a user name and token.
 func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string) error {
-	bad := errorf(KindUnauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
+	bad := fault.Errorf(fault.Unauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
 	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
 	if errors.Is(err, store.ErrNotFound) {
 		hashToken(token, make([]byte, 16)) // same cost whether or not the user exists

@@ -3,6 +3,8 @@ package kms
 import (
 	"crypto"
 	"crypto/elliptic"
+
+	"github.com/ppml-project/ppml/fault"
 )
 
 // Algorithm families.
@@ -48,9 +50,9 @@ func LookupSpec(name string) (Spec, error) {
 		return s, nil
 	}
 	if why, ok := unsupportedSpecs[name]; ok {
-		return Spec{}, errorf(KindUnsupported, "unsupported_keyspec", "%s", why)
+		return Spec{}, fault.Errorf(fault.Unsupported, "unsupported_keyspec", "%s", why)
 	}
-	return Spec{}, errorf(KindInvalid, "invalid_keyspec",
+	return Spec{}, fault.Errorf(fault.Invalid, "invalid_keyspec",
 		"Parameter invalid, The keyspec %q is not a key spec; use one of EH_AES_GCM_128/192/256, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521", name)
 }
 
@@ -84,7 +86,7 @@ func lookupDigest(name string) (crypto.Hash, error) {
 		return h, nil
 	}
 	if name == "EH_SM3" {
-		return 0, errorf(KindUnsupported, "unsupported_digest", "EH_SM3 is not supported; use EH_SHA_256, EH_SHA_384 or EH_SHA_512")
+		return 0, fault.Errorf(fault.Unsupported, "unsupported_digest", "EH_SM3 is not supported; use EH_SHA_256, EH_SHA_384 or EH_SHA_512")
 	}
-	return 0, errorf(KindInvalid, "invalid_digest", "Parameter invalid, The digest_mode %q is not one of EH_SHA_224, EH_SHA_256, EH_SHA_384, EH_SHA_512", name)
+	return 0, fault.Errorf(fault.Invalid, "invalid_digest", "Parameter invalid, The digest_mode %q is not one of EH_SHA_224, EH_SHA_256, EH_SHA_384, EH_SHA_512", name)
 }

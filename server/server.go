@@ -12,8 +12,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/ppml-project/ppml/enclave"
-	"github.com/ppml-project/ppml/quote/sim"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +19,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/quote/sim"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -318,7 +320,7 @@ func (s *Server) buildHandler() http.Handler {
 	}
 	mux.HandleFunc("/{$}", bd.ServeHTTP)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		native.WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no route %s %s: the APIs are /ehsm, /v1/, the BigDL KMS and AS routes, /healthz, /readyz and /metrics", r.Method, r.URL.Path)})
+		native.WriteError(w, &fault.Error{Kind: fault.NotFound, Code: "unknown_route", Msg: fmt.Sprintf("no route %s %s: the APIs are /ehsm, /v1/, the BigDL KMS and AS routes, /healthz, /readyz and /metrics", r.Method, r.URL.Path)})
 	})
 	return s.recoverer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// BigDL's Scala client sends //dataKey/...; route it as /dataKey/...
@@ -340,7 +342,7 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v))
-				native.WriteError(w, &kms.Error{Kind: kms.KindInternal, Code: "internal", Msg: "Server internal error, please contact the administrator"})
+				native.WriteError(w, &fault.Error{Kind: fault.Internal, Code: "internal", Msg: "Server internal error, please contact the administrator"})
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -10,14 +10,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/ppml-project/ppml/enclave"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/fault"
+
 	"github.com/ppml-project/ppml/api/ehsm"
 	"github.com/ppml-project/ppml/attestation"
-	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
@@ -52,7 +53,7 @@ func (EHSMQuotes) Actions() []string {
 }
 
 func invalid(code, format string, a ...any) error {
-	return &kms.Error{Kind: kms.KindInvalid, Code: code, Msg: fmt.Sprintf(format, a...)}
+	return &fault.Error{Kind: fault.Invalid, Code: code, Msg: fmt.Sprintf(format, a...)}
 }
 
 func strField(p map[string]any, k string, required bool, max int) (string, error) {
@@ -131,7 +132,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 			return nil, "", err
 		}
 		sp, err := q.AS.Policy(ctx, appID, id)
-		if kms.KindOf(err) == kms.KindNotFound {
+		if fault.KindOf(err) == fault.NotFound {
 			return map[string]any{"policyId": id}, "Query quote policy success.", nil // upstream: only policyId
 		}
 		if err != nil {
@@ -164,7 +165,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		var sp *attestation.StoredPolicy
 		if id != "" {
 			if sp, err = q.AS.Policy(ctx, appID, id); err != nil {
-				if kms.KindOf(err) == kms.KindNotFound {
+				if fault.KindOf(err) == fault.NotFound {
 					return nil, "", invalid("policy_not_found", "Invalid  policyId.")
 				}
 				return nil, "", err
@@ -195,7 +196,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		return res, msg, nil
 	case "GenerateQuote":
 		if q.Self == nil {
-			return nil, "", &kms.Error{Kind: kms.KindUnsupported, Code: "unsupported_action",
+			return nil, "", &fault.Error{Kind: fault.Unsupported, Code: "unsupported_action",
 				Msg: "GenerateQuote is not supported: this server does not run inside an enclave (--self-attestation), so it has no quote of its own to bind the challenge to"}
 		}
 		challengeRaw, challenge, err := b64Field(p, "challenge", maxNonceB64)
@@ -209,7 +210,7 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		copy(rd[:], h[:])
 		quote, err := q.Self.Quote(rd)
 		if err != nil {
-			return nil, "", &kms.Error{Kind: kms.KindInternal, Code: "self_quote", Msg: "Server exception. [self_quote] could not produce this server's quote: " + err.Error()}
+			return nil, "", &fault.Error{Kind: fault.Internal, Code: "self_quote", Msg: "Server exception. [self_quote] could not produce this server's quote: " + err.Error()}
 		}
 		res := map[string]any{"challenge": challenge, "quote": base64.StdEncoding.EncodeToString(quote)}
 		if q.Self.Simulated() {
@@ -217,5 +218,5 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		}
 		return res, "successful", nil
 	}
-	return nil, "", &kms.Error{Kind: kms.KindUnsupported, Code: "unknown_action", Msg: "unknown quote action " + action}
+	return nil, "", &fault.Error{Kind: fault.Unsupported, Code: "unknown_action", Msg: "unknown quote action " + action}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ppml-project/ppml/api/native"
 	"github.com/ppml-project/ppml/attestation"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 )
@@ -41,7 +42,7 @@ func (n Native) handle(action string, authed bool, fn handlerFunc) http.HandlerF
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		res, err := n.serve(r, authed, fn)
-		n.Metrics.Observe("native", action, kms.CodeOf(err), time.Since(start))
+		n.Metrics.Observe("native", action, fault.CodeOf(err), time.Since(start))
 		if err != nil {
 			writeError(w, err)
 			return
@@ -56,7 +57,7 @@ func (n Native) serve(r *http.Request, authed bool, fn handlerFunc) (any, error)
 	}
 	appID, apiKey, ok := r.BasicAuth()
 	if !ok || appID == "" || apiKey == "" {
-		return nil, &kms.Error{Kind: kms.KindUnauthenticated, Code: "missing_credentials", Msg: "send the app id and API key as HTTP Basic credentials (ppml CLI: --app-id and --api-key-file)"}
+		return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "missing_credentials", Msg: "send the app id and API key as HTTP Basic credentials (ppml CLI: --app-id and --api-key-file)"}
 	}
 	if err := n.KMS.AuthenticateApp(r.Context(), appID, apiKey); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/attestation"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/policy"
@@ -144,13 +145,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func fromKMS(err error) *failure {
-	code := kms.CodeOf(err)
-	switch kms.KindOf(err) {
-	case kms.KindUnauthenticated:
+	code := fault.CodeOf(err)
+	switch fault.KindOf(err) {
+	case fault.Unauthenticated:
 		return fail(http.StatusUnauthorized, err.Error(), code, "")
-	case kms.KindSealed:
+	case fault.Sealed:
 		return fail(http.StatusServiceUnavailable, err.Error(), code, "")
-	case kms.KindInternal:
+	case fault.Internal:
 		return fail(http.StatusInternalServerError, "Server internal error, please contact the administrator.", code, "")
 	}
 	return fail(http.StatusBadRequest, err.Error(), code, "")
@@ -207,7 +208,7 @@ func (h *Handler) auth(r *http.Request, m map[string]json.RawMessage) (string, e
 		return "", fail(http.StatusBadRequest, MsgInvalidCredentials, "bad_credentials", "appID and apiKey are required")
 	}
 	if err := h.svc.AuthenticateApp(r.Context(), appID, apiKey); err != nil {
-		if kms.KindOf(err) == kms.KindUnauthenticated {
+		if fault.KindOf(err) == fault.Unauthenticated {
 			return "", fail(http.StatusBadRequest, MsgInvalidCredentials, "bad_credentials", "")
 		}
 		return "", err
@@ -378,7 +379,7 @@ func (h *Handler) verifyQuote(r *http.Request) (map[string]any, int, error) {
 		sp, err = h.as.Policy(r.Context(), appID, pid)
 	}
 	if err != nil {
-		if kms.KindOf(err) == kms.KindNotFound {
+		if fault.KindOf(err) == fault.NotFound {
 			return nil, 0, fail(http.StatusBadRequest, MsgUnsupportedPolicy, "policy_not_found", err.Error())
 		}
 		return nil, 0, err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 )
@@ -53,7 +54,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	action, rep := h.serve(r, path)
 	result := "ok"
 	if rep.err != nil {
-		result = kms.CodeOf(rep.err)
+		result = fault.CodeOf(rep.err)
 	}
 	h.o.Metrics.Observe("bigdl-kms", action, result, time.Since(start))
 	if rep.err != nil && action == "GetDataKey" && h.o.LegacyFailClosed {
@@ -69,7 +70,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rep.status)
 		if rep.err != nil {
-			writeJSON(w, map[string]any{"error": map[string]string{"code": kms.CodeOf(rep.err), "message": rep.text}})
+			writeJSON(w, map[string]any{"error": map[string]string{"code": fault.CodeOf(rep.err), "message": rep.text}})
 		} else {
 			writeJSON(w, map[string]any{"result": rep.text})
 		}
@@ -86,8 +87,8 @@ func ok(text string) reply { return reply{status: http.StatusOK, text: text} }
 
 func fail(err error) reply { return reply{err: err} }
 
-func usage(kind kms.Kind, code, msg string) error {
-	return &kms.Error{Kind: kind, Code: code, Msg: msg}
+func usage(kind fault.Kind, code, msg string) error {
+	return &fault.Error{Kind: kind, Code: code, Msg: msg}
 }
 
 // Banner is the answer to GET /.
@@ -103,7 +104,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 	ctx := r.Context()
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return "invalid", fail(usage(kms.KindInvalid, "bad_query", "the query string is malformed: "+err.Error()+"\n please send parameters like: ?user=<u>&token=<t>"))
+		return "invalid", fail(usage(fault.Invalid, "bad_query", "the query string is malformed: "+err.Error()+"\n please send parameters like: ?user=<u>&token=<t>"))
 	}
 	segs := strings.Split(strings.Trim(path, "/"), "/")
 	if path == "/" || path == "" {
@@ -113,17 +114,17 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 	if len(segs) == 2 {
 		name, err = url.PathUnescape(segs[1])
 		if err != nil {
-			return "invalid", fail(usage(kms.KindInvalid, "bad_path", "the name in the path is not valid percent-encoding"))
+			return "invalid", fail(usage(fault.Invalid, "bad_path", "the name in the path is not valid percent-encoding"))
 		}
 	}
 	if len(segs) != 2 || name == "" {
-		return "unknown", fail(usage(kms.KindNotFound, "unknown_route", fmt.Sprintf("no route for %s %s\n please use one of the routes listed by GET /", r.Method, path)))
+		return "unknown", fail(usage(fault.NotFound, "unknown_route", fmt.Sprintf("no route for %s %s\n please use one of the routes listed by GET /", r.Method, path)))
 	}
 	caller := kms.Caller{API: "bigdl-kms", Remote: r.RemoteAddr}
 	auth := func() error {
 		user, token := q.Get("user"), q.Get("token")
 		if user == "" || token == "" {
-			return usage(kms.KindUnauthenticated, "missing_credentials", "user and token are required\n please add them like: ?user=<userName>&token=<userToken>")
+			return usage(fault.Unauthenticated, "missing_credentials", "user and token are required\n please add them like: ?user=<userName>&token=<userToken>")
 		}
 		if err := h.svc.AuthenticateBigDLUser(ctx, user, token); err != nil {
 			return err
@@ -138,7 +139,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		token := q.Get("token")
 		if token == "" {
-			return "CreateUser", fail(usage(kms.KindInvalid, "missing_token", "token is required\n please create a user like: POST /user/<userName>?token=<userToken>"))
+			return "CreateUser", fail(usage(fault.Invalid, "missing_token", "token is required\n please create a user like: POST /user/<userName>?token=<userToken>"))
 		}
 		if err := h.svc.CreateBigDLUser(ctx, caller, name, token); err != nil {
 			return "CreateUser", fail(err)
@@ -162,7 +163,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		pk := q.Get("primaryKeyName")
 		if pk == "" {
-			return action, fail(usage(kms.KindInvalid, "missing_primary_key", "primaryKeyName is required\n please add it like: ?primaryKeyName=<name>&user=<u>&token=<t>"))
+			return action, fail(usage(fault.Invalid, "missing_primary_key", "primaryKeyName is required\n please add it like: ?primaryKeyName=<name>&user=<u>&token=<t>"))
 		}
 		if r.Method == http.MethodPost {
 			if err := h.svc.CreateNamedDataKey(ctx, caller, pk, name); err != nil {
@@ -198,7 +199,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 64<<10))
 		if err != nil {
-			return "RecoverRootKey", fail(usage(kms.KindInvalid, "bad_share", "could not read the share body (over 64 KiB?)"))
+			return "RecoverRootKey", fail(usage(fault.Invalid, "bad_share", "could not read the share body (over 64 KiB?)"))
 		}
 		index, content, err := ParseShare(body)
 		if err != nil {
@@ -213,7 +214,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		return "RecoverRootKey", ok(fmt.Sprintf("received %d/3 shares", held))
 	}
-	return "unknown", fail(usage(kms.KindNotFound, "unknown_route", fmt.Sprintf("no route for %s %s\n please use one of the routes listed by GET /", r.Method, path)))
+	return "unknown", fail(usage(fault.NotFound, "unknown_route", fmt.Sprintf("no route for %s %s\n please use one of the routes listed by GET /", r.Method, path)))
 }
 
 // ParseShare decodes one share {"index": n, "content": "<base64>"}.
@@ -223,11 +224,11 @@ func ParseShare(body []byte) (int, []byte, error) {
 		Content string `json:"content"`
 	}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(string(body))), &s); err != nil || s.Index == nil || s.Content == "" {
-		return 0, nil, usage(kms.KindInvalid, "bad_share", "the body must be one share as JSON: {\"index\": <1..5>, \"content\": \"<base64>\"}")
+		return 0, nil, usage(fault.Invalid, "bad_share", "the body must be one share as JSON: {\"index\": <1..5>, \"content\": \"<base64>\"}")
 	}
 	content, err := base64.StdEncoding.DecodeString(s.Content)
 	if err != nil {
-		return 0, nil, usage(kms.KindInvalid, "bad_share", "the share content is not standard base64")
+		return 0, nil, usage(fault.Invalid, "bad_share", "the share content is not standard base64")
 	}
 	return *s.Index, content, nil
 }

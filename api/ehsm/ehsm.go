@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/wire/ehsmsig"
@@ -101,7 +102,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ae) {
 			resp.Code, tag = ae.code, ae.tag
 		} else {
-			resp.Code, tag = codeOf(err), kms.CodeOf(err)
+			resp.Code, tag = codeOf(err), fault.CodeOf(err)
 		}
 	}
 	if resp.Result == nil {
@@ -121,8 +122,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func codeOf(err error) int {
-	switch kms.KindOf(err) {
-	case kms.KindInternal, kms.KindSealed:
+	switch fault.KindOf(err) {
+	case fault.Internal, fault.Sealed:
 		return 500
 	}
 	return 400

@@ -7,24 +7,24 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/fault"
 )
 
 // StatusOf maps a kms error kind to the HTTP status of the protocols that
 // use real statuses (native, BigDL KMS).
 func StatusOf(err error) int {
-	switch kms.KindOf(err) {
-	case kms.KindInvalid, kms.KindUnsupported:
+	switch fault.KindOf(err) {
+	case fault.Invalid, fault.Unsupported:
 		return http.StatusBadRequest
-	case kms.KindUnauthenticated:
+	case fault.Unauthenticated:
 		return http.StatusUnauthorized
-	case kms.KindForbidden:
+	case fault.Forbidden:
 		return http.StatusForbidden
-	case kms.KindNotFound:
+	case fault.NotFound:
 		return http.StatusNotFound
-	case kms.KindConflict, kms.KindDisabled, kms.KindPendingDeletion:
+	case fault.Conflict, fault.Disabled, fault.PendingDeletion:
 		return http.StatusConflict
-	case kms.KindSealed:
+	case fault.Sealed:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

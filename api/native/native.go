@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
 )
@@ -56,7 +57,7 @@ func New(svc *kms.Service, m *metrics.Metrics, extra ...Route) *Handler {
 		h.mux.HandleFunc(r.Pattern, r.Handler)
 	}
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, &kms.Error{Kind: kms.KindNotFound, Code: "unknown_route", Msg: fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path)})
+		WriteError(w, &fault.Error{Kind: fault.NotFound, Code: "unknown_route", Msg: fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path)})
 	})
 	return h
 }
@@ -69,7 +70,7 @@ func (h *Handler) handle(pattern, action string, fn handlerFunc) {
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		res, err := fn(r, kms.Caller{API: "native", Remote: r.RemoteAddr})
-		h.metrics.Observe("native", action, kms.CodeOf(err), time.Since(start))
+		h.metrics.Observe("native", action, fault.CodeOf(err), time.Since(start))
 		if err != nil {
 			WriteError(w, err)
 			return
@@ -83,7 +84,7 @@ func (h *Handler) authed(fn handlerFunc) handlerFunc {
 	return func(r *http.Request, c kms.Caller) (any, error) {
 		appID, apiKey, ok := r.BasicAuth()
 		if !ok || appID == "" || apiKey == "" {
-			return nil, &kms.Error{Kind: kms.KindUnauthenticated, Code: "missing_credentials", Msg: "send the app id and API key as HTTP Basic credentials (ppml CLI: --app-id and --api-key-file)"}
+			return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "missing_credentials", Msg: "send the app id and API key as HTTP Basic credentials (ppml CLI: --app-id and --api-key-file)"}
 		}
 		if err := h.svc.AuthenticateApp(r.Context(), appID, apiKey); err != nil {
 			return nil, err
@@ -136,7 +137,7 @@ func Decode(r *http.Request, v any) error {
 	return nil
 }
 
-func invalid(code, msg string) error { return &kms.Error{Kind: kms.KindInvalid, Code: code, Msg: msg} }
+func invalid(code, msg string) error { return &fault.Error{Kind: fault.Invalid, Code: code, Msg: msg} }
 
 // WriteJSON writes v with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -150,7 +151,7 @@ func StatusOf(err error) int { return httputil.StatusOf(err) }
 
 // WriteError writes err as {"error": {"code", "message"}}.
 func WriteError(w http.ResponseWriter, err error) {
-	WriteJSON(w, StatusOf(err), map[string]any{"error": map[string]string{"code": kms.CodeOf(err), "message": err.Error()}})
+	WriteJSON(w, StatusOf(err), map[string]any{"error": map[string]string{"code": fault.CodeOf(err), "message": err.Error()}})
 }
 
 func (h *Handler) enroll(r *http.Request, c kms.Caller) (any, error) {

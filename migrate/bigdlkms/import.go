@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 )
 
@@ -43,7 +44,7 @@ func (im Import) Run(ctx context.Context, db *DB, svc *kms.Service) (Report, err
 	switch err := svc.CreateBigDLUser(ctx, c, im.User, im.Token); {
 	case err == nil:
 		r.Lines = append(r.Lines, fmt.Sprintf("user [%s]: created (token stored as an argon2id hash)", im.User))
-	case kms.KindOf(err) == kms.KindConflict:
+	case fault.KindOf(err) == fault.Conflict:
 		if err := svc.AuthenticateBigDLUser(ctx, im.User, im.Token); err != nil {
 			return r, fmt.Errorf("user [%s] already exists in ppml with another token", im.User)
 		}
@@ -54,7 +55,7 @@ func (im Import) Run(ctx context.Context, db *DB, svc *kms.Service) (Report, err
 	switch _, err := svc.ImportNamedPrimaryKey(ctx, c, im.PrimaryKey, pk); {
 	case err == nil:
 		r.Lines = append(r.Lines, fmt.Sprintf("primary key [%s]: imported (%d bits), re-wrapped with AES-GCM", im.PrimaryKey, len(pk)*8))
-	case kms.KindOf(err) == kms.KindConflict:
+	case fault.KindOf(err) == fault.Conflict:
 		r.Lines = append(r.Lines, fmt.Sprintf("primary key [%s]: already present, kept", im.PrimaryKey))
 	default:
 		return r, err
@@ -63,7 +64,7 @@ func (im Import) Run(ctx context.Context, db *DB, svc *kms.Service) (Report, err
 		switch err := svc.ImportNamedDataKey(ctx, c, im.PrimaryKey, name, dks[i]); {
 		case err == nil:
 			r.Lines = append(r.Lines, fmt.Sprintf("data key [%s]: imported (%d bits)", name, len(dks[i])*8))
-		case kms.KindOf(err) == kms.KindConflict:
+		case fault.KindOf(err) == fault.Conflict:
 			r.Lines = append(r.Lines, fmt.Sprintf("data key [%s]: already present, kept", name))
 		default:
 			return r, err
