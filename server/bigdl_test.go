@@ -40,6 +40,36 @@ func (b *bigdl) do(method, target string, admin bool) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// try sends a request as BigDL's client does (no Accept header, status
+// ignored) and returns the transport error instead of failing.
+func (b *bigdl) try(method, target string) (int, string, error) {
+	req, err := http.NewRequest(method, b.base+target, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+// doJSON asks for a JSON answer, as a status-aware client does.
+func (b *bigdl) doJSON(method, target string) (int, string) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.base+target, nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 func TestBigDLKMSRoutes(t *testing.T) {
 	for _, st := range servertest.Stores(t) {
 		t.Run(st, func(t *testing.T) {
@@ -76,8 +106,11 @@ func TestBigDLKMSRoutes(t *testing.T) {
 			}
 			// Binding: another primary key cannot unwrap it.
 			b.do("POST", "/primaryKey/pk2?user=alice&token=s3cr3t-token", false)
-			if code, body := b.do("GET", "/dataKey/dk-0001?user=alice&token=s3cr3t-token&primaryKeyName=pk2", false); code != 400 || !strings.Contains(body, "not generated under primary key") {
-				t.Fatalf("wrong primary key: %d %q", code, body)
+			if code, body, err := b.try("GET", "/dataKey/dk-0001?user=alice&token=s3cr3t-token&primaryKeyName=pk2"); err == nil {
+				t.Fatalf("wrong primary key: answered %d %q, want a reset connection", code, body)
+			}
+			if code, body := b.doJSON("GET", "/dataKey/dk-0001?user=alice&token=s3cr3t-token&primaryKeyName=pk2"); code != 400 || !strings.Contains(body, "not generated under primary key") {
+				t.Fatalf("wrong primary key (JSON client): %d %q", code, body)
 			}
 			// Wrong token, unknown user, missing parameters, duplicates.
 			for _, c := range []struct {
@@ -96,6 +129,16 @@ func TestBigDLKMSRoutes(t *testing.T) {
 				{"DELETE", "/dataKey/dk-0001", 404, "no route"},
 				{"GET", "/rootKey/rotate", 401, "admin credential"},
 			} {
+				if c.method == "GET" && strings.HasPrefix(c.target, "/dataKey/") {
+					// Fail-closed by default: BigDL's client would take any body for the key.
+					if code, body, err := b.try(c.method, c.target); err == nil {
+						t.Errorf("%s %s: answered %d %q, want a reset connection", c.method, c.target, code, body)
+					}
+					if code, body := b.doJSON(c.method, c.target); code != c.code || !strings.Contains(body, c.msg) {
+						t.Errorf("%s %s (JSON client): %d %q, want %d containing %q", c.method, c.target, code, body, c.code, c.msg)
+					}
+					continue
+				}
 				if code, body := b.do(c.method, c.target, false); code != c.code || !strings.Contains(body, c.msg) {
 					t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.target, code, body, c.code, c.msg)
 				}
@@ -103,7 +146,7 @@ func TestBigDLKMSRoutes(t *testing.T) {
 			// Tenancy: bob cannot read alice's data key by name.
 			b.do("POST", "/user/bob?token=bob-token-1", true)
 			b.do("POST", "/primaryKey/pk1?user=bob&token=bob-token-1", false)
-			if code, _ := b.do("GET", "/dataKey/dk-0001?user=bob&token=bob-token-1&primaryKeyName=pk1", false); code != 404 {
+			if code, _ := b.doJSON("GET", "/dataKey/dk-0001?user=bob&token=bob-token-1&primaryKeyName=pk1"); code != 404 {
 				t.Fatalf("bob read alice's data key: %d", code)
 			}
 			// The file root key cannot be rotated online: refused, nothing changes.
@@ -117,24 +160,43 @@ func TestBigDLKMSRoutes(t *testing.T) {
 	}
 }
 
-func TestBigDLLegacyFailClosedAnd128(t *testing.T) {
-	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) {
-		c.BigDLLegacyFailClosed = true
-		c.BigDLDataKeyBits = 128
-		c.OpenEnrollment = true
-	}})
-	h, _ := client.HTTPClient(inst.CAFile, 0)
-	b := &bigdl{t: t, http: h, base: inst.URL}
-	if code, _ := b.do("POST", "/user/carol?token=carol-token", false); code != 200 {
-		t.Fatalf("open enrollment refused: %d", code)
-	}
-	b.do("POST", "/primaryKey/pk?user=carol&token=carol-token", false)
-	b.do("POST", "/dataKey/dk?user=carol&token=carol-token&primaryKeyName=pk", false)
-	if _, key := b.do("GET", "/dataKey/dk?user=carol&token=carol-token&primaryKeyName=pk", false); len(key) != 24 {
-		t.Fatalf("128-bit data key text %q, want 24 characters", key)
-	}
-	// A failing GET /dataKey resets the connection: no body to mistake for a key.
-	if _, err := h.Get(inst.URL + "/dataKey/dk?user=carol&token=WRONG-token&primaryKeyName=pk"); err == nil {
-		t.Fatal("failing GET /dataKey answered instead of resetting the connection")
+// TestBigDLDataKeyErrorBodiesAnd128: upstream's answer to a failing GET
+// /dataKey (a text body) comes back only with the dangerous opt-out; JSON
+// clients, which read statuses, get the error answer in either mode.
+func TestBigDLDataKeyErrorBodiesAnd128(t *testing.T) {
+	for _, errorBodies := range []bool{false, true} {
+		inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) {
+			c.BigDLDataKeyErrorBodies = errorBodies
+			c.BigDLDataKeyBits = 128
+			c.OpenEnrollment = true
+		}})
+		h, _ := client.HTTPClient(inst.CAFile, 0)
+		b := &bigdl{t: t, http: h, base: inst.URL}
+		if code, _ := b.do("POST", "//user/carol?token=carol-token", false); code != 200 {
+			t.Fatalf("open enrollment refused: %d", code)
+		}
+		b.do("POST", "//primaryKey/pk?token=carol-token&user=carol", false)
+		b.do("POST", "//dataKey/dk?token=carol-token&user=carol&primaryKeyName=pk", false)
+		if _, key := b.do("GET", "//dataKey/dk?token=carol-token&user=carol&primaryKeyName=pk", false); len(key) != 24 {
+			t.Fatalf("128-bit data key text %q, want 24 characters", key)
+		}
+		code, body, err := b.try("GET", "//dataKey/dk?token=WRONG-token&user=carol&primaryKeyName=pk")
+		switch {
+		case !errorBodies && err == nil:
+			t.Fatalf("default: failing GET /dataKey answered %d %q instead of resetting the connection", code, body)
+		case errorBodies && (err != nil || code != 401 || !strings.Contains(body, "wrong user or token")):
+			t.Fatalf("--bigdl-datakey-error-bodies: %d %q %v, want upstream's 401 text", code, body, err)
+		}
+		req, _ := http.NewRequest("GET", inst.URL+"/dataKey/dk?token=WRONG-token&user=carol&primaryKeyName=pk", nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := h.Do(req)
+		if err != nil {
+			t.Fatalf("JSON client got %v, want a 401 answer", err)
+		}
+		jb, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(jb), `"error"`) {
+			t.Fatalf("JSON client: %d %s", resp.StatusCode, jb)
+		}
 	}
 }

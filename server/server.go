@@ -60,11 +60,15 @@ type Config struct {
 	AdminTokenFile  string // default <data-dir>/admin.token (created)
 	OpenEnrollment  bool
 
-	DeletionWindow        time.Duration
-	BigDLDataKeyBits      int
-	BigDLLegacyFailClosed bool
-	EHSMMirrorStatus      bool
-	EHSMBindNonce         bool // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
+	DeletionWindow   time.Duration
+	BigDLDataKeyBits int
+	// BigDLDataKeyErrorBodies restores upstream's answer to a failing GET
+	// /dataKey (a status and a text body) instead of a reset connection.
+	// Dangerous: BigDL's client, which ignores the status, encrypts data
+	// with the error text as its key.
+	BigDLDataKeyErrorBodies bool
+	EHSMMirrorStatus        bool
+	EHSMBindNonce           bool // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
 	// SelfAttestation lets clients attest this server (eHSM GenerateQuote):
 	// "" (off), "gramine" (/dev/attestation inside Gramine) or "simulated"
 	// (with AllowSimulation: a simulated enclave in <data-dir>/self-enclave).
@@ -181,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
 	if cfg.OpenEnrollment {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
+	}
+	if cfg.BigDLDataKeyErrorBodies {
+		s.log.Warn("DANGEROUS: a failing BigDL GET /dataKey answers with an error text (--bigdl-datakey-error-bodies); BigDL's client ignores the status and encrypts data with that text as the key")
 	}
 	s.metrics = metrics.New(s.svc)
 	simDir := cfg.SimDir
@@ -314,7 +321,7 @@ func (s *Server) buildHandler() http.Handler {
 	for _, p := range bigdlas.Routes {
 		mux.Handle(p, as)
 	}
-	bd := bigdlkms.New(s.svc, bigdlkms.Options{Metrics: s.metrics, LegacyFailClosed: s.cfg.BigDLLegacyFailClosed})
+	bd := bigdlkms.New(s.svc, bigdlkms.Options{Metrics: s.metrics, Logger: s.log, DataKeyErrorBodies: s.cfg.BigDLDataKeyErrorBodies})
 	for _, p := range bigdlkms.Routes {
 		mux.Handle(p, bd)
 	}

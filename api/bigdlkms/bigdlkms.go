@@ -2,9 +2,10 @@
 // over the kms core: plain-text answers as upstream, a double slash in the
 // path accepted, empty query components ignored. Deliberate differences:
 // user creation, root key rotation and share submission need the admin
-// credential; duplicates answer 409; failures use real 4xx/5xx statuses
-// (or, opt-in, a reset connection for GET /dataKey, so that the legacy
-// client, which ignores statuses, cannot mistake an error text for a key).
+// credential; duplicates answer 409; failures use real 4xx/5xx statuses,
+// and a failing GET /dataKey resets the connection instead of answering,
+// because BigDL's client ignores the status and would use the error text as
+// the data key (opt-out: Options.DataKeyErrorBodies).
 package bigdlkms
 
 import (
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,8 +28,11 @@ import (
 // Options configures the handler.
 type Options struct {
 	Metrics *metrics.Metrics
-	// LegacyFailClosed resets the connection when GET /dataKey fails.
-	LegacyFailClosed bool
+	Logger  *slog.Logger
+	// DataKeyErrorBodies answers a failing GET /dataKey with a status and
+	// an error text, as upstream does, instead of resetting the connection.
+	// Dangerous: BigDL's client encrypts data with that text as the key.
+	DataKeyErrorBodies bool
 }
 
 // Handler serves the BigDL KMS routes.
@@ -37,7 +42,12 @@ type Handler struct {
 }
 
 // New returns the handler.
-func New(svc *kms.Service, o Options) *Handler { return &Handler{svc: svc, o: o} }
+func New(svc *kms.Service, o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Handler{svc: svc, o: o}
+}
 
 // Routes lists the path prefixes this handler owns (after slash collapsing).
 var Routes = []string{"/user/", "/primaryKey/", "/dataKey/", "/rootKey/"}
@@ -57,12 +67,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		result = fault.CodeOf(rep.err)
 	}
 	h.o.Metrics.Observe("bigdl-kms", action, result, time.Since(start))
-	if rep.err != nil && action == "GetDataKey" && h.o.LegacyFailClosed {
+	json := strings.Contains(r.Header.Get("Accept"), "application/json")
+	if rep.err != nil && action == "GetDataKey" && !json && !h.o.DataKeyErrorBodies {
 		// Abort: HTTP/1 closes the connection, HTTP/2 resets the stream;
-		// either way the client gets an I/O error, never a body.
+		// either way the client gets an I/O error, never a body. A client
+		// asking for JSON reads statuses and gets the error answer.
+		h.o.Logger.Info("BigDL GET /dataKey failed: connection reset instead of an error text (BigDL clients take any body for the key)", "error", rep.err.Error())
 		panic(http.ErrAbortHandler)
 	}
-	json := strings.Contains(r.Header.Get("Accept"), "application/json")
 	if rep.err != nil {
 		rep.status, rep.text = httputil.StatusOf(rep.err), rep.err.Error()
 	}

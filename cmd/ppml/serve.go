@@ -77,7 +77,10 @@ simulated: true.`,
 	fs.BoolVar(&cfg.OpenEnrollment, "open-enrollment", false, "let anyone enroll apps and BigDL users without the admin token (development only)")
 	fs.DurationVar(&cfg.DeletionWindow, "deletion-window", 7*24*time.Hour, "default wait between DeleteKey and the destruction of the key (cancellable meanwhile)")
 	fs.IntVar(&cfg.BigDLDataKeyBits, "bigdl-data-key-bits", 256, "size of BigDL KMS data keys: 256 (recommended) or 128 (upstream's size)")
-	fs.BoolVar(&cfg.BigDLLegacyFailClosed, "bigdl-legacy-fail-closed", false, "reset the connection when GET /dataKey fails, so legacy BigDL clients (which ignore HTTP statuses) cannot take an error text for a key")
+	fs.BoolVar(&cfg.BigDLDataKeyErrorBodies, "bigdl-datakey-error-bodies", false, "DANGEROUS: answer a failing BigDL GET /dataKey with an error text as upstream does; BigDL's client ignores the status and encrypts data with that text as the key (default: reset the connection)")
+	legacyFailClosed := true
+	fs.BoolVar(&legacyFailClosed, "bigdl-legacy-fail-closed", true, "kept for old command lines: failing GET /dataKey now always resets the connection unless --bigdl-datakey-error-bodies")
+	_ = fs.MarkDeprecated("bigdl-legacy-fail-closed", "it is the default now; --bigdl-datakey-error-bodies restores upstream's answer")
 	fs.StringVar(&cfg.SelfAttestation, "self-attestation", "", "let clients attest this server with eHSM GenerateQuote (ATTESTATION_CHALLENGE): gramine (running inside Gramine) or simulated (with --allow-simulation); off by default")
 	fs.BoolVar(&cfg.EHSMBindNonce, "ehsm-bind-nonce", false, "eHSM VerifyQuote: require the quote's report_data to start with SHA-256(decoded nonce), binding it to the request (BigDL's client always sends the nonce \"test\": leave this off for it)")
 	fs.BoolVar(&cfg.EHSMMirrorStatus, "ehsm-http-status", false, "answer eHSM errors with the body code as HTTP status (upstream always answers 200)")
