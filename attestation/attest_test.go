@@ -19,6 +19,7 @@ import (
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store/sqlstore"
@@ -166,16 +167,14 @@ func BenchmarkServiceVerifyTDX(b *testing.B) {
 // BenchmarkServiceVerifyIntelSGX verifies the real sgx-phala quote with
 // --collateral-dir (clock at the vector's time).
 func BenchmarkServiceVerifyIntelSGX(b *testing.B) {
-	dir := "../../shared/testdata/dcap/sgx-phala"
-	q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
-	if err != nil {
-		b.Skip(err)
-	}
+	v := quotetest.Load(b, "sgx-phala")
+	q := v.Quote
 	colDir := b.TempDir()
-	c, _ := os.ReadFile(filepath.Join(dir, "collateral.json"))
-	os.WriteFile(filepath.Join(colDir, "c.json"), c, 0o600)
+	if err := os.WriteFile(filepath.Join(colDir, "c.json"), v.Collateral, 0o600); err != nil {
+		b.Fatal(err)
+	}
 	f := newFixture(b, false, colDir)
-	f.now = time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	f.now = v.At
 	ctx := context.Background()
 	for b.Loop() {
 		if v := f.as.VerifyQuote(ctx, q); v.Reason != "" {

@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/postgres.sh
 trap stop_postgres EXIT
 
-if [ -x hack/k8sbins/build.sh ]; then
-  KUBEBUILDER_ASSETS=$(hack/k8sbins/build.sh)
-  export KUBEBUILDER_ASSETS
-fi
+# etcd, kube-apiserver, kube-controller-manager and kubectl for the cluster
+# tests (built from the Go proxy's Kubernetes modules, cached).
+KUBEBUILDER_ASSETS=$(hack/k8sbins/build.sh)
+export KUBEBUILDER_ASSETS
 
 # Prometheus and promtool for the monitoring tests (Debian's package; the
 # system service is not started: the tests run their own Prometheus).

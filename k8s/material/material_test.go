@@ -45,16 +45,13 @@ func testKeys(t *testing.T) *Keys {
 	return keysVal
 }
 
-// tool returns the path of an external tool; it skips the test when the
-// tool is missing unless CI is set.
+// tool returns the path of an external tool and fails the test when it is
+// missing (scripts/test.sh installs keytool and openssl).
 func tool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found on PATH (required in CI): %v", name, err)
-		}
-		t.Skipf("%s not found on PATH", name)
+		t.Fatalf("%s not found on PATH (scripts/test.sh installs it): %v", name, err)
 	}
 	return p
 }

@@ -72,7 +72,8 @@ func TestKeysFromSuppliedCertificate(t *testing.T) {
 		t.Fatalf("csr: %v", err)
 	}
 
-	if keytool, err := exec.LookPath("keytool"); err == nil {
+	{
+		keytool := tool(t, "keytool")
 		dir := t.TempDir()
 		pw := filepath.Join(dir, "pw")
 		must(t, os.WriteFile(pw, []byte(testPassword), 0o600))

@@ -4,21 +4,23 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ppml-project/ppml/quote/quotetest"
 )
 
-const vecDir = "../../../shared/testdata/dcap"
+// vecDir is the repository's DCAP vector set (quote/testdata/dcap).
+var vecDir = quotetest.Dir()
 
 func readVec(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(vecDir, name, "quote.bin"))
 	if err != nil {
-		quotetest.MissingVectors(t, err)
+		t.Fatal(err)
 	}
 	return b
 }
@@ -158,10 +160,9 @@ func TestPreciseErrors(t *testing.T) {
 
 func FuzzParseQuote(f *testing.F) {
 	for _, n := range []string{"sgx-phala", "tdx-v4-oasis", "tdx-v4-oasis-out-of-date"} {
-		if b, err := os.ReadFile(filepath.Join(vecDir, n, "quote.bin")); err == nil {
-			f.Add(b)
-			f.Add(b[:len(b)/2])
-		}
+		b := quotetest.Read(f, n, "quote.bin")
+		f.Add(b)
+		f.Add(b[:len(b)/2])
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

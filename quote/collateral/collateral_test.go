@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"github.com/ppml-project/ppml/quote/quotetest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,17 +13,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ppml-project/ppml/quote/quotetest"
 )
 
-const vecDir = "../../../shared/testdata/dcap"
+// vecDir is the repository's DCAP vector set (quote/testdata/dcap).
+var vecDir = quotetest.Dir()
 
 func load(t testing.TB, name string) *Collateral {
 	t.Helper()
 	c, err := LoadFile(filepath.Join(vecDir, name, "collateral.json"))
 	if err != nil {
-		if os.IsNotExist(errors.Unwrap(err)) {
-			quotetest.MissingVectors(t, err)
-		}
 		t.Fatal(err)
 	}
 	return c
@@ -50,7 +49,7 @@ func TestParseVectors(t *testing.T) {
 func TestParseStrict(t *testing.T) {
 	good, err := os.ReadFile(filepath.Join(vecDir, "sgx-phala", "collateral.json"))
 	if err != nil {
-		quotetest.MissingVectors(t, err)
+		t.Fatal(err)
 	}
 	cases := []struct{ in, want string }{
 		{`{"tcb_infoo":""}`, `unknown field "tcb_infoo"`},
@@ -202,9 +201,7 @@ func TestFetcher(t *testing.T) {
 
 func FuzzParseCollateral(f *testing.F) {
 	for _, n := range []string{"sgx-phala", "tdx-v4-oasis", "tdx-v4-oasis-out-of-date"} {
-		if b, err := os.ReadFile(filepath.Join(vecDir, n, "collateral.json")); err == nil {
-			f.Add(b)
-		}
+		f.Add(quotetest.Read(f, n, "collateral.json"))
 	}
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -219,10 +216,9 @@ func FuzzParseCollateral(f *testing.F) {
 
 func FuzzParseTCBInfo(f *testing.F) {
 	for _, n := range []string{"sgx-phala", "tdx-v4-oasis"} {
-		if c, err := LoadFile(filepath.Join(vecDir, n, "collateral.json")); err == nil {
-			f.Add([]byte(c.TCBInfo))
-			f.Add([]byte(c.QEIdentity))
-		}
+		c := load(f, n)
+		f.Add([]byte(c.TCBInfo))
+		f.Add([]byte(c.QEIdentity))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ParseTCBInfo(b)

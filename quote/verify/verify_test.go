@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/ppml-project/ppml/quote/quotetest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ppml-project/ppml/quote/quotetest"
+
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
 )
 
-const vecDir = "../../../shared/testdata/dcap"
+// vecDir is the repository's DCAP vector set (quote/testdata/dcap).
+var vecDir = quotetest.Dir()
 
 var vectors = []string{"sgx-phala", "tdx-v4-oasis", "tdx-v4-oasis-out-of-date"}
 
@@ -36,7 +38,7 @@ func loadVector(t testing.TB, name string) *vector {
 	dir := filepath.Join(vecDir, name)
 	q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
 	if err != nil {
-		quotetest.MissingVectors(t, err)
+		t.Fatal(err)
 	}
 	col, err := collateral.LoadFile(filepath.Join(dir, "collateral.json"))
 	if err != nil {
@@ -75,8 +77,7 @@ func TestEmbeddedRootFingerprint(t *testing.T) {
 	if got := hex.EncodeToString(spki[:]); got != "a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e" {
 		t.Fatalf("SPKI hash %s", got)
 	}
-	shared, err := os.ReadFile(filepath.Join(vecDir, "intel_sgx_root_ca.pem"))
-	if err == nil && !bytes.Equal(shared, intelRootPEM) {
+	if !bytes.Equal(quotetest.Read(t, "intel_sgx_root_ca.pem"), intelRootPEM) {
 		t.Fatal("embedded root differs from testdata/dcap/intel_sgx_root_ca.pem")
 	}
 }
@@ -408,19 +409,8 @@ func FuzzVerify(f *testing.F) {
 	}
 	var vs []vec
 	for _, n := range vectors[:2] {
-		dir := filepath.Join(vecDir, n)
-		q, err := os.ReadFile(filepath.Join(dir, "quote.bin"))
-		if err != nil {
-			continue
-		}
-		col, _ := collateral.LoadFile(filepath.Join(dir, "collateral.json"))
-		var e struct{ At time.Time }
-		b, _ := os.ReadFile(filepath.Join(dir, "expected.json"))
-		json.Unmarshal(b, &e)
-		vs = append(vs, vec{q, col, e.At})
-	}
-	if len(vs) == 0 {
-		quotetest.MissingVectors(f, os.ErrNotExist)
+		v := loadVector(f, n)
+		vs = append(vs, vec{v.quote, v.col, v.at})
 	}
 	f.Add(uint8(0), uint16(120), byte(1))
 	f.Add(uint8(1), uint16(700), byte(0x80))

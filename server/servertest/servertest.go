@@ -25,25 +25,31 @@ import (
 	"github.com/ppml-project/ppml/server"
 )
 
-// Stores lists the store kinds every integration test runs on.
+// Stores lists the store kinds every integration test runs on. Both always:
+// without PPML_TEST_POSTGRES the test fails rather than dropping PostgreSQL.
 func Stores(t *testing.T) []string {
-	if os.Getenv("PPML_TEST_POSTGRES") == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("PPML_TEST_POSTGRES is unset under CI: run the tests with scripts/test.sh, which starts PostgreSQL")
-		}
-		t.Log("PPML_TEST_POSTGRES unset: PostgreSQL variants skipped (scripts/test.sh sets it)")
-		return []string{"sqlite"}
-	}
+	t.Helper()
+	postgresBase(t)
 	return []string{"sqlite", "postgres"}
+}
+
+// postgresBase is PPML_TEST_POSTGRES, the URL of a PostgreSQL server the
+// tests may create databases on; unset, the test fails.
+func postgresBase(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("PPML_TEST_POSTGRES")
+	if base == "" {
+		t.Fatal("PPML_TEST_POSTGRES is unset: run the tests with scripts/test.sh, which starts PostgreSQL " +
+			"(by hand: source scripts/postgres.sh)")
+	}
+	return base
 }
 
 // NewPostgresDB creates a fresh database and returns its URL; it is dropped
 // when the test ends.
 func NewPostgresDB(t testing.TB) string {
-	base := os.Getenv("PPML_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PPML_TEST_POSTGRES unset")
-	}
+	t.Helper()
+	base := postgresBase(t)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatal(err)
