@@ -64,6 +64,16 @@ func WriteMeta(dir, encryptedDataKey string) error {
 // EncryptedName returns the name BigDL/Hadoop expects for an encrypted file.
 func EncryptedName(name string) string { return name + Ext }
 
+// IsEmptyPart reports whether a file is an empty partition as BigDL writes
+// it: BigDLEncryptCompressor emits nothing, not even a header, when no byte
+// was written, so Spark's empty partitions are 0-byte .cbc files. They
+// stand for empty plaintext. Only 0 bytes: a truncated non-empty file is
+// still malformed.
+func IsEmptyPart(name string, size int64) bool {
+	_, ok := DecryptedName(name)
+	return ok && size == 0
+}
+
 // DecryptedName strips the .cbc extension; ok is false if name lacks it.
 func DecryptedName(name string) (string, bool) {
 	base, ok := strings.CutSuffix(name, Ext)

@@ -283,3 +283,60 @@ func TestSingleFileAndErrors(t *testing.T) {
 		t.Fatal("bad format accepted")
 	}
 }
+
+// TestEmptyBigDLPartition: BigDLEncryptCompressor writes nothing at all for
+// an empty Spark partition, so a dataset directory holds 0-byte .cbc part
+// files next to real ones. They decrypt to 0-byte outputs; a truncated
+// non-empty part is still refused, with no output left behind.
+func TestEmptyBigDLPartition(t *testing.T) {
+	ctx := context.Background()
+	keys := pk(t, "EREREREREREREREREREREQ==")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(in, 0o755)
+	plain := []byte("name,age\nalice,30\n")
+	os.WriteFile(filepath.Join(in, "part-00000.csv"), plain, 0o644)
+	enc := filepath.Join(dir, "enc")
+	if _, err := Encrypt(ctx, in, enc, Options{Format: FormatBigDL, Keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	// Spark's layout: two empty partitions and the _SUCCESS marker.
+	for _, n := range []string{"part-00001.csv.cbc", "part-00002.csv.cbc", "_SUCCESS"} {
+		os.WriteFile(filepath.Join(enc, n), nil, 0o644)
+	}
+	dec := filepath.Join(dir, "dec")
+	if _, err := Decrypt(ctx, enc, dec, Options{Keys: keys}); err != nil {
+		t.Fatalf("directory with empty partitions: %v", err)
+	}
+	sameFile(t, filepath.Join(in, "part-00000.csv"), filepath.Join(dec, "part-00000.csv"))
+	for _, n := range []string{"part-00001.csv", "part-00002.csv"} {
+		if st, err := os.Stat(filepath.Join(dec, n)); err != nil || st.Size() != 0 {
+			t.Fatalf("%s: %v, want a 0-byte file", n, err)
+		}
+	}
+	// Also alone, and with the format named.
+	one := filepath.Join(dir, "one.csv")
+	if _, err := Decrypt(ctx, filepath.Join(enc, "part-00001.csv.cbc"), one, Options{Keys: keys, Format: FormatBigDL}); err != nil {
+		t.Fatalf("single empty part: %v", err)
+	}
+	if st, err := os.Stat(one); err != nil || st.Size() != 0 {
+		t.Fatalf("single empty part output: %v", err)
+	}
+	// A truncated part (1 byte, a partial header, a header without
+	// ciphertext) is an error, not an empty partition.
+	good, _ := os.ReadFile(filepath.Join(enc, "part-00000.csv.cbc"))
+	for _, n := range []int{1, 16, bigdl.HeaderSize - 1, bigdl.HeaderSize, len(good) - 1} {
+		os.WriteFile(filepath.Join(enc, "part-00001.csv.cbc"), good[:n], 0o644)
+		bad := filepath.Join(dir, "bad")
+		if _, err := Decrypt(ctx, enc, bad, Options{Keys: keys}); err == nil {
+			t.Fatalf("part truncated to %d bytes accepted", n)
+		}
+		assertNoOutput(t, bad)
+	}
+	// A 0-byte file without the .cbc name is not taken for an empty part.
+	os.WriteFile(filepath.Join(enc, "part-00001.csv.cbc"), nil, 0o644)
+	os.WriteFile(filepath.Join(enc, "part-00003.csv"), nil, 0o644)
+	if _, err := Decrypt(ctx, enc, filepath.Join(dir, "bad2"), Options{Keys: keys}); err == nil || !strings.Contains(err.Error(), "part-00003.csv") {
+		t.Fatalf("0-byte file without .cbc: %v", err)
+	}
+}

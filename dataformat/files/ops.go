@@ -226,6 +226,9 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		if f == FormatAuto && (opt.Format == FormatAuto || opt.Format == FormatBigDL) && bigdl.IsEmptyPart(path, sizes[i]) {
+			f = FormatBigDL // an empty Spark partition: no header, empty plaintext
+		}
 		if native && f == FormatAuto {
 			if isDir && hiddenPath(rel) {
 				p.skipped = append(p.skipped, path)
@@ -289,6 +292,9 @@ func Decrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 				return err
 			})
 		case FormatBigDL:
+			if bigdl.IsEmptyPart(j.in, j.size) {
+				return writeAtomic(j.out, func(io.Writer) error { return nil })
+			}
 			meta, err := metas.get(filepath.Dir(j.in))
 			if err != nil {
 				return err
