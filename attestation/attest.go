@@ -58,7 +58,7 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 	if err != nil {
 		return nil, s.internal("CreatePolicy", err)
 	}
-	sp := &StoredPolicy{ID: uuid.NewString(), Origin: origin, CreatedAt: s.kms.Now().UTC().Truncate(time.Millisecond), Policy: p}
+	sp := &StoredPolicy{ID: uuid.NewString(), Origin: origin, CreatedAt: s.now().UTC().Truncate(time.Millisecond), Policy: p}
 	err = s.st.CreatePolicy(ctx, store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt})
 	ev := auditEvent(s, "CreatePolicy", appID, sp.ID, err)
 	s.cfg.Audit.Record(ev)
@@ -110,7 +110,7 @@ func (s *Service) LatestPolicy(ctx context.Context, appID string) (*StoredPolicy
 }
 
 func auditEvent(s *Service, action, appID, id string, err error) auditEv {
-	ev := auditEv{Time: s.kms.Now().UTC(), API: "attestation", Principal: appID, Action: action, KeyID: id, Result: "ok"}
+	ev := auditEv{Time: s.now().UTC(), API: "attestation", Principal: appID, Action: action, KeyID: id, Result: "ok"}
 	if err != nil {
 		ev.Result, ev.Reason = fault.CodeOf(err), err.Error()
 	}
@@ -127,7 +127,7 @@ type Nonce struct {
 
 // NewNonce creates a nonce for appID, valid for NonceTTL and usable once.
 func (s *Service) NewNonce(ctx context.Context, appID string) (*Nonce, error) {
-	n := &Nonce{Value: make([]byte, NonceBytes), ExpiresAt: s.kms.Now().Add(NonceTTL).UTC().Truncate(time.Millisecond)}
+	n := &Nonce{Value: make([]byte, NonceBytes), ExpiresAt: s.now().Add(NonceTTL).UTC().Truncate(time.Millisecond)}
 	if _, err := rand.Read(n.Value); err != nil {
 		return nil, s.internal("Nonce", err)
 	}
@@ -227,7 +227,7 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	if err != nil {
 		return nil, s.internal("consuming the nonce", err)
 	}
-	now := s.kms.Now()
+	now := s.now()
 	if !now.Before(exp) {
 		return nil, &Refusal{Code: ReasonNonceExpired, kind: fault.Invalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
 	}
@@ -299,7 +299,7 @@ func (s *Service) VerifyToken(ctx context.Context, tok string) (*Claims, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := sg.Verify(tok, s.kms.Now())
+	c, err := sg.Verify(tok, s.now())
 	if err != nil {
 		return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Msg: err.Error()}
 	}

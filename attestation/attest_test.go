@@ -52,7 +52,7 @@ func newFixture(tb testing.TB, allowSim bool, colDir string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.as, err = attestation.New(ctx, attestation.Config{KMS: svc, Store: st, AllowSimulation: allowSim,
+	f.as, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: svc.Now, AllowSimulation: allowSim,
 		SimDir: filepath.Join(dir, "sim"), CollateralDir: colDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
@@ -315,8 +315,7 @@ func TestSigningKeySurvivesRootRotation(t *testing.T) {
 	if _, err := kr.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	svc := kms.New(kms.Config{Store: st, Root: kr})
-	cfg := attestation.Config{KMS: svc, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := attestation.Config{Store: st, Root: kr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	a1, err := attestation.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/boundedcache"
-	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
@@ -71,10 +71,20 @@ const (
 	ReasonPolicy             = "policy_refused"
 )
 
+// Store is what the service keeps: policies and nonces, and its token
+// signing key as a root-wrapped meta entry.
+type Store interface {
+	store.AttestationStore
+	GetMeta(ctx context.Context, name string) ([]byte, error)
+	PutMetaIfAbsent(ctx context.Context, name string, value []byte) (bool, error)
+}
+
 // Config configures a Service.
 type Config struct {
-	KMS     *kms.Service
-	Store   store.AttestationStore
+	Store Store
+	// Root wraps the token signing key; while it is sealed no token is signed.
+	Root    *rootkey.Keyring
+	Now     func() time.Time // the service clock; time.Now if nil
 	Audit   *audit.Logger
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -99,8 +109,9 @@ type Config struct {
 // Service is the Attestation Service core.
 type Service struct {
 	cfg     Config
-	kms     *kms.Service
-	st      store.AttestationStore
+	root    *rootkey.Keyring
+	now     func() time.Time
+	st      Store
 	log     *slog.Logger
 	intel   *verify.Verifier
 	simV    *verify.Verifier
@@ -119,8 +130,11 @@ type Service struct {
 // simulation PKI and the configured collateral; the signing key is loaded
 // now when the KMS is unsealed, else on first use.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	if cfg.KMS == nil || cfg.Store == nil {
-		return nil, errors.New("attestation: KMS and Store are required")
+	if cfg.Root == nil || cfg.Store == nil {
+		return nil, errors.New("attestation: Root and Store are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -131,9 +145,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, kms: cfg.KMS, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax)}
+	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax)}
 	var err error
-	if s.intel, err = verify.New(verify.Options{Now: cfg.KMS.Now}); err != nil {
+	if s.intel, err = verify.New(verify.Options{Now: cfg.Now}); err != nil {
 		return nil, err
 	}
 	if cfg.AllowSimulation {
@@ -149,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			}
 			s.log.Warn("created a simulation PKI for simulated quotes (--allow-simulation)", "dir", cfg.SimDir)
 		}
-		if s.simV, err = verify.New(s.simTEE.VerifyOptions(cfg.KMS.Now)); err != nil {
+		if s.simV, err = verify.New(s.simTEE.VerifyOptions(cfg.Now)); err != nil {
 			return nil, err
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
@@ -165,12 +179,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.PCCSURL != "" {
-		s.fetcher = &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.KMS.Now}
+		s.fetcher = &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.Now}
 	}
 	if s.colFile == nil && s.colDir == nil && s.fetcher == nil {
 		s.log.Info("no collateral source for Intel quotes (--collateral, --collateral-dir, --pccs-url): real quotes will be refused with no_collateral")
 	}
-	if !cfg.KMS.Sealed() {
+	if !cfg.Root.Sealed() {
 		if _, err := s.tokenSigner(ctx); err != nil {
 			return nil, err
 		}
@@ -185,7 +199,7 @@ func (s *Service) AllowSimulation() bool { return s.cfg.AllowSimulation }
 func (s *Service) Sim() *sim.SimTEE { return s.simTEE }
 
 // Now returns the service clock.
-func (s *Service) Now() time.Time { return s.kms.Now() }
+func (s *Service) Now() time.Time { return s.now() }
 
 // tokenSigner loads or creates the ES256 signing key.
 func (s *Service) tokenSigner(ctx context.Context) (*token.Signer, error) {
@@ -194,23 +208,21 @@ func (s *Service) tokenSigner(ctx context.Context) (*token.Signer, error) {
 	if s.signer != nil {
 		return s.signer, nil
 	}
-	if s.kms.Sealed() {
+	if s.root.Sealed() {
 		return nil, &fault.Error{Kind: fault.Sealed, Code: "sealed", Msg: "the KMS is sealed: attestation tokens are signed with a key wrapped under the root key; unseal first"}
 	}
-	root := s.kms.Root()
 	aad := store.WrappedMetaAAD(SigningKeyMeta)
-	ms := s.kms.Store()
-	blob, err := ms.GetMeta(ctx, SigningKeyMeta)
+	blob, err := s.st.GetMeta(ctx, SigningKeyMeta)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := s.createSigningKey(ctx); err != nil {
 			return nil, err
 		}
-		blob, err = ms.GetMeta(ctx, SigningKeyMeta) // another replica may have won
+		blob, err = s.st.GetMeta(ctx, SigningKeyMeta) // another replica may have won
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the attestation signing key: %w", err)
 	}
-	der, err := root.Unwrap(blob, aad)
+	der, err := s.root.Unwrap(blob, aad)
 	if err != nil {
 		return nil, fmt.Errorf("unwrapping the attestation signing key: %w", err)
 	}
@@ -239,11 +251,11 @@ func (s *Service) createSigningKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wrapped, err := s.kms.Root().Wrap(der, store.WrappedMetaAAD(SigningKeyMeta))
+	wrapped, err := s.root.Wrap(der, store.WrappedMetaAAD(SigningKeyMeta))
 	if err != nil {
 		return fmt.Errorf("wrapping the attestation signing key: %w", err)
 	}
-	wrote, err := s.kms.Store().PutMetaIfAbsent(ctx, SigningKeyMeta, wrapped)
+	wrote, err := s.st.PutMetaIfAbsent(ctx, SigningKeyMeta, wrapped)
 	if err != nil {
 		return fmt.Errorf("storing the attestation signing key: %w", err)
 	}
@@ -420,7 +432,7 @@ func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result
 		result = "accepted"
 	}
 	s.cfg.Metrics.Attestation(v.TEE(), v.TCBStatus(), result)
-	ev := audit.Event{Time: s.kms.Now().UTC(), API: api, Principal: appID, Action: "VerifyQuote", KeyID: policyID,
+	ev := audit.Event{Time: s.now().UTC(), API: api, Principal: appID, Action: "VerifyQuote", KeyID: policyID,
 		Remote: remote, Result: "ok"}
 	if result != "accepted" {
 		ev.Result, ev.Reason = result, reason
@@ -432,7 +444,7 @@ func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result
 
 // Purge forgets long-expired nonces (housekeeping).
 func (s *Service) Purge(ctx context.Context) error {
-	return s.st.PurgeNonces(ctx, s.kms.Now().Add(-nonceRetention))
+	return s.st.PurgeNonces(ctx, s.now().Add(-nonceRetention))
 }
 
 type auditEv = audit.Event

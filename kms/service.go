@@ -75,12 +75,6 @@ func New(cfg Config) *Service {
 // Now returns the service clock's time.
 func (s *Service) Now() time.Time { return s.now() }
 
-// Store returns the backing store.
-func (s *Service) Store() store.Store { return s.cfg.Store }
-
-// Root returns the root keyring.
-func (s *Service) Root() *rootkey.Keyring { return s.cfg.Root }
-
 // Sealed reports whether keys are unavailable.
 func (s *Service) Sealed() bool { return s.cfg.Root.Sealed() }
 

@@ -92,6 +92,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	store    store.Store
+	root     *rootkey.Keyring
 	svc      *kms.Service
 	attest   *attestation.Service
 	self     enclave.Quoter
@@ -194,7 +195,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if simDir == "" {
 		simDir = filepath.Join(cfg.DataDir, "sim")
 	}
-	s.attest, err = attestation.New(ctx, attestation.Config{KMS: s.svc, Store: st, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
+	s.root = kr
+	s.attest, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: s.svc.Now, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
 		AllowSimulation: cfg.AllowSimulation, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
 		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey})
 	if err != nil {
@@ -313,10 +315,11 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self}})
+	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self}})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
-	mux.Handle("/v1/", native.New(s.svc, s.metrics, attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()...))
+	mux.Handle("/v1/", native.New(native.Config{KMS: s.svc, Root: s.root, Metrics: s.metrics,
+		Routes: attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()}))
 	as := bigdlas.New(s.svc, s.attest, s.metrics)
 	for _, p := range bigdlas.Routes {
 		mux.Handle(p, as)

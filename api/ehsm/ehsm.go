@@ -44,9 +44,16 @@ type QuoteActions interface {
 	Actions() []string
 }
 
+// ReplayStore remembers signed requests (app, nonce, timestamp) so a
+// replayed envelope is refused on every replica (store.Store does this).
+type ReplayStore interface {
+	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error)
+}
+
 // Handler serves /ehsm and /ehsm/.
 type Handler struct {
 	svc          *kms.Service
+	replay       ReplayStore
 	table        map[string]actionFunc // the key actions, built once
 	metrics      *metrics.Metrics
 	quotes       QuoteActions
@@ -55,6 +62,8 @@ type Handler struct {
 
 // Options configures a Handler.
 type Options struct {
+	// Replay keeps the replay records (required).
+	Replay  ReplayStore
 	Metrics *metrics.Metrics
 	Quotes  QuoteActions
 	// MirrorStatus sets the HTTP status to the body code (upstream always
@@ -64,7 +73,10 @@ type Options struct {
 
 // New returns the eHSM protocol handler.
 func New(svc *kms.Service, o Options) *Handler {
-	h := &Handler{svc: svc, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
+	if o.Replay == nil {
+		panic("ehsm.New: Options.Replay is required")
+	}
+	h := &Handler{svc: svc, replay: o.Replay, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
 	h.table = h.actions()
 	return h
 }
@@ -197,7 +209,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 		return nil, "", bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines")
 	}
 	now := h.svc.Now()
-	fresh, err := h.svc.Store().RecordRequest(ctx, env.appID, env.nonce, env.timestamp, now, now.Add(-ReplayRetention))
+	fresh, err := h.replay.RecordRequest(ctx, env.appID, env.nonce, env.timestamp, now, now.Add(-ReplayRetention))
 	if err != nil {
 		return nil, "", bad("database_error", "database error: could not record the request timestamp; retry")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 )
 
@@ -24,8 +25,17 @@ const maxBody = 1 << 20
 // Handler serves /v1/.
 type Handler struct {
 	svc     *kms.Service
+	root    *rootkey.Keyring
 	metrics *metrics.Metrics
 	mux     *http.ServeMux
+}
+
+// Config holds the handler's collaborators.
+type Config struct {
+	KMS     *kms.Service
+	Root    *rootkey.Keyring // its state answers GET /v1/operator/status
+	Metrics *metrics.Metrics
+	Routes  []Route // extra /v1 routes
 }
 
 // Route registers extra /v1 routes (the attestation service adds its own).
@@ -35,8 +45,8 @@ type Route struct {
 }
 
 // New returns the native API handler.
-func New(svc *kms.Service, m *metrics.Metrics, extra ...Route) *Handler {
-	h := &Handler{svc: svc, metrics: m, mux: http.NewServeMux()}
+func New(cfg Config) *Handler {
+	h := &Handler{svc: cfg.KMS, root: cfg.Root, metrics: cfg.Metrics, mux: http.NewServeMux()}
 	h.handle("POST /v1/apps", "Enroll", h.enroll)
 	h.handle("POST /v1/keys", "CreateKey", h.authed(h.createKey))
 	h.handle("GET /v1/keys", "ListKeys", h.authed(h.listKeys))
@@ -53,7 +63,7 @@ func New(svc *kms.Service, m *metrics.Metrics, extra ...Route) *Handler {
 	h.handle("GET /v1/operator/status", "Status", h.status)
 	h.handle("POST /v1/operator/init", "InitRootKey", h.admin(h.initRoot))
 	h.handle("POST /v1/operator/unseal", "Unseal", h.admin(h.unseal))
-	for _, r := range extra {
+	for _, r := range cfg.Routes {
 		h.mux.HandleFunc(r.Pattern, r.Handler)
 	}
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -292,7 +302,7 @@ func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 }
 
 func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {
-	kr := h.svc.Root()
+	kr := h.root
 	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode()}, nil
 }
 
