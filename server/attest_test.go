@@ -190,8 +190,9 @@ func TestAttestSimulatedEndToEnd(t *testing.T) {
 			}
 			sgxPolicies := []string{
 				register(map[string]any{"policyType": "SGXMREnclavePolicy", "mrEnclave": strings.ToUpper(mrEnclave)}),
-				register(map[string]any{"policyType": "SGXMRSignerPolicy", "mrSigner": mrSigner, "isvProdID": 1}),
-				register(map[string]any{"policyType": "SGXMRSignerPolicy", "mrSigner": mrSigner, "isvProdID": "1"}),
+				// Product ID 1 in upstream's rendering (see TestBigDLISVProdIDUpstreamRendering).
+				register(map[string]any{"policyType": "SGXMRSignerPolicy", "mrSigner": mrSigner, "isvProdID": 100}),
+				register(map[string]any{"policyType": "SGXMRSignerPolicy", "mrSigner": mrSigner, "isvProdID": "100"}),
 			}
 			tdxPolicies := []string{
 				register(map[string]any{"policyType": "TDXMRTDPolicy", "mrTD": mrTD}),

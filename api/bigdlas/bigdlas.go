@@ -6,6 +6,7 @@
 // --open-enrollment), API keys are checked in constant time, every error is
 // JSON with "result": -1 and upstream's message, measurements are compared
 // as fixed-length bytes (hex of either case, shorter values left-padded),
+// SGXMRSignerPolicy's isvProdID is read in upstream's rendering (ISVProdIDRule),
 // and quotes are verified with the project's verifier and trusted time.
 package bigdlas
 
@@ -239,22 +240,41 @@ func measurement(field, s string, n int) (string, error) {
 	return hex.EncodeToString(out), nil
 }
 
-// isvProdID accepts a JSON number or a decimal string.
+// ISVProdIDRule says how registerPolicy reads isvProdID; the answer repeats
+// it with the product ID it found.
+const ISVProdIDRule = "read as upstream BigDL renders a quote's ISVPRODID (AttestationUtil.getISVProdIDFromQuote): " +
+	"the two little-endian bytes printed as one big-endian hex number, so \"100\" is product ID 1, \"1\" is 256, \"0\" is 0"
+
+// isvProdID reads isvProdID as upstream compares it: upstream keeps the
+// value as text (Jackson turns a JSON number into its digits) and compares
+// it with the hex rendering of the quote's bytes 304..306 read as a
+// big-endian integer. ISVPRODID is little-endian, so the rendering is the
+// product ID with its bytes swapped. Hex digits of either case and leading
+// zeros are accepted (upstream would never match those: a harmless
+// widening).
 func isvProdID(m map[string]json.RawMessage) (uint16, error) {
 	raw, ok := m["isvProdID"]
-	bad := fail(http.StatusBadRequest, "Invalid isvProdID.", "bad_field", "isvProdID must be a number 0..65535 or a decimal string")
 	if !ok || string(raw) == "null" {
 		return 0, fail(http.StatusBadRequest, "Missing isvProdID.", "missing_field", "isvProdID is required for SGXMRSignerPolicy")
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
-		s = string(raw)
+		s = string(raw) // a JSON number: its digits, as Jackson reads it into a String
 	}
-	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	s = strings.TrimSpace(s)
+	v, err := strconv.ParseUint(s, 16, 16)
 	if err != nil {
-		return 0, bad
+		return 0, fail(http.StatusBadRequest, "Invalid isvProdID.", "bad_field",
+			fmt.Sprintf("isvProdID %q is not 1 to 4 hex digits; it is %s", trunc(s), ISVProdIDRule))
 	}
-	return uint16(v), nil
+	return uint16(v>>8 | v<<8), nil
+}
+
+func trunc(s string) string {
+	if len(s) > 16 {
+		return s[:16] + "..."
+	}
+	return s
 }
 
 // PolicyFromBigDL converts a registerPolicy request to an quote/policy.
@@ -343,7 +363,12 @@ func (h *Handler) registerPolicy(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"policyID": sp.ID}, nil
+	out := map[string]any{"policyID": sp.ID}
+	if p.ISVProdID != nil {
+		// The legacy client reads policyID only; say how isvProdID was read.
+		out["isvProdID"] = map[string]any{"productID": *p.ISVProdID, "readAs": ISVProdIDRule}
+	}
+	return out, nil
 }
 
 func (h *Handler) verifyQuote(r *http.Request) (map[string]any, int, error) {
