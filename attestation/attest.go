@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -61,7 +62,9 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 	sp := &StoredPolicy{ID: uuid.NewString(), Origin: origin, CreatedAt: s.now().UTC().Truncate(time.Millisecond), Policy: p}
 	err = s.st.CreatePolicy(ctx, store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt})
 	ev := auditEvent(s, "CreatePolicy", appID, sp.ID, err)
-	s.cfg.Audit.Record(ev)
+	if aerr := s.cfg.Audit.Record(ev); aerr != nil && err == nil {
+		return nil, kms.AuditUnavailable("CreatePolicy")
+	}
 	if err != nil {
 		return nil, s.internal("CreatePolicy", err)
 	}
@@ -190,13 +193,17 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	verdict := &Verdict{}
 	defer func() {
 		var rf *Refusal
+		var aerr error
 		switch {
 		case err == nil:
-			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, "", "")
+			aerr = s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, "", "")
 		case errors.As(err, &rf):
-			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, rf.Code, rf.Error())
+			aerr = s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, rf.Code, rf.Error())
 		default:
-			s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, fault.CodeOf(err), err.Error())
+			aerr = s.record(req.API, req.AppID, req.PolicyID, req.Remote, verdict, fault.CodeOf(err), err.Error())
+		}
+		if aerr != nil {
+			att, err = nil, aerr
 		}
 	}()
 	if len(req.Quote) == 0 {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"strings"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 )
@@ -135,7 +136,10 @@ func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, r
 			result = "refused"
 		}
 	}
-	s.record(api, appID, policyID, remote, v, result, lv.Message)
+	if err := s.record(api, appID, policyID, remote, v, result, lv.Message); err != nil {
+		// Fail closed: a verification nobody can audit does not pass.
+		lv.QVL, lv.Reason, lv.Message = QVLUnspecified, fault.CodeOf(err), err.Error()
+	}
 	return lv
 }
 

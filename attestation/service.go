@@ -426,8 +426,9 @@ func (s *Service) collateralFor(ctx context.Context, tee, fmspc, ca string) (*co
 	return nil, fmt.Errorf("no collateral for %s FMSPC %s (%s CA): %s", tee, fmspc, ca, strings.Join(tried, "; "))
 }
 
-// record writes the audit event and the metrics of one verification.
-func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result, reason string) {
+// record writes the audit event and the metrics of one verification; it
+// returns an Unavailable error when the audit record could not be written.
+func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result, reason string) error {
 	if result == "" {
 		result = "accepted"
 	}
@@ -439,7 +440,11 @@ func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result
 	} else if v.Simulated() {
 		ev.Reason = "simulated: true"
 	}
-	s.cfg.Audit.Record(ev)
+	if err := s.cfg.Audit.Record(ev); err != nil {
+		s.log.Error("audit record not written: failing the request", "action", "VerifyQuote", "err", err)
+		return kms.AuditUnavailable("VerifyQuote")
+	}
+	return nil
 }
 
 // Purge forgets long-expired nonces (housekeeping).

@@ -24,6 +24,7 @@ const (
 	PendingDeletion      // key scheduled for deletion
 	Unsupported          // valid request for something we deliberately do not do
 	Sealed               // root key not available
+	Unavailable          // a dependency (database, audit log) failed for now: retry later
 )
 
 // Error is an error with a kind, a stable machine-readable code (e.g.

@@ -54,7 +54,7 @@ func (s *Service) CreateNamedDataKey(ctx context.Context, c Caller, pkName, dkNa
 
 func (s *Service) storeNamedDataKey(ctx context.Context, c Caller, action, pkName, dkName string, dk []byte) (err error) {
 	var keyID string
-	defer func() { s.record(c, action, keyID, err) }()
+	defer func() { err = s.record(c, action, keyID, err) }()
 	if err := validName("data key", dkName); err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (s *Service) storeNamedDataKey(ctx context.Context, c Caller, action, pkNam
 // AES material) under name, for migration: keys wrapped with AES-ECB
 // upstream are re-wrapped here with AES-GCM under the root key.
 func (s *Service) ImportNamedPrimaryKey(ctx context.Context, c Caller, name string, material []byte) (ki KeyInfo, err error) {
-	defer func() { s.record(c, "ImportPrimaryKey", ki.ID, err) }()
+	defer func() { err = s.record(c, "ImportPrimaryKey", ki.ID, err) }()
 	if err := validName("primary key", name); err != nil {
 		return ki, err
 	}
@@ -122,7 +122,7 @@ func (s *Service) ImportNamedDataKey(ctx context.Context, c Caller, pkName, dkNa
 // which must have been made under primary key pkName.
 func (s *Service) GetNamedDataKey(ctx context.Context, c Caller, pkName, dkName string) (text string, err error) {
 	var keyID string
-	defer func() { s.record(c, "GetDataKey", keyID, err) }()
+	defer func() { err = s.record(c, "GetDataKey", keyID, err) }()
 	if err := validName("data key", dkName); err != nil {
 		return "", err
 	}

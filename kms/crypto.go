@@ -115,7 +115,7 @@ func (s *Service) checkAES(k store.Key, err error) (store.Key, error) {
 
 // Encrypt encrypts up to 6 KiB under the key's current version.
 func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext, aad []byte) (ct []byte, err error) {
-	defer func() { s.record(c, "Encrypt", keyID, err) }()
+	defer func() { err = s.record(c, "Encrypt", keyID, err) }()
 	if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
 		return nil, fault.Errorf(fault.Invalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
 	}
@@ -128,7 +128,7 @@ func (s *Service) Encrypt(ctx context.Context, c Caller, keyID string, plaintext
 
 // Decrypt decrypts a ciphertext made by Encrypt or GenerateDataKey*.
 func (s *Service) Decrypt(ctx context.Context, c Caller, keyID string, ct, aad []byte) (pt []byte, err error) {
-	defer func() { s.record(c, "Decrypt", keyID, err) }()
+	defer func() { err = s.record(c, "Decrypt", keyID, err) }()
 	k, err := s.checkAES(s.revealingKey(ctx, c, keyID))
 	if err != nil {
 		return nil, err
@@ -143,7 +143,7 @@ func (s *Service) GenerateDataKey(ctx context.Context, c Caller, keyID string, n
 	if withPlaintext {
 		action = "GenerateDataKey"
 	}
-	defer func() { s.record(c, action, keyID, err) }()
+	defer func() { err = s.record(c, action, keyID, err) }()
 	if n < 1 || n > MaxDataKeyLen {
 		return nil, nil, fault.Errorf(fault.Invalid, "invalid_keylen", "Parameter invalid, The keylen must be between 1 and %d (got %d)", MaxDataKeyLen, n)
 	}
@@ -192,7 +192,7 @@ func (s *Service) parsePrivateKey(ctx context.Context, id string, k store.Key, e
 // ExportDataKey re-encrypts a data key wrapped under keyID to the RSA key
 // ukeyID (RSA-OAEP-SHA256), so it can be handed to the holder of ukeyID.
 func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID string, oldCT, aad []byte) (out []byte, err error) {
-	defer func() { s.record(c, "ExportDataKey", keyID, err) }()
+	defer func() { err = s.record(c, "ExportDataKey", keyID, err) }()
 	k, err := s.checkAES(s.revealingKey(ctx, c, keyID))
 	if err != nil {
 		return nil, err
@@ -253,7 +253,7 @@ func checkUsage(k store.Key, want, action string) error {
 
 // Sign signs a message or digest.
 func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []byte, err error) {
-	defer func() { s.record(c, "Sign", req.KeyID, err) }()
+	defer func() { err = s.record(c, "Sign", req.KeyID, err) }()
 	h, digest, err := s.digest(req)
 	if err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []by
 
 // Verify checks a signature made by Sign.
 func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []byte) (ok bool, err error) {
-	defer func() { s.record(c, "Verify", req.KeyID, err) }()
+	defer func() { err = s.record(c, "Verify", req.KeyID, err) }()
 	h, digest, err := s.digest(req)
 	if err != nil {
 		return false, err
@@ -328,7 +328,7 @@ func rsaEncryptionKey(k store.Key, signer crypto.Signer, padding string) (*rsa.P
 
 // AsymmetricEncrypt encrypts with an RSA key's public half (OAEP, SHA-256).
 func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string, plaintext []byte, padding string) (ct []byte, err error) {
-	defer func() { s.record(c, "AsymmetricEncrypt", keyID, err) }()
+	defer func() { err = s.record(c, "AsymmetricEncrypt", keyID, err) }()
 	k, signer, err := s.privateKey(ctx, c, keyID)
 	if err != nil {
 		return nil, err
@@ -346,7 +346,7 @@ func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string,
 
 // AsymmetricDecrypt decrypts with an RSA key (OAEP, SHA-256).
 func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string, ct []byte, padding string) (pt []byte, err error) {
-	defer func() { s.record(c, "AsymmetricDecrypt", keyID, err) }()
+	defer func() { err = s.record(c, "AsymmetricDecrypt", keyID, err) }()
 	k, err := s.revealingKey(ctx, c, keyID)
 	k, signer, err := s.parsePrivateKey(ctx, keyID, k, err)
 	if err != nil {
@@ -365,7 +365,7 @@ func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string,
 
 // GetPublicKey returns the PEM public key of an asymmetric key.
 func (s *Service) GetPublicKey(ctx context.Context, c Caller, keyID string) (pemText string, err error) {
-	defer func() { s.record(c, "GetPublicKey", keyID, err) }()
+	defer func() { err = s.record(c, "GetPublicKey", keyID, err) }()
 	_, signer, err := s.privateKey(ctx, c, keyID)
 	if err != nil {
 		return "", err

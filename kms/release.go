@@ -84,7 +84,7 @@ func (s *Service) revealingKey(ctx context.Context, c Caller, id string) (store.
 // it HPKE-sealed to the X25519 public key in runtimeData, after the token
 // proved that the caller's workload runs code a bound policy accepts.
 func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertext, aad []byte, token string, runtimeData []byte) (sealed []byte, err error) {
-	defer func() { s.record(c, "ReleaseKey", keyID, err) }()
+	defer func() { err = s.record(c, "ReleaseKey", keyID, err) }()
 	if err := s.requireUnsealed(); err != nil {
 		return nil, err
 	}

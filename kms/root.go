@@ -12,7 +12,7 @@ import (
 // The caller has passed CheckAdmin. The shares are returned once; they are
 // never stored or logged.
 func (s *Service) RotateRootKey(ctx context.Context, c Caller) (shares []shamir.Share, err error) {
-	defer func() { s.record(c, "RotateRootKey", "", err) }()
+	defer func() { err = s.record(c, "RotateRootKey", "", err) }()
 	shares, err = s.cfg.Root.Rotate(ctx)
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "root_rotation_refused", "%s", err.Error())
@@ -22,7 +22,7 @@ func (s *Service) RotateRootKey(ctx context.Context, c Caller) (shares []shamir.
 
 // SubmitShare adds an unseal share. The caller has passed CheckAdmin.
 func (s *Service) SubmitShare(ctx context.Context, c Caller, index int, content []byte) (held int, unsealed bool, err error) {
-	defer func() { s.record(c, "SubmitShare", "", err) }()
+	defer func() { err = s.record(c, "SubmitShare", "", err) }()
 	held, unsealed, err = s.cfg.Root.SubmitShare(ctx, index, content)
 	if err != nil {
 		return 0, false, fault.Errorf(fault.Invalid, "share_refused", "%s", err.Error())

@@ -88,13 +88,26 @@ type Caller struct {
 	Remote string
 }
 
-func (s *Service) record(c Caller, action, keyID string, err error) {
+// record audits one operation and returns its error, or, when the audit
+// record cannot be written, an Unavailable error in its place: an operation
+// that cannot be audited is not acknowledged.
+func (s *Service) record(c Caller, action, keyID string, err error) error {
 	ev := audit.Event{Time: s.now().UTC(), API: c.API, Principal: c.ID, Action: action, KeyID: keyID, Remote: c.Remote, Result: "ok"}
 	if err != nil {
 		ev.Result = fault.CodeOf(err)
 		ev.Reason = err.Error()
 	}
-	s.cfg.Audit.Record(ev)
+	if aerr := s.cfg.Audit.Record(ev); aerr != nil {
+		s.cfg.Logger.Error("audit record not written: failing the request", "action", action, "err", aerr)
+		return AuditUnavailable(action)
+	}
+	return err
+}
+
+// AuditUnavailable is the error of a request whose audit record could not be
+// written.
+func AuditUnavailable(action string) error {
+	return fault.Errorf(fault.Unavailable, "audit_unavailable", "%s not acknowledged: the audit log cannot be written on this server; retry later (the administrator must fix the audit log's disk)", action)
 }
 
 // CheckAdmin compares a presented admin token in constant time.
@@ -163,7 +176,7 @@ func randomString(n int) string {
 // Enroll creates an app with a fresh 32-character API key. The caller has
 // already passed CheckEnrollment.
 func (s *Service) Enroll(ctx context.Context, c Caller) (appID, apiKey string, err error) {
-	defer func() { s.record(c, "Enroll", "", err) }()
+	defer func() { err = s.record(c, "Enroll", "", err) }()
 	if err := s.requireUnsealed(); err != nil {
 		return "", "", err
 	}
@@ -264,7 +277,7 @@ func hashToken(token string, salt []byte) []byte {
 // argon2id hash. The caller has already passed CheckEnrollment.
 func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token string) (err error) {
 	c.ID = BigDLOwner(user)
-	defer func() { s.record(c, "CreateUser", "", err) }()
+	defer func() { err = s.record(c, "CreateUser", "", err) }()
 	if err := validName("user", user); err != nil {
 		return err
 	}

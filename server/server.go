@@ -74,6 +74,7 @@ type Config struct {
 	// (with AllowSimulation: a simulated enclave in <data-dir>/self-enclave).
 	SelfAttestation string
 	AuditLog        string // default <data-dir>/audit.log
+	AuditSync       string // always or batch (default): see audit.Sync
 
 	// Attestation Service.
 	AllowSimulation bool   // accept simulated quotes (simulation PKI in SimDir)
@@ -171,7 +172,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if auditPath == "" {
 		auditPath = filepath.Join(cfg.DataDir, "audit.log")
 	}
-	if s.audit, err = audit.OpenFile(auditPath); err != nil {
+	auditSync, err := audit.ParseSync(cfg.AuditSync)
+	if err != nil {
+		return nil, err
+	}
+	if s.audit, err = audit.OpenFile(auditPath, auditSync); err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
 	dkBytes := 32

@@ -150,7 +150,7 @@ func fromKMS(err error) *failure {
 	switch fault.KindOf(err) {
 	case fault.Unauthenticated:
 		return fail(http.StatusUnauthorized, err.Error(), code, "")
-	case fault.Sealed:
+	case fault.Sealed, fault.Unavailable:
 		return fail(http.StatusServiceUnavailable, err.Error(), code, "")
 	case fault.Internal:
 		return fail(http.StatusInternalServerError, "Server internal error, please contact the administrator.", code, "")

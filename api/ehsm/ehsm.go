@@ -135,7 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func codeOf(err error) int {
 	switch fault.KindOf(err) {
-	case fault.Internal, fault.Sealed:
+	case fault.Internal, fault.Sealed, fault.Unavailable:
 		return 500
 	}
 	return 400

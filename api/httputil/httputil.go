@@ -24,7 +24,7 @@ func StatusOf(err error) int {
 		return http.StatusNotFound
 	case fault.Conflict, fault.Disabled, fault.PendingDeletion:
 		return http.StatusConflict
-	case fault.Sealed:
+	case fault.Sealed, fault.Unavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -92,5 +92,6 @@ simulated: true.`,
 	fs.StringVar(&cfg.PCCSURL, "pccs-url", "", "Intel PCS or PCCS v4 base URL to fetch collateral from, e.g. https://pccs:8081 (after --collateral-dir)")
 	fs.StringVar(&cfg.PCCSAPIKey, "pccs-api-key", os.Getenv("PPML_PCCS_API_KEY"), "Intel PCS subscription key for --pccs-url (env PPML_PCCS_API_KEY)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", "", "audit log file, JSON lines (default <data-dir>/audit.log)")
+	fs.StringVar(&cfg.AuditSync, "audit-sync", "batch", "when audit records reach the disk: always (fsync before answering) or batch (fsync every 200ms); a request whose record cannot be written fails")
 	return cmd
 }
