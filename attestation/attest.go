@@ -16,8 +16,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
+	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
-	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -63,7 +63,7 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 	err = s.st.CreatePolicy(ctx, store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt})
 	ev := auditEvent(s, "CreatePolicy", appID, sp.ID, err)
 	if aerr := s.cfg.Audit.Record(ev); aerr != nil && err == nil {
-		return nil, kms.AuditUnavailable("CreatePolicy")
+		return nil, audit.Refusal("CreatePolicy")
 	}
 	if err != nil {
 		return nil, s.internal("CreatePolicy", err)

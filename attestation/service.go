@@ -442,7 +442,7 @@ func (s *Service) record(api, appID, policyID, remote string, v *Verdict, result
 	}
 	if err := s.cfg.Audit.Record(ev); err != nil {
 		s.log.Error("audit record not written: failing the request", "action", "VerifyQuote", "err", err)
-		return kms.AuditUnavailable("VerifyQuote")
+		return audit.Refusal("VerifyQuote")
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ppml-project/ppml/fault"
 )
 
 // Event is one audit record.
@@ -60,6 +62,12 @@ func ParseSync(s string) (Sync, error) {
 
 // ErrUnavailable wraps every failure to write or sync a record.
 var ErrUnavailable = errors.New("the audit log cannot be written")
+
+// Refusal is the error of a request whose audit record could not be
+// written: retryable, HTTP 503.
+func Refusal(action string) error {
+	return fault.Errorf(fault.Unavailable, "audit_unavailable", "%s not acknowledged: the audit log cannot be written on this server; retry later (the administrator must fix the audit log's disk)", action)
+}
 
 // syncer is what a file offers beyond io.Writer.
 type syncer interface{ Sync() error }

@@ -99,15 +99,9 @@ func (s *Service) record(c Caller, action, keyID string, err error) error {
 	}
 	if aerr := s.cfg.Audit.Record(ev); aerr != nil {
 		s.cfg.Logger.Error("audit record not written: failing the request", "action", action, "err", aerr)
-		return AuditUnavailable(action)
+		return audit.Refusal(action)
 	}
 	return err
-}
-
-// AuditUnavailable is the error of a request whose audit record could not be
-// written.
-func AuditUnavailable(action string) error {
-	return fault.Errorf(fault.Unavailable, "audit_unavailable", "%s not acknowledged: the audit log cannot be written on this server; retry later (the administrator must fix the audit log's disk)", action)
 }
 
 // CheckAdmin compares a presented admin token in constant time.
