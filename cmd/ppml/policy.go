@@ -75,7 +75,7 @@ to the BigDL AS and eHSM APIs).`,
 		},
 	}
 	sf.register(show)
-	cmd.AddCommand(create, show)
+	cmd.AddCommand(create, show, newPolicyFromSigstructCmd())
 	return cmd
 }
 
