@@ -66,6 +66,10 @@ type LegacyVerdict struct {
 	Message string // why, when QVL is not OK; "" otherwise
 	Reason  string // stable reason code ("" when passing)
 	Result  *verify.Result
+	// Debug is set when the quote is of a debug enclave or TD; adapters
+	// say debug: true in their answer (accepted only with
+	// AllowDebugEnclaves).
+	Debug bool
 }
 
 // BigDL returns the BigDL AS result (0, 1 or -1).
@@ -84,6 +88,7 @@ func (s *Service) legacyView(p *policy.Policy) *policy.Policy {
 		verify.StatusRevoked}
 	v.AcceptedAdvisoryIDs = nil
 	v.AllowSimulated = s.cfg.AllowSimulation
+	v.AllowDebug = v.AllowDebug || s.cfg.AllowDebugEnclaves
 	return &v
 }
 
@@ -114,6 +119,9 @@ func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, r
 		if dec := s.legacyView(p).Evaluate(v.Result); !dec.Accepted {
 			lv.QVL, lv.Reason = QVLUnspecified, ReasonPolicy
 			lv.Message = "quote verified but refused: " + strings.Join(dec.Reasons, "; ")
+			if v.Result.Debug && !s.cfg.AllowDebugEnclaves {
+				lv.Message += " (these routes accept debug enclaves only when the operator starts ppml serve --allow-debug-enclaves, for development)"
+			}
 		} else if bindNonce != nil && !bindsNonce(v.Result.ReportData, bindNonce) {
 			lv.QVL, lv.Reason = QVLUnspecified, ReasonReportDataMismatch
 			lv.Message = "quote verified but refused: report_data does not start with SHA-256(nonce), which this server requires (--ehsm-bind-nonce)"
@@ -135,6 +143,10 @@ func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, r
 		if result == "" {
 			result = "refused"
 		}
+	}
+	lv.Debug = v.Result != nil && v.Result.Debug
+	if lv.Debug && result == "" {
+		s.log.Warn("DEBUG ENCLAVE accepted (--allow-debug-enclaves): its memory is readable by the host; never in production", "api", api, "app_id", appID, "mr_enclave", v.Result.MREnclave, "mr_td", v.Result.MRTD)
 	}
 	if err := s.record(api, appID, policyID, remote, v, result, lv.Message); err != nil {
 		// Fail closed: a verification nobody can audit does not pass.

@@ -94,6 +94,12 @@ type Config struct {
 	AllowSimulation bool
 	SimDir          string
 
+	// AllowDebugEnclaves accepts debug enclaves and TDs on the BigDL AS and
+	// eHSM quote routes, whose policies cannot say allow_debug (native
+	// policies say it themselves). Every such result says debug: true and
+	// is logged: a debug enclave's memory is readable by its host.
+	AllowDebugEnclaves bool
+
 	// Collateral sources for Intel quotes, tried in this order: one file,
 	// an offline directory (indexed by TEE, FMSPC, CA), a PCS/PCCS v4 URL.
 	CollateralFile string

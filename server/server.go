@@ -77,12 +77,15 @@ type Config struct {
 	AuditSync       string // always or batch (default): see audit.Sync
 
 	// Attestation Service.
-	AllowSimulation bool   // accept simulated quotes (simulation PKI in SimDir)
-	SimDir          string // default <data-dir>/sim, created on first start
-	CollateralFile  string // one collateral JSON file for Intel quotes
-	CollateralDir   string // offline collateral directory (TEE, FMSPC, CA)
-	PCCSURL         string // Intel PCS / PCCS v4 base URL
-	PCCSAPIKey      string // Ocp-Apim-Subscription-Key for the Intel PCS
+	AllowSimulation bool // accept simulated quotes (simulation PKI in SimDir)
+	// AllowDebugEnclaves accepts debug enclaves on the BigDL AS and eHSM
+	// quote routes (native policies use allow_debug); results say debug: true.
+	AllowDebugEnclaves bool
+	SimDir             string // default <data-dir>/sim, created on first start
+	CollateralFile     string // one collateral JSON file for Intel quotes
+	CollateralDir      string // offline collateral directory (TEE, FMSPC, CA)
+	PCCSURL            string // Intel PCS / PCCS v4 base URL
+	PCCSAPIKey         string // Ocp-Apim-Subscription-Key for the Intel PCS
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -192,6 +195,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.OpenEnrollment {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
 	}
+	if cfg.AllowDebugEnclaves {
+		s.log.Warn("DEBUG ENCLAVES ACCEPTED on the BigDL AS and eHSM quote routes (--allow-debug-enclaves): their memory is readable by the host; for development on real SGX only, every such result says debug: true")
+	}
 	if cfg.BigDLDataKeyErrorBodies {
 		s.log.Warn("DANGEROUS: a failing BigDL GET /dataKey answers with an error text (--bigdl-datakey-error-bodies); BigDL's client ignores the status and encrypts data with that text as the key")
 	}
@@ -202,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.root = kr
 	s.attest, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: s.svc.Now, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
-		AllowSimulation: cfg.AllowSimulation, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
+		AllowSimulation: cfg.AllowSimulation, AllowDebugEnclaves: cfg.AllowDebugEnclaves, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
 		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey})
 	if err != nil {
 		return nil, fmt.Errorf("attestation service: %w", err)

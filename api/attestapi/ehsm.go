@@ -188,6 +188,9 @@ func (q EHSMQuotes) Handle(ctx context.Context, appID, apiKey, action string, p 
 		if v.Result != nil && v.Result.Simulated {
 			res["simulated"] = true
 		}
+		if v.Debug {
+			res["debug"] = true
+		}
 		res["sign"] = ehsmsig.Sign([]byte(apiKey), ehsmsig.Canonical(res))
 		msg := "successful"
 		if v.Message != "" {

@@ -421,5 +421,8 @@ func (h *Handler) verifyQuote(r *http.Request) (map[string]any, int, error) {
 	if v.Result != nil && v.Result.Simulated {
 		out["simulated"] = true
 	}
+	if v.Debug {
+		out["debug"] = true
+	}
 	return out, status, nil
 }

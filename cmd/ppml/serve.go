@@ -86,6 +86,7 @@ simulated: true.`,
 	fs.BoolVar(&cfg.EHSMMirrorStatus, "ehsm-http-status", false, "answer eHSM errors with the body code as HTTP status (upstream always answers 200)")
 	fs.StringVar(&cfg.BigDLASAddr, "bigdl-as-addr", "", "optional extra listener for drop-in BigDL Remote Attestation Service use (BigDL's port is 9875), e.g. 0.0.0.0:9875")
 	fs.BoolVar(&cfg.AllowSimulation, "allow-simulation", false, "accept simulated quotes, verified against the simulation root in --sim-dir (development only; results and tokens say simulated: true)")
+	fs.BoolVar(&cfg.AllowDebugEnclaves, "allow-debug-enclaves", false, "accept debug enclaves and TDs on the BigDL AS and eHSM quote routes, whose policies cannot allow them (development on real SGX only: the host can read their memory; results say debug: true; native policies use allow_debug)")
 	fs.StringVar(&cfg.SimDir, "sim-dir", "", "simulation PKI used with --allow-simulation (default <data-dir>/sim, created on first start)")
 	fs.StringVar(&cfg.CollateralFile, "collateral", "", "DCAP collateral JSON file (offline layout) used for every Intel quote")
 	fs.StringVar(&cfg.CollateralDir, "collateral-dir", "", "directory of DCAP collateral JSON files, chosen by TEE, FMSPC and PCK CA (read at start)")
