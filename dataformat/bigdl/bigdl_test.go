@@ -319,3 +319,26 @@ func TestMeta(t *testing.T) {
 		t.Fatal(".cbc alone")
 	}
 }
+
+// TestOpenVerifiesBeforeReading: the first pass (Open) refuses a tampered
+// file by itself, before a Reader exists, so no plaintext of a large file
+// is released ahead of the check that the second pass repeats at its end.
+func TestOpenVerifiesBeforeReading(t *testing.T) {
+	pt := bytes.Repeat([]byte("large BigDL file "), (3<<20)/17)
+	good := independent(vecKey, vecEDK, vecIV, pt)
+	for _, off := range []int{HeaderSize, HeaderSize + 5000, len(good) - TagSize - 1, len(good) - 1} {
+		bad := append([]byte{}, good...)
+		bad[off] ^= 0x01
+		r, err := Open(bytes.NewReader(bad), int64(len(bad)), StaticKey(vecKey, vecEDK))
+		if !errors.Is(err, ErrAuth) || r != nil {
+			t.Fatalf("byte %d flipped: Open returned a reader (err %v)", off, err)
+		}
+		var out bytes.Buffer
+		if _, err := Decrypt(&out, bytes.NewReader(bad), int64(len(bad)), StaticKey(vecKey, vecEDK)); !errors.Is(err, ErrAuth) || out.Len() != 0 {
+			t.Fatalf("byte %d flipped: Decrypt released %d bytes (err %v)", off, out.Len(), err)
+		}
+	}
+	if _, err := Open(bytes.NewReader(good), int64(len(good)), StaticKey(vecKey, vecEDK)); err != nil {
+		t.Fatal(err)
+	}
+}

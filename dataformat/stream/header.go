@@ -77,9 +77,13 @@ type Header struct {
 // Size returns the encoded header length, MAC included.
 func (h *Header) Size() int { return len(h.body) + MACSize }
 
-func newHeader(chunkSize int, key keysource.DataKey) (*Header, error) {
+// newHeader builds the header of a new file; salt is nil for a fresh
+// random one (the known-answer tests pass a fixed salt).
+func newHeader(chunkSize int, key keysource.DataKey, salt *[SaltSize]byte) (*Header, error) {
 	h := &Header{ChunkSize: chunkSize, Key: key.Ref, WrappedKey: key.Wrapped}
-	if _, err := rand.Read(h.Salt[:]); err != nil {
+	if salt != nil {
+		h.Salt = *salt
+	} else if _, err := rand.Read(h.Salt[:]); err != nil {
 		return nil, err
 	}
 	if err := h.encodeBody(); err != nil {

@@ -193,11 +193,15 @@ func batchChunks(chunkSize int) int { return max(1, batchBytes/chunkSize) }
 // the number of plaintext bytes. On error dst holds an incomplete file that
 // must be discarded.
 func Encrypt(dst io.Writer, src io.Reader, key keysource.DataKey, opt *Options) (int64, error) {
+	return encryptSalted(dst, src, key, opt, nil)
+}
+
+func encryptSalted(dst io.Writer, src io.Reader, key keysource.DataKey, opt *Options, salt *[SaltSize]byte) (int64, error) {
 	cs := DefaultChunkSize
 	if opt != nil && opt.ChunkSize != 0 {
 		cs = opt.ChunkSize
 	}
-	h, err := newHeader(cs, key)
+	h, err := newHeader(cs, key, salt)
 	if err != nil {
 		return 0, err
 	}
