@@ -31,8 +31,10 @@ command that fixes it:
   cluster reachable; the Intel SGX device plugin resources on some node;
   the Secrets ssl-keys, ssl-password, spark-secret, kms-secret and
   kubeconfig-secret with the right keys (and one password in ssl-password and
-  spark-secret; the kubeconfig holding the current token); the token of the
-  service account; the service account may create pods;
+  spark-secret); the kubeconfig's token authenticates as the service account
+  (and when it expires); the service account may create pods and may not read
+  Secrets (its namespace's, any namespace's, the KMS root key and admin token
+  in --kms-namespace);
   with --kms-url: KMS reachable with valid TLS, initialized, unsealed, ready,
   and the AS answering (--as-url, default the KMS URL);
   with --pccs-url: the PCCS answering /sgx/certification/v4/rootcacrl;
@@ -96,6 +98,7 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "namespace of the Spark jobs; default: the kubeconfig context's, else default")
 	fs.StringVar(&o.ServiceAccount, "service-account", "", "service account of the Spark driver (default spark)")
+	fs.StringVar(&o.KMSNamespace, "kms-namespace", "", "namespace of the KMS Secrets ppml-root-key and ppml-admin-token, checked to be out of the service account's reach (default --namespace)")
 	fs.StringVar(&o.KMSURL, "kms-url", os.Getenv("PPML_KMS"), "ppml KMS to check, e.g. https://ppml.default.svc:9000 (env PPML_KMS)")
 	fs.StringVar(&o.ASURL, "as-url", "", "Attestation Service to check (default --kms-url)")
 	fs.StringVar(&o.CAFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) trusted for the KMS and AS (env PPML_CA_FILE)")

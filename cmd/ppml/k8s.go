@@ -45,10 +45,12 @@ func newK8sSetupCmd() *cobra.Command {
 in one idempotent command, through the Kubernetes API:
 
   ServiceAccount      spark
-  ClusterRoleBinding  spark-role -> ClusterRole edit, subject <namespace>:spark
-  Secret              spark-service-account-token (type service-account-token;
-                      always created, Kubernetes >= 1.24 no longer does), then
-                      waits for Kubernetes to fill in the token
+  Role                spark-role: pods, services, configmaps,
+                      persistentvolumeclaims of the namespace (no Secrets)
+  RoleBinding         spark-role -> Role spark-role, subject <namespace>:spark
+  token               from the TokenRequest API, valid --token-duration (24h;
+                      its expiry is printed); a later run renews it once less
+                      than half is left
   kubeconfig          flattened and minified: user spark-user with that token,
                       context spark-context (written to --kubeconfig-out, 0600)
   Secret spark-secret       key secret: the password of ssl-keys/ssl-password
@@ -57,6 +59,12 @@ in one idempotent command, through the Kubernetes API:
                             --kms-api-key-file; else kept; else enrolled now
                             with the ppml KMS at --kms-url)
   Secret kubeconfig-secret  key config: the kubeconfig above
+
+--legacy-rbac does what upstream does instead, and says why it is dangerous:
+ClusterRoleBinding spark-role -> ClusterRole edit (every Secret of the
+cluster, the KMS root key included) and a non-expiring token Secret
+spark-service-account-token. Without it, a binding and token Secret left by
+an earlier run are removed.
 
 A second run changes nothing and says so. --dry-run prints the manifests
 (Secret values not shown) without contacting the cluster or the KMS.
@@ -104,6 +112,9 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 				if err != nil {
 					return err
 				}
+				if o.LegacyRBAC {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+setup.LegacyWarning)
+				}
 				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			}
@@ -137,6 +148,9 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout+2*time.Minute)
 			defer cancel()
 			rep, err := setup.Setup(ctx, c, o)
+			for _, w := range rep.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
+			}
 			if err != nil {
 				printSetup(cmd, rep, output)
 				return err
@@ -155,7 +169,10 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of an administrator; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account")
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "namespace of the Spark jobs (created when missing); default: the kubeconfig context's, else default")
 	fs.StringVar(&o.ServiceAccount, "service-account", setup.DefaultServiceAccount, "service account of the Spark driver")
-	fs.StringVar(&o.Binding, "binding", setup.DefaultBinding, "name of the ClusterRoleBinding to ClusterRole edit")
+	fs.StringVar(&o.Binding, "binding", setup.DefaultBinding, "name of the RoleBinding (the ClusterRoleBinding with --legacy-rbac)")
+	fs.StringVar(&o.Role, "role", setup.DefaultRole, "name of the namespaced Role of the service account")
+	fs.BoolVar(&o.LegacyRBAC, "legacy-rbac", false, "upstream's RBAC: ClusterRole edit in every namespace and a non-expiring token Secret (dangerous: reads every Secret, the KMS root key included)")
+	fs.DurationVar(&o.TokenDuration, "token-duration", setup.DefaultTokenDuration, "lifetime of the kubeconfig's token (TokenRequest API); run setup again to renew it")
 	fs.StringVar(&o.Context, "context", setup.DefaultContext, "context name in the generated kubeconfig")
 	fs.StringVar(&o.User, "user", setup.DefaultUser, "user name in the generated kubeconfig")
 	fs.StringVar(&kubeconfigOut, "kubeconfig-out", "", "also write the generated kubeconfig (holds the token) to this file, mode 0600")
@@ -208,6 +225,9 @@ func printSetup(cmd *cobra.Command, rep setup.Report, output string) error {
 			note = " (" + it.Note + ")"
 		}
 		fmt.Fprintf(w, "%s/%s %s%s\n", strings.ToLower(it.Kind), it.Name, it.Result, note)
+	}
+	if !rep.TokenExpires.IsZero() {
+		fmt.Fprintf(w, "the token of the kubeconfig expires %s: run ppml k8s setup again before then to renew it\n", rep.TokenExpires.UTC().Format(time.RFC3339))
 	}
 	if len(rep.Items) > 0 {
 		if rep.Changed() {

@@ -90,7 +90,8 @@ func TestK8sSetupAndDoctorCLI(t *testing.T) {
 	kout := filepath.Join(tmp, "spark.kubeconfig")
 	setupArgs := []string{"k8s", "setup", "--kubeconfig", kcfg, "--kms-url", url, "--ca-file", ca, "--admin-token-file", admin, "--kms-policy-id", "policy-1", "--kubeconfig-out", kout}
 	out, errs, code = runPPML(t, "", setupArgs...)
-	if code != 0 || !strings.Contains(out, "secret/kms-secret created (enrolled app ") || !strings.Contains(out, "serviceaccount/spark created") || !strings.Contains(out, "file/"+kout+" created") {
+	if code != 0 || !strings.Contains(out, "secret/kms-secret created (enrolled app ") || !strings.Contains(out, "serviceaccount/spark created") || !strings.Contains(out, "file/"+kout+" created") ||
+		!strings.Contains(out, "role/spark-role created") || !strings.Contains(out, "the token of the kubeconfig expires ") || strings.Contains(errs, "warning") {
 		t.Fatalf("setup: exit %d\n%s\n%s", code, out, errs)
 	}
 	s, err := c.Clientset.CoreV1().Secrets("default").Get(ctx, "kms-secret", metav1.GetOptions{})
@@ -120,6 +121,15 @@ func TestK8sSetupAndDoctorCLI(t *testing.T) {
 	kc = exec.Command(filepath.Join(c.Assets, "kubectl"), "--kubeconfig", kout, "run", "spark-driver", "--image=busybox", "--dry-run=server")
 	if b, err := kc.CombinedOutput(); err != nil || !strings.Contains(string(b), "created (server dry run)") {
 		t.Fatalf("kubectl run as spark: %v %s", err, b)
+	}
+
+	kc = exec.Command(filepath.Join(c.Assets, "kubectl"), "--kubeconfig", kout, "get", "secrets", "-A")
+	if b, err := kc.CombinedOutput(); err == nil || !strings.Contains(string(b), "Forbidden") {
+		t.Fatalf("kubectl get secrets as spark: %v %s", err, b)
+	}
+	// --legacy-rbac says why it is dangerous (dry run: nothing applied).
+	if out, errs, code := runPPML(t, "", "k8s", "setup", "--dry-run", "--legacy-rbac", "--namespace", "x"); code != 0 || !strings.Contains(errs, "warning: --legacy-rbac") || !strings.Contains(out, "kind: ClusterRoleBinding") {
+		t.Fatalf("legacy dry run: %d %s %s", code, out, errs)
 	}
 
 	// Doctor: only the device plugin is missing (no nodes here); KMS fine.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ppml-project/ppml/k8s/kube"
+	"github.com/ppml-project/ppml/k8s/manifests"
 	"github.com/ppml-project/ppml/k8s/material"
 	"github.com/ppml-project/ppml/k8s/setup"
 )
@@ -99,8 +101,13 @@ func ClusterChecks(ctx context.Context, c *kube.Client, opts Options) []Check {
 		clear(got)
 	}
 
-	out = append(out, tokenCheck(ctx, c, o))
+	var kubeconfig []byte
+	if s := secrets[setup.KubeconfigSecret]; s != nil {
+		kubeconfig = s.Data[setup.KubeconfigKey]
+	}
+	out = append(out, tokenCheck(ctx, c, o, kubeconfig))
 	out = append(out, rbacCheck(ctx, c, o))
+	out = append(out, secretsRBACCheck(ctx, c, o))
 	return out
 }
 
@@ -152,26 +159,48 @@ func sgxPluginCheck(ctx context.Context, c *kube.Client) Check {
 	return pass(name, fmt.Sprintf("%d of %d nodes: %s", len(ready), len(nodes.Items), strings.Join(ready, ", ")))
 }
 
-func tokenCheck(ctx context.Context, c *kube.Client, o Options) Check {
+// tokenCheck checks the token in kubeconfig-secret: it authenticates as
+// the service account (TokenReview) and when it expires.
+func tokenCheck(ctx context.Context, c *kube.Client, o Options, kubeconfig []byte) Check {
 	const name = "service account token"
 	ns := o.Namespace
-	fix := fmt.Sprintf("ppml k8s setup --namespace %s", ns)
-	if _, err := c.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, o.ServiceAccount, metav1.GetOptions{}); err != nil {
+	fix := fmt.Sprintf("ppml k8s setup --namespace %s (requests a new time-bound token)", ns)
+	sa, err := c.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, o.ServiceAccount, metav1.GetOptions{})
+	if err != nil {
 		return fail(name, fmt.Sprintf("ServiceAccount %s/%s: %v", ns, o.ServiceAccount, errText(err)), fix)
 	}
-	s, err := c.Clientset.CoreV1().Secrets(ns).Get(ctx, o.TokenSecret, metav1.GetOptions{})
+	token := kubeconfigToken(kubeconfig)
+	if token == "" {
+		return fail(name, fmt.Sprintf("no token of %s: kubeconfig-secret is missing or holds no token", o.ServiceAccount), fix)
+	}
+	user, err := setup.ReviewToken(ctx, c, token)
 	if err != nil {
-		return fail(name, fmt.Sprintf("no token Secret %s/%s for %s (Kubernetes >= 1.24 does not create one): %v", ns, o.TokenSecret, o.ServiceAccount, errText(err)), fix)
+		return fail(name, fmt.Sprintf("the token in kubeconfig-secret: %v (expired, revoked, or the service account was recreated)", err), fix)
 	}
-	if s.Type != corev1.SecretTypeServiceAccountToken || s.Annotations[corev1.ServiceAccountNameKey] != o.ServiceAccount {
-		return fail(name, fmt.Sprintf("Secret %s/%s is not a service-account token of %s (type %s)", ns, o.TokenSecret, o.ServiceAccount, s.Type),
-			fmt.Sprintf("kubectl -n %s delete secret %s && %s", ns, o.TokenSecret, fix))
+	if want := setup.ServiceAccountUser(ns, o.ServiceAccount); user != want {
+		return fail(name, fmt.Sprintf("the token in kubeconfig-secret authenticates as %s, not %s", user, want), fix)
 	}
-	if len(s.Data[corev1.ServiceAccountTokenKey]) == 0 {
-		return fail(name, fmt.Sprintf("Secret %s/%s has no token yet: the token controller of kube-controller-manager has not filled it", ns, o.TokenSecret),
-			fmt.Sprintf("kubectl -n %s describe secret %s; check kube-controller-manager", ns, o.TokenSecret))
+	if uid := setup.TokenServiceAccountUID(token); uid != "" && uid != string(sa.UID) {
+		return fail(name, fmt.Sprintf("the token in kubeconfig-secret was issued to an earlier ServiceAccount %s/%s (recreated since)", ns, o.ServiceAccount), fix)
 	}
-	return pass(name, "Secret "+o.TokenSecret)
+	exp, ok := setup.TokenExpiry(token)
+	if !ok {
+		return pass(name, "a non-expiring token (--legacy-rbac); without it setup issues a time-bound one")
+	}
+	return pass(name, fmt.Sprintf("expires %s (in %s); renew with: %s", exp.UTC().Format(time.RFC3339), time.Until(exp).Round(time.Minute), fix))
+}
+
+func kubeconfigToken(data []byte) string {
+	kc, err := clientcmd.Load(data)
+	if err != nil || len(data) == 0 {
+		return ""
+	}
+	if cur := kc.Contexts[kc.CurrentContext]; cur != nil {
+		if ai := kc.AuthInfos[cur.AuthInfo]; ai != nil {
+			return ai.Token
+		}
+	}
+	return ""
 }
 
 func errText(err error) string {
@@ -181,29 +210,86 @@ func errText(err error) string {
 	return err.Error()
 }
 
-func rbacCheck(ctx context.Context, c *kube.Client, o Options) Check {
-	name := "RBAC: " + o.ServiceAccount + " can create pods"
-	ns := o.Namespace
-	user := "system:serviceaccount:" + ns + ":" + o.ServiceAccount
+// allowed asks the API server (SubjectAccessReview) whether the service
+// account may do verb on resource (name) in namespace ("" = every
+// namespace).
+func allowed(ctx context.Context, c *kube.Client, o Options, verb, resource, namespace, name string) (bool, error) {
 	sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{
-		User:               user,
-		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-		ResourceAttributes: &authv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods"},
+		User:               setup.ServiceAccountUser(o.Namespace, o.ServiceAccount),
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + o.Namespace, "system:authenticated"},
+		ResourceAttributes: &authv1.ResourceAttributes{Namespace: namespace, Verb: verb, Resource: resource, Name: name},
 	}}
 	res, err := c.Clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 	if err != nil {
-		return fail(name, fmt.Sprintf("cannot ask the API server (SubjectAccessReview): %v", err), "run ppml doctor with a kubeconfig that may create subjectaccessreviews")
+		return false, fmt.Errorf("cannot ask the API server (SubjectAccessReview): %v", err)
 	}
-	if !res.Status.Allowed {
-		return fail(name, fmt.Sprintf("%s may not create pods in %s (ClusterRoleBinding %s to edit missing?)", user, ns, o.Binding),
-			fmt.Sprintf("ppml k8s setup --namespace %s (or kubectl create clusterrolebinding %s --clusterrole=edit --serviceaccount=%s:%s)", ns, o.Binding, ns, o.ServiceAccount))
+	return res.Status.Allowed, nil
+}
+
+const sarFix = "run ppml doctor with a kubeconfig that may create subjectaccessreviews"
+
+func rbacCheck(ctx context.Context, c *kube.Client, o Options) Check {
+	name := "RBAC: " + o.ServiceAccount + " can create pods"
+	ns := o.Namespace
+	user := setup.ServiceAccountUser(ns, o.ServiceAccount)
+	ok, err := allowed(ctx, c, o, "create", "pods", ns, "")
+	if err != nil {
+		return fail(name, err.Error(), sarFix)
+	}
+	if !ok {
+		return fail(name, fmt.Sprintf("%s may not create pods in %s (RoleBinding %s to Role %s missing?)", user, ns, o.Binding, setup.DefaultRole),
+			fmt.Sprintf("ppml k8s setup --namespace %s (binds Role %s: pods, services, configmaps, persistentvolumeclaims)", ns, setup.DefaultRole))
 	}
 	return pass(name, user)
 }
 
-// kubeconfigProblem checks the kubeconfig of kubeconfig-secret: it parses,
-// its current context is spark-context with a token, and the token is the
-// current one of the service account.
+// secretsRBACCheck fails when the service account, whose token every Spark
+// driver mounts, can read Secrets: in its namespace, in any namespace, or
+// the KMS root key and admin token; or when those live in the job
+// namespace, where creating a pod is enough to mount them.
+func secretsRBACCheck(ctx context.Context, c *kube.Client, o Options) Check {
+	name := "RBAC: " + o.ServiceAccount + " cannot read Secrets"
+	ns, kmsNS := o.Namespace, o.KMSNamespace
+	user := setup.ServiceAccountUser(ns, o.ServiceAccount)
+	fix := fmt.Sprintf("ppml k8s setup --namespace %s (without --legacy-rbac: replaces the cluster-wide edit binding by Role %s and revokes the non-expiring token); "+
+		"find other bindings with: kubectl get rolebindings,clusterrolebindings -A -o wide | grep %s:%s", ns, setup.DefaultRole, ns, o.ServiceAccount)
+	var can []string
+	for _, q := range []struct{ verb, ns, name, what string }{
+		{"get", ns, "", "get Secrets in " + ns},
+		{"list", ns, "", "list Secrets in " + ns},
+		{"list", "", "", "list Secrets in every namespace"},
+		{"get", kmsNS, manifests.RootKeySecret, "get the KMS root key Secret " + kmsNS + "/" + manifests.RootKeySecret},
+		{"get", kmsNS, manifests.AdminTokenSecret, "get the KMS admin token Secret " + kmsNS + "/" + manifests.AdminTokenSecret},
+	} {
+		ok, err := allowed(ctx, c, o, q.verb, "secrets", q.ns, q.name)
+		if err != nil {
+			return fail(name, err.Error(), sarFix)
+		}
+		if ok {
+			can = append(can, q.what)
+		}
+	}
+	if len(can) > 0 {
+		return fail(name, fmt.Sprintf("%s, whose token every Spark driver mounts, may %s", user, strings.Join(can, ", ")), fix)
+	}
+	if kmsNS == ns {
+		var here []string
+		for _, s := range []string{manifests.RootKeySecret, manifests.AdminTokenSecret} {
+			if _, err := c.Clientset.CoreV1().Secrets(ns).Get(ctx, s, metav1.GetOptions{}); err == nil {
+				here = append(here, s)
+			}
+		}
+		if len(here) > 0 {
+			return fail(name, fmt.Sprintf("Secret(s) %s of the KMS are in the job namespace %s, where %s may create pods, and a pod can mount any Secret of its namespace", strings.Join(here, ", "), ns, o.ServiceAccount),
+				"run the KMS in its own namespace: ppml k8s manifests --namespace ppml (and --secrets), then ppml doctor --kms-namespace ppml")
+		}
+	}
+	return pass(name, fmt.Sprintf("%s may not read Secrets here, elsewhere, or the KMS root key in %s", user, kmsNS))
+}
+
+// kubeconfigProblem checks the kubeconfig of kubeconfig-secret: it parses
+// and its current context is spark-context with a token (tokenCheck checks
+// the token).
 func kubeconfigProblem(ctx context.Context, c *kube.Client, o Options, data []byte) string {
 	kc, err := clientcmd.Load(data)
 	if err != nil {
@@ -219,10 +305,6 @@ func kubeconfigProblem(ctx context.Context, c *kube.Client, o Options, data []by
 	ai, cl := kc.AuthInfos[cur.AuthInfo], kc.Clusters[cur.Cluster]
 	if ai == nil || ai.Token == "" || cl == nil || cl.Server == "" || len(kc.Clusters) != 1 {
 		return "kubeconfig-secret/config is not a flattened minified kubeconfig with the service-account token"
-	}
-	s, err := c.Clientset.CoreV1().Secrets(o.Namespace).Get(ctx, o.TokenSecret, metav1.GetOptions{})
-	if err == nil && len(s.Data[corev1.ServiceAccountTokenKey]) > 0 && string(s.Data[corev1.ServiceAccountTokenKey]) != ai.Token {
-		return fmt.Sprintf("kubeconfig-secret/config holds a token that is not the current token of %s (Secret %s was recreated)", o.ServiceAccount, o.TokenSecret)
 	}
 	return ""
 }

@@ -40,6 +40,9 @@ type Options struct {
 	// ServiceAccount, Binding and TokenSecret default to the names of
 	// package setup (spark, spark-role, spark-service-account-token).
 	ServiceAccount, Binding, TokenSecret string
+	// KMSNamespace holds the KMS's ppml-root-key and ppml-admin-token
+	// Secrets (Namespace when empty).
+	KMSNamespace string
 
 	// KMSURL (https://host:9000) enables the KMS checks; ASURL (default
 	// KMSURL) the Attestation Service check. CAFile is trusted besides the
@@ -68,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TokenSecret == "" {
 		o.TokenSecret = setup.DefaultTokenSecret
+	}
+	if o.KMSNamespace == "" {
+		o.KMSNamespace = o.Namespace
 	}
 	if o.ASURL == "" {
 		o.ASURL = o.KMSURL

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -120,7 +121,7 @@ func TestDoctorAgainstAPIServer(t *testing.T) {
 	if err := secrets.Delete(ctx, "kubeconfig-secret", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	expectFailed(t, run(), map[string]string{"secret kubeconfig-secret": "ppml k8s setup"})
+	expectFailed(t, run(), map[string]string{"secret kubeconfig-secret": "ppml k8s setup", "service account token": "ppml k8s setup"})
 	repair()
 
 	// A key missing.
@@ -145,20 +146,71 @@ func TestDoctorAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The token Secret removed (the kubeconfig then holds a dead token once
-	// a new one is made; setup rewrites it).
-	if err := secrets.Delete(ctx, setup.DefaultTokenSecret, metav1.DeleteOptions{}); err != nil {
+	// The service account recreated: the kubeconfig's bound token is dead.
+	if err := kc.Clientset.CoreV1().ServiceAccounts("default").Delete(ctx, "spark", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Clientset.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "spark"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	expectFailed(t, run(), map[string]string{"service account token": "ppml k8s setup"})
 	repair()
+	if d := byName(run())["service account token"].Detail; !strings.Contains(d, "expires") {
+		t.Errorf("token detail: %q", d)
+	}
 
 	// The binding removed.
-	if err := kc.Clientset.RbacV1().ClusterRoleBindings().Delete(ctx, setup.DefaultBinding, metav1.DeleteOptions{}); err != nil {
+	if err := kc.Clientset.RbacV1().RoleBindings("default").Delete(ctx, setup.DefaultBinding, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	expectFailed(t, run(), map[string]string{"RBAC: spark can create pods": "clusterrolebinding spark-role"})
+	expectFailed(t, run(), map[string]string{"RBAC: spark can create pods": "ppml k8s setup"})
 	repair()
+
+	// Upstream's RBAC: spark reads every Secret; doctor names the fix.
+	legacy := setupOpts
+	legacy.LegacyRBAC = true
+	if _, err := setup.Setup(ctx, kc, legacy); err != nil {
+		t.Fatal(err)
+	}
+	got = run()
+	expectFailed(t, got, map[string]string{"RBAC: spark cannot read Secrets": "without --legacy-rbac"})
+	if p := byName(got)["RBAC: spark cannot read Secrets"].Problem; !strings.Contains(p, "get the KMS root key Secret default/ppml-root-key") || !strings.Contains(p, "list Secrets in every namespace") {
+		t.Errorf("problem: %s", p)
+	}
+	if d := byName(got)["service account token"].Detail; !strings.Contains(d, "non-expiring") {
+		t.Errorf("legacy token detail: %q", d)
+	}
+	repair()
+
+	// A RoleBinding elsewhere that lets spark read the root key.
+	if _, err := kc.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ppml"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "oops"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "spark", Namespace: "default"}}}
+	if _, err := kc.Clientset.RbacV1().RoleBindings("ppml").Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	inPPML := opts
+	inPPML.KMSNamespace = "ppml"
+	got = doctor.ClusterChecks(ctx, kc, inPPML)
+	expectFailed(t, got, map[string]string{"RBAC: spark cannot read Secrets": "rolebindings,clusterrolebindings"})
+	if p := byName(got)["RBAC: spark cannot read Secrets"].Problem; !strings.Contains(p, "ppml/ppml-root-key") {
+		t.Errorf("problem: %s", p)
+	}
+	if err := kc.Clientset.RbacV1().RoleBindings("ppml").Delete(ctx, "oops", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expectFailed(t, doctor.ClusterChecks(ctx, kc, inPPML), map[string]string{})
+
+	// The KMS root key in the job namespace: creating a pod there mounts it.
+	if _, err := kc.ApplySecret(ctx, material.NewSecret("ppml-root-key", "default", map[string][]byte{"root.key": []byte("x")}), false); err != nil {
+		t.Fatal(err)
+	}
+	expectFailed(t, run(), map[string]string{"RBAC: spark cannot read Secrets": "its own namespace"})
+	if err := secrets.Delete(ctx, "ppml-root-key", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The cluster unreachable.
 	cfg := *c.Config

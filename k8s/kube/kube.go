@@ -74,6 +74,8 @@ const (
 	Created   Result = "created"
 	Updated   Result = "updated"
 	Unchanged Result = "unchanged"
+	// Deleted: an object an earlier run made is no longer wanted.
+	Deleted Result = "deleted"
 )
 
 // ApplySecret creates the Secret or replaces the data, type-compatible

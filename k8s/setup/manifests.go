@@ -14,7 +14,7 @@ const Redacted = "REDACTED"
 // contacting the cluster or the KMS. Secret values are never printed:
 // stringData shows each key with the value REDACTED (or, for kms-secret,
 // the app and policy ids, which are not secret); the token Secret is filled
-// by Kubernetes.
+// by Kubernetes; the TokenRequest token only exists when Setup runs.
 func Manifests(opts Options) ([]byte, error) {
 	o := opts.withDefaults()
 	if err := o.validate(); err != nil {
@@ -39,15 +39,22 @@ func Manifests(opts Options) ([]byte, error) {
 	}
 	docs := []doc{
 		{"# ServiceAccount used by the Spark driver (spark.kubernetes.authenticate.driver.serviceAccountName)", serviceAccount(o)},
-		{"", binding(o)},
-		{"# Filled in by Kubernetes with the token of " + o.ServiceAccount, tokenSecret(o)},
+	}
+	if o.LegacyRBAC {
+		docs = append(docs,
+			doc{"# " + LegacyWarning, clusterBinding(o)},
+			doc{"# Filled in by Kubernetes with a non-expiring token of " + o.ServiceAccount, tokenSecret(o)})
+	} else {
+		docs = append(docs,
+			doc{"# Only what the Spark driver needs in its namespace (no Secrets)", role(o)},
+			doc{"", roleBinding(o)})
 	}
 	c, s := secret("spark-secret", map[string]string{"secret": Redacted}, "# spark-secret: the password of ssl-keys/ssl-password (kept when it exists)")
 	docs = append(docs, doc{c, s})
 	c, s = secret(KMSSecret, kms, kmsComment)
 	docs = append(docs, doc{c, s})
 	c, s = secret(KubeconfigSecret, map[string]string{KubeconfigKey: Redacted},
-		fmt.Sprintf("# kubeconfig-secret: flattened kubeconfig, user %s with the token, context %s, cluster %s", o.User, o.Context, o.ClusterName))
+		fmt.Sprintf("# kubeconfig-secret: flattened kubeconfig, user %s with the token (TokenRequest, %s unless --legacy-rbac), context %s, cluster %s", o.User, o.TokenDuration, o.Context, o.ClusterName))
 	docs = append(docs, doc{c, s})
 
 	var buf bytes.Buffer

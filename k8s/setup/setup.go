@@ -1,10 +1,18 @@
 // Package setup prepares a namespace for BigDL PPML Spark jobs, doing with
 // client-go what the "Configure K8S Environment" section of the BigDL PPML
-// prerequisites page does with kubectl: the service account, its
-// cluster-role binding to edit, a service-account token Secret, a flattened
-// minified kubeconfig for that token, and the Secrets spark-secret,
-// kms-secret and kubeconfig-secret. Every step is idempotent: a second run
-// reports each object unchanged.
+// prerequisites page does with kubectl: the service account, its RBAC, a
+// flattened minified kubeconfig with its token, and the Secrets
+// spark-secret, kms-secret and kubeconfig-secret. Every step is idempotent:
+// a second run reports each object unchanged.
+//
+// By default the service account gets a namespaced Role with only what
+// Spark on Kubernetes needs (pods, services, configmaps and
+// persistentvolumeclaims of the job namespace) and the kubeconfig holds a
+// time-bound token from the TokenRequest API, renewed by running Setup
+// again. Upstream's cluster-wide binding to ClusterRole edit (which reads
+// every Secret of the cluster, the KMS root key included) and its
+// non-expiring token Secret are only made with Options.LegacyRBAC; without
+// it Setup removes them when an earlier run left them behind.
 package setup
 
 import (
@@ -35,7 +43,12 @@ import (
 const (
 	DefaultServiceAccount = "spark"
 	DefaultBinding        = "spark-role"
-	DefaultClusterRole    = "edit"
+	// DefaultRole is the namespaced Role bound to the service account.
+	DefaultRole        = "spark-role"
+	DefaultClusterRole = "edit"
+	// DefaultTokenDuration is the lifetime requested for the kubeconfig's
+	// token (the API server may shorten it).
+	DefaultTokenDuration  = 24 * time.Hour
 	DefaultTokenSecret    = "spark-service-account-token"
 	DefaultContext        = "spark-context"
 	DefaultUser           = "spark-user"
@@ -61,9 +74,12 @@ type KMSCredentials struct {
 type Options struct {
 	Namespace      string
 	ServiceAccount string
-	Binding        string
-	ClusterRole    string
-	TokenSecret    string
+	// Binding names the RoleBinding (the ClusterRoleBinding with
+	// LegacyRBAC); Role the namespaced Role.
+	Binding     string
+	Role        string
+	ClusterRole string
+	TokenSecret string
 	Context        string
 	User           string
 	// ClusterName names the cluster entry of the generated kubeconfig
@@ -81,9 +97,24 @@ type Options struct {
 	// password is recovered from the ssl-password Secret.
 	Password []byte
 
-	// TokenTimeout bounds the wait for the token controller (60 s when 0).
+	// LegacyRBAC reproduces upstream: a ClusterRoleBinding to ClusterRole
+	// edit in every namespace and a non-expiring token Secret. Dangerous,
+	// see LegacyWarning.
+	LegacyRBAC bool
+	// TokenDuration is the lifetime requested for the kubeconfig token
+	// (DefaultTokenDuration when 0). A token with less than half of it
+	// left is renewed.
+	TokenDuration time.Duration
+
+	// TokenTimeout bounds the wait for the token controller with
+	// LegacyRBAC (60 s when 0).
 	TokenTimeout time.Duration
 }
+
+// LegacyWarning says why LegacyRBAC is dangerous.
+const LegacyWarning = "--legacy-rbac: the service account gets ClusterRole edit in every namespace, which reads every Secret of the cluster " +
+	"(the KMS root key and admin token included), with a token that never expires, stored in kubeconfig-secret that every Spark driver mounts: " +
+	"anyone who controls one Spark pod controls the KMS. Use it only where the images cannot work with the namespaced Role."
 
 func (o Options) withDefaults() Options {
 	def := func(s *string, d string) {
@@ -94,6 +125,7 @@ func (o Options) withDefaults() Options {
 	def(&o.Namespace, metav1.NamespaceDefault)
 	def(&o.ServiceAccount, DefaultServiceAccount)
 	def(&o.Binding, DefaultBinding)
+	def(&o.Role, DefaultRole)
 	def(&o.ClusterRole, DefaultClusterRole)
 	def(&o.TokenSecret, DefaultTokenSecret)
 	def(&o.Context, DefaultContext)
@@ -102,12 +134,18 @@ func (o Options) withDefaults() Options {
 	if o.TokenTimeout == 0 {
 		o.TokenTimeout = 60 * time.Second
 	}
+	if o.TokenDuration == 0 {
+		o.TokenDuration = DefaultTokenDuration
+	}
 	return o
 }
 
 func (o Options) validate() error {
 	if (o.KMS.AppID == "") != (o.KMS.APIKey == "") {
 		return errors.New("the KMS app id and API key go together: pass both (--kms-app-id and --kms-api-key-file), or neither to keep the existing kms-secret or enroll with --kms-url")
+	}
+	if o.TokenDuration < 10*time.Minute {
+		return fmt.Errorf("token duration %s: the TokenRequest API needs at least 10m", o.TokenDuration)
 	}
 	return nil
 }
@@ -124,6 +162,11 @@ type Item struct {
 type Report struct {
 	Namespace string `json:"namespace"`
 	Items     []Item `json:"items"`
+	// TokenExpires is when the kubeconfig's token expires (zero for the
+	// non-expiring token of LegacyRBAC).
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	// Warnings are printed to the operator (LegacyRBAC).
+	Warnings []string `json:"warnings,omitempty"`
 	// Kubeconfig is the generated kubeconfig (holds the token; never
 	// printed).
 	Kubeconfig []byte `json:"-"`
@@ -195,22 +238,44 @@ func Setup(ctx context.Context, c *kube.Client, opts Options) (Report, error) {
 	}
 	rep.add("ServiceAccount", o.ServiceAccount, res, "")
 
-	// Cluster role binding.
-	res, err = ensureBinding(ctx, c, o)
-	if err != nil {
-		return rep, err
-	}
-	rep.add("ClusterRoleBinding", o.Binding, res, "clusterrole/"+o.ClusterRole)
+	var token string
+	if o.LegacyRBAC {
+		rep.Warnings = append(rep.Warnings, LegacyWarning)
+		res, err = ensureClusterBinding(ctx, c, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.add("ClusterRoleBinding", o.Binding, res, "clusterrole/"+o.ClusterRole+" in every namespace (--legacy-rbac)")
 
-	// Token Secret, always created (Kubernetes >= 1.24 no longer does).
-	res, err = ensureTokenSecret(ctx, c, o)
-	if err != nil {
-		return rep, err
-	}
-	rep.add("Secret", o.TokenSecret, res, "kubernetes.io/service-account-token")
-	token, err := WaitForToken(ctx, c, ns, o.TokenSecret, o.TokenTimeout)
-	if err != nil {
-		return rep, err
+		// Token Secret (Kubernetes >= 1.24 no longer creates one).
+		res, err = ensureTokenSecret(ctx, c, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.add("Secret", o.TokenSecret, res, "kubernetes.io/service-account-token, never expires (--legacy-rbac)")
+		if token, err = WaitForToken(ctx, c, ns, o.TokenSecret, o.TokenTimeout); err != nil {
+			return rep, err
+		}
+	} else {
+		res, err = ensureRole(ctx, c, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.add("Role", o.Role, res, "pods, services, configmaps, persistentvolumeclaims in "+ns)
+		res, err = ensureRoleBinding(ctx, c, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.add("RoleBinding", o.Binding, res, "role/"+o.Role)
+		if err := removeLegacy(ctx, c, o, &rep); err != nil {
+			return rep, err
+		}
+		var note string
+		token, rep.TokenExpires, res, note, err = boundToken(ctx, c, o)
+		if err != nil {
+			return rep, err
+		}
+		rep.add("Token", o.ServiceAccount, res, note)
 	}
 
 	// The kubeconfig of spark-user / spark-context.
@@ -333,7 +398,7 @@ func subject(o Options) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: o.ServiceAccount, Namespace: o.Namespace}
 }
 
-func binding(o Options) *rbacv1.ClusterRoleBinding {
+func clusterBinding(o Options) *rbacv1.ClusterRoleBinding {
 	return &rbacv1.ClusterRoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Binding, Labels: labels()},
@@ -342,11 +407,11 @@ func binding(o Options) *rbacv1.ClusterRoleBinding {
 	}
 }
 
-func ensureBinding(ctx context.Context, c *kube.Client, o Options) (kube.Result, error) {
+func ensureClusterBinding(ctx context.Context, c *kube.Client, o Options) (kube.Result, error) {
 	crbs := c.Clientset.RbacV1().ClusterRoleBindings()
 	cur, err := crbs.Get(ctx, o.Binding, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if _, err := crbs.Create(ctx, binding(o), metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil {
+		if _, err := crbs.Create(ctx, clusterBinding(o), metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil {
 			return "", fmt.Errorf("create ClusterRoleBinding %s: %w", o.Binding, err)
 		}
 		return kube.Created, nil
@@ -354,7 +419,7 @@ func ensureBinding(ctx context.Context, c *kube.Client, o Options) (kube.Result,
 	if err != nil {
 		return "", fmt.Errorf("read ClusterRoleBinding %s: %w", o.Binding, err)
 	}
-	want := binding(o).RoleRef
+	want := clusterBinding(o).RoleRef
 	if cur.RoleRef != want {
 		return "", fmt.Errorf("ClusterRoleBinding %s exists with %s/%s, not ClusterRole/%s (the role of a binding cannot change): delete it with 'kubectl delete clusterrolebinding %s' or choose another name with --binding", o.Binding, cur.RoleRef.Kind, cur.RoleRef.Name, o.ClusterRole, o.Binding)
 	}

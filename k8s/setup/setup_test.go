@@ -11,7 +11,9 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -61,13 +63,19 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := results(rep)
-	for _, k := range []string{"ServiceAccount/spark", "ClusterRoleBinding/spark-role", "Secret/spark-service-account-token", "Secret/spark-secret", "Secret/kms-secret", "Secret/kubeconfig-secret"} {
+	for _, k := range []string{"ServiceAccount/spark", "Role/spark-role", "RoleBinding/spark-role", "Token/spark", "Secret/spark-secret", "Secret/kms-secret", "Secret/kubeconfig-secret"} {
 		if res[k] != kube.Created {
 			t.Errorf("first run: %s %q, want created", k, res[k])
 		}
 	}
 	if !rep.Changed() {
 		t.Error("first run reports no change")
+	}
+	if d := time.Until(rep.TokenExpires); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("token expires %v, want in about 24h", rep.TokenExpires)
+	}
+	if len(rep.Warnings) != 0 {
+		t.Errorf("warnings without --legacy-rbac: %v", rep.Warnings)
 	}
 
 	// Second run: nothing changes, also without password and credentials
@@ -123,15 +131,16 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 	if err != nil || who.Status.UserInfo.Username != "system:serviceaccount:default:spark" {
 		t.Fatalf("whoami: %v %v", who, err)
 	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "spark-driver-test"}, Spec: corev1.PodSpec{
-		ServiceAccountName: "spark", Containers: []corev1.Container{{Name: "driver", Image: "intelanalytics/bigdl-ppml-trusted-bigdata-gramine-reference-8g:2.5.0-SNAPSHOT"}}}}
-	if _, err := sa.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
-		t.Fatalf("create pod as spark (server dry run): %v", err)
+	exp, ok := setup.TokenExpiry(cfg.AuthInfos["spark-user"].Token)
+	if !ok || !exp.Equal(rep.TokenExpires) {
+		t.Fatalf("kubeconfig token expiry %v %v, report %v", exp, ok, rep.TokenExpires)
 	}
+	leastPrivilege(t, ctx, c, sa, "default")
 
-	// Repairs: a deleted token Secret is recreated and kubeconfig-secret
-	// follows the new token; a policy id alone is replaced.
-	if err := kc.Clientset.CoreV1().Secrets("default").Delete(ctx, "spark-service-account-token", metav1.DeleteOptions{}); err != nil {
+	// Repairs: a recreated service account invalidates the bound token, so
+	// a new one is requested and kubeconfig-secret follows; a policy id
+	// alone is replaced.
+	if err := kc.Clientset.CoreV1().ServiceAccounts("default").Delete(ctx, "spark", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rep3, err := setup.Setup(ctx, kc, setup.Options{KMS: setup.KMSCredentials{PolicyID: "policy-2"}})
@@ -139,22 +148,27 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	res = results(rep3)
-	if res["Secret/spark-service-account-token"] != kube.Created || res["Secret/kubeconfig-secret"] != kube.Updated || res["Secret/kms-secret"] != kube.Updated || res["Secret/spark-secret"] != kube.Unchanged {
+	if res["ServiceAccount/spark"] != kube.Created || res["Token/spark"] != kube.Created || res["Secret/kubeconfig-secret"] != kube.Updated || res["Secret/kms-secret"] != kube.Updated || res["Secret/spark-secret"] != kube.Unchanged {
 		t.Fatalf("repair: %+v", rep3.Items)
+	}
+	// A token with less than half of its duration left is renewed.
+	rep3, err = setup.Setup(ctx, kc, setup.Options{TokenDuration: 49 * time.Hour})
+	if err != nil || results(rep3)["Token/spark"] != kube.Created || time.Until(rep3.TokenExpires) < 48*time.Hour {
+		t.Fatalf("renewal: %+v %v", rep3.Items, err)
 	}
 
 	// A binding to another role is reported, not replaced.
-	other := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "spark-view"},
+	other := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "spark-view"},
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"}}
-	if _, err := kc.Clientset.RbacV1().ClusterRoleBindings().Create(ctx, other, metav1.CreateOptions{}); err != nil {
+	if _, err := kc.Clientset.RbacV1().RoleBindings("default").Create(ctx, other, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := setup.Setup(ctx, kc, setup.Options{Binding: "spark-view"}); err == nil || !strings.Contains(err.Error(), "kubectl delete clusterrolebinding spark-view") {
+	if _, err := setup.Setup(ctx, kc, setup.Options{Binding: "spark-view"}); err == nil || !strings.Contains(err.Error(), "kubectl -n default delete rolebinding spark-view") {
 		t.Fatalf("foreign binding: %v", err)
 	}
 
 	// Another namespace: created; the password comes from its ssl-password;
-	// the KMS credentials are enrolled; the binding gains a subject.
+	// the KMS credentials are enrolled; its own Role and RoleBinding.
 	pf, err := material.GeneratePasswordFiles([]byte(password), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +188,7 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if results(rep4)["ClusterRoleBinding/spark-role"] != kube.Updated || enrolled != 1 {
+	if results(rep4)["RoleBinding/spark-role"] != kube.Created || enrolled != 1 {
 		t.Fatalf("jobs: %+v, enrolled %d", rep4.Items, enrolled)
 	}
 	s, _ = kc.Clientset.CoreV1().Secrets("jobs").Get(ctx, "spark-secret", metav1.GetOptions{})
@@ -184,6 +198,8 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 	if rep5, err := setup.Setup(ctx, kc, jobs); err != nil || rep5.Changed() || enrolled != 1 {
 		t.Fatalf("jobs again: %+v %v (enrolled %d)", rep5.Items, err, enrolled)
 	}
+
+	legacy(t, ctx, c, kc)
 
 	// --dry-run manifests: no secret values, and the API server admits them.
 	m, err := setup.Manifests(setup.Options{Namespace: "dry", KMS: setup.KMSCredentials{AppID: "app-3", APIKey: "key-secret-3"}})
@@ -196,7 +212,129 @@ func TestSetupAgainstAPIServer(t *testing.T) {
 	if _, err := kc.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "dry"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(string(m), "ClusterRoleBinding") || strings.Contains(string(m), "service-account-token") || !strings.Contains(string(m), "kind: Role\n") {
+		t.Fatalf("dry-run manifests without --legacy-rbac:\n%s", m)
+	}
 	if out, err := c.Kubectl(t, m, "apply", "--dry-run=server", "-f", "-"); err != nil || strings.Count(string(out), "server dry run") != 6 {
 		t.Fatalf("dry-run manifests: %v\n%s", err, out)
+	}
+}
+
+// leastPrivilege checks what the job's kubeconfig (client sa) may do: run
+// pods, services, configmaps and claims in ns; no Secrets in ns, in another
+// namespace (where the KMS keeps its root key) or cluster-wide; no RBAC.
+func leastPrivilege(t *testing.T, ctx context.Context, c *k8stest.Cluster, sa kubernetes.Interface, ns string) {
+	t.Helper()
+	kmsNS := "ppml-kms-" + ns
+	if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kmsNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{ns, kmsNS} {
+		root := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ppml-root-key"}, Data: map[string][]byte{"root.key": []byte("k")}}
+		if _, err := c.Clientset.CoreV1().Secrets(n).Create(ctx, root, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "spark-driver-test"}, Spec: corev1.PodSpec{
+		ServiceAccountName: "spark", Containers: []corev1.Container{{Name: "driver", Image: "intelanalytics/bigdl-ppml-trusted-bigdata-gramine-reference-8g:2.5.0-SNAPSHOT"}}}}
+	if _, err := sa.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod as spark: %v", err)
+	}
+	if err := sa.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete pod as spark: %v", err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "spark-driver-svc"}, Spec: corev1.ServiceSpec{ClusterIP: "None", Ports: []corev1.ServicePort{{Port: 7078}}}}
+	if _, err := sa.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("create service as spark: %v", err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "spark-conf"}}
+	if _, err := sa.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("create configmap as spark: %v", err)
+	}
+	if _, err := sa.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatalf("list claims as spark: %v", err)
+	}
+	forbidden := func(what string, err error) {
+		t.Helper()
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("spark may %s: %v (want forbidden)", what, err)
+		}
+	}
+	_, err := sa.CoreV1().Secrets(ns).Get(ctx, "kms-secret", metav1.GetOptions{})
+	forbidden("read kms-secret in "+ns, err)
+	_, err = sa.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+	forbidden("list Secrets in "+ns, err)
+	_, err = sa.CoreV1().Secrets(kmsNS).Get(ctx, "ppml-root-key", metav1.GetOptions{})
+	forbidden("read the root key in "+kmsNS, err)
+	_, err = sa.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	forbidden("list Secrets in every namespace", err)
+	_, err = sa.CoreV1().Pods(kmsNS).List(ctx, metav1.ListOptions{})
+	forbidden("list pods in another namespace", err)
+	_, err = sa.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "x"},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "admin"}, Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "spark", Namespace: ns}}}, metav1.CreateOptions{})
+	forbidden("bind itself to admin", err)
+}
+
+// legacy: --legacy-rbac reproduces upstream (and warns), and a later run
+// without it takes the rights and the non-expiring token back.
+func legacy(t *testing.T, ctx context.Context, c *k8stest.Cluster, kc *kube.Client) {
+	t.Helper()
+	o := setup.Options{Namespace: "legacy", Password: []byte(password), KMS: setup.KMSCredentials{AppID: "a", APIKey: "k"}, LegacyRBAC: true}
+	rep, err := setup.Setup(ctx, kc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := results(rep)
+	if res["ClusterRoleBinding/spark-role"] != kube.Created || res["Secret/spark-service-account-token"] != kube.Created || !rep.TokenExpires.IsZero() {
+		t.Fatalf("legacy: %+v", rep.Items)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "reads every Secret") || !strings.Contains(rep.Warnings[0], "never expires") {
+		t.Fatalf("legacy warnings: %v", rep.Warnings)
+	}
+	rc, err := clientcmd.RESTConfigFromKubeConfig(rep.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What upstream's set-up allows: the job reads the KMS's Secrets.
+	if _, err := old.CoreV1().Secrets("ppml-kms-default").Get(ctx, "ppml-root-key", metav1.GetOptions{}); err != nil {
+		t.Fatalf("legacy RBAC cannot read the root key (the test premise): %v", err)
+	}
+
+	o.LegacyRBAC = false
+	rep, err = setup.Setup(ctx, kc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = results(rep)
+	if res["ClusterRoleBinding/spark-role"] != kube.Deleted || res["Secret/spark-service-account-token"] != kube.Deleted || res["Token/spark"] != kube.Created || res["Secret/kubeconfig-secret"] != kube.Updated {
+		t.Fatalf("from legacy: %+v", rep.Items)
+	}
+	if _, err := kc.Clientset.RbacV1().ClusterRoleBindings().Get(ctx, "spark-role", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("cluster role binding left: %v", err)
+	}
+	// The old token is revoked: it no longer authenticates (once the API
+	// server's few seconds of token cache have passed).
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 40*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := old.CoreV1().Pods("legacy").List(ctx, metav1.ListOptions{})
+		return apierrors.IsUnauthorized(err), nil
+	})
+	if err != nil {
+		t.Errorf("the old legacy token still authenticates: %v", err)
+	}
+	rc, err = clientcmd.RESTConfigFromKubeConfig(rep.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leastPrivilege(t, ctx, c, sa, "legacy")
+	if _, err := setup.Setup(ctx, kc, setup.Options{Namespace: "legacy", TokenDuration: time.Minute}); err == nil || !strings.Contains(err.Error(), "at least 10m") {
+		t.Fatalf("short token: %v", err)
 	}
 }
