@@ -26,7 +26,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ppml-project/ppml/api/attestapi"
 	"github.com/ppml-project/ppml/api/bigdlas"
 	"github.com/ppml-project/ppml/api/bigdlkms"
 	"github.com/ppml-project/ppml/api/ehsm"
@@ -326,11 +325,10 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Quotes: attestapi.EHSMQuotes{AS: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self}})
+	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Attestation: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
-	mux.Handle("/v1/", native.New(native.Config{KMS: s.svc, Root: s.root, Metrics: s.metrics,
-		Routes: attestapi.Native{KMS: s.svc, AS: s.attest, Metrics: s.metrics}.Routes()}))
+	mux.Handle("/v1/", native.New(native.Config{KMS: s.svc, Root: s.root, Metrics: s.metrics, Attestation: s.attest}))
 	as := bigdlas.New(s.svc, s.attest, s.metrics)
 	for _, p := range bigdlas.Routes {
 		mux.Handle(p, as)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/attestation"
+	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/metrics"
@@ -36,14 +39,6 @@ const (
 // Version is reported by GetVersion.
 var Version = "ppml-dev"
 
-// QuoteActions serves the eHSM quote actions; nil answers them as unknown.
-type QuoteActions interface {
-	// Handle runs action for the authenticated app and returns the result
-	// object, or an error from the kms error kinds.
-	Handle(ctx context.Context, appID, apiKey, action string, payload map[string]any) (map[string]any, string, error)
-	Actions() []string
-}
-
 // ReplayStore remembers signed requests (app, nonce, timestamp) so a
 // replayed envelope is refused on every replica (store.Store does this).
 type ReplayStore interface {
@@ -54,9 +49,12 @@ type ReplayStore interface {
 type Handler struct {
 	svc          *kms.Service
 	replay       ReplayStore
-	table        map[string]actionFunc // the key actions, built once
+	table        map[string]actionFunc  // the key actions, built once
+	quotes       map[string]quoteAction // the quote actions, built once
+	attestation  *attestation.Service
+	bindNonce    bool
+	self         enclave.Quoter
 	metrics      *metrics.Metrics
-	quotes       QuoteActions
 	mirrorStatus bool
 }
 
@@ -65,7 +63,15 @@ type Options struct {
 	// Replay keeps the replay records (required).
 	Replay  ReplayStore
 	Metrics *metrics.Metrics
-	Quotes  QuoteActions
+	// Attestation serves the quote actions (ehsm-protocol.md §8); nil
+	// answers them as unknown.
+	Attestation *attestation.Service
+	// BindNonce requires VerifyQuote's report_data to start with
+	// SHA-256(base64-decoded nonce) (ehsm-protocol.md §8.1, opt-in: BigDL
+	// always sends the nonce "test" and a constant report data).
+	BindNonce bool
+	// Self quotes this server (GenerateQuote); nil: not in an enclave.
+	Self enclave.Quoter
 	// MirrorStatus sets the HTTP status to the body code (upstream always
 	// answers HTTP 200; that stays the default).
 	MirrorStatus bool
@@ -76,8 +82,10 @@ func New(svc *kms.Service, o Options) *Handler {
 	if o.Replay == nil {
 		panic("ehsm.New: Options.Replay is required")
 	}
-	h := &Handler{svc: svc, replay: o.Replay, metrics: o.Metrics, quotes: o.Quotes, mirrorStatus: o.MirrorStatus}
+	h := &Handler{svc: svc, replay: o.Replay, metrics: o.Metrics, attestation: o.Attestation, bindNonce: o.BindNonce,
+		self: o.Self, mirrorStatus: o.MirrorStatus}
 	h.table = h.actions()
+	h.quotes = h.quoteActions()
 	return h
 }
 
@@ -151,14 +159,8 @@ func (h *Handler) route(action string) (actionFunc, bool) {
 	if f, ok := h.table[action]; ok {
 		return f, true
 	}
-	if h.quotes != nil {
-		for _, a := range h.quotes.Actions() {
-			if a == action {
-				return nil, true
-			}
-		}
-	}
-	return nil, false
+	_, ok := h.quotes[action]
+	return nil, ok
 }
 
 func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known bool) (map[string]any, string, error) {
@@ -218,7 +220,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	}
 	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
 	if fn == nil {
-		return h.quotes.Handle(ctx, env.appID, string(apiKey), action, env.payload)
+		return h.quotes[action](ctx, env.appID, string(apiKey), env.payload)
 	}
 	res, err := fn(ctx, caller, env.payload)
 	return res, "successful", err
@@ -321,6 +323,8 @@ const (
 	tKeyID
 	tBase64
 	tInt
+	tHex32    // 64 hex characters
+	tPolicyID // a lower-case UUID
 )
 
 type field struct {
@@ -366,6 +370,14 @@ func validate(p payload, fields []field) error {
 		case tKeyID:
 			if !keyIDPattern.MatchString(s) {
 				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID such as 0b9f5c3e-8a1d-4f6b-b2c7-5d4e3f2a1b0c.", f.name)
+			}
+		case tHex32:
+			if b, err := hex.DecodeString(s); len(s) != 64 || err != nil || len(b) != 32 {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be 64 hex characters (32 bytes).", f.name)
+			}
+		case tPolicyID:
+			if !keyIDPattern.MatchString(s) {
+				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID.", f.name)
 			}
 		case tBase64:
 			if len(s)%4 != 0 || !base64Pattern.MatchString(s) {

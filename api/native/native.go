@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/api/httputil"
+	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
@@ -35,13 +36,8 @@ type Config struct {
 	KMS     *kms.Service
 	Root    *rootkey.Keyring // its state answers GET /v1/operator/status
 	Metrics *metrics.Metrics
-	Routes  []Route // extra /v1 routes
-}
-
-// Route registers extra /v1 routes (the attestation service adds its own).
-type Route struct {
-	Pattern string
-	Handler http.HandlerFunc
+	// Attestation serves /v1/attestation/*; nil: those routes are unknown.
+	Attestation *attestation.Service
 }
 
 // New returns the native API handler.
@@ -63,8 +59,8 @@ func New(cfg Config) *Handler {
 	h.handle("GET /v1/operator/status", "Status", h.status)
 	h.handle("POST /v1/operator/init", "InitRootKey", h.admin(h.initRoot))
 	h.handle("POST /v1/operator/unseal", "Unseal", h.admin(h.unseal))
-	for _, r := range cfg.Routes {
-		h.mux.HandleFunc(r.Pattern, r.Handler)
+	if cfg.Attestation != nil {
+		h.attestationRoutes(cfg.Attestation)
 	}
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, &fault.Error{Kind: fault.NotFound, Code: "unknown_route", Msg: fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path)})
@@ -82,7 +78,7 @@ func (h *Handler) handle(pattern, action string, fn handlerFunc) {
 		res, err := fn(r, kms.Caller{API: "native", Remote: r.RemoteAddr})
 		h.metrics.Observe("native", action, fault.CodeOf(err), time.Since(start))
 		if err != nil {
-			WriteError(w, err)
+			writeError(w, err)
 			return
 		}
 		WriteJSON(w, http.StatusOK, res)
@@ -117,9 +113,9 @@ func (h *Handler) admin(fn handlerFunc) handlerFunc {
 // Decode reads a JSON body into v strictly: unknown fields, trailing data,
 // wrong types and bodies over 1 MiB are client errors with a precise message.
 func Decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, err := readBody(r)
 	if err != nil {
-		return invalid("bad_body", "the request body is larger than 1 MiB or could not be read")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
@@ -145,6 +141,14 @@ func Decode(r *http.Request, v any) error {
 		return invalid("bad_json", "trailing data after the JSON object")
 	}
 	return nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return nil, invalid("bad_body", "the request body is larger than 1 MiB or could not be read")
+	}
+	return body, nil
 }
 
 func invalid(code, msg string) error { return &fault.Error{Kind: fault.Invalid, Code: code, Msg: msg} }

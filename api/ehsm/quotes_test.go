@@ -1,4 +1,4 @@
-package attestapi
+package ehsm
 
 import (
 	"encoding/json"
