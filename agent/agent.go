@@ -83,26 +83,84 @@ type Result struct {
 	Passed   bool
 }
 
+// typeSpellings maps every ATTESTATION_TYPE value upstream images and CLIs
+// set (case-insensitive) to ours: the Scala AttestationCLI's class names,
+// the Python attestation_cli.py's "BigDL" (its default), and our own.
+var typeSpellings = map[string]string{
+	"":                              TypeEHSM, // AttestationCLI's default
+	"ehsmattestationservice":        TypeEHSM,
+	"ehsm":                          TypeEHSM,
+	"bigdlremoteattestationservice": TypeBigDL,
+	"bigdlattestationservice":       TypeBigDL,
+	"bigdl":                         TypeBigDL, // attestation_cli.py
+	"ppmlattestationservice":        TypeNative,
+	"ppml":                          TypeNative,
+	"native":                        TypeNative,
+}
+
+// unsupportedTypes are upstream service types ppml does not speak, with why.
+var unsupportedTypes = map[string]string{
+	"dummyattestationservice": "it accepts every quote, so attesting against it proves nothing",
+	"dummy":                   "it accepts every quote, so attesting against it proves nothing",
+	"azureattestationservice": "Microsoft Azure Attestation is not implemented",
+	"azure":                   "Microsoft Azure Attestation is not implemented",
+	"amberattestationservice": "Intel Trust Authority (Amber) is not implemented",
+	"amber":                   "Intel Trust Authority (Amber) is not implemented",
+}
+
+func canonicalType(v string) (string, error) {
+	k := strings.ToLower(strings.TrimSpace(v))
+	if t, ok := typeSpellings[k]; ok {
+		return t, nil
+	}
+	if why, ok := unsupportedTypes[k]; ok {
+		return "", fmt.Errorf("ATTESTATION_TYPE %q is not supported: %s; use %s, %s (or BigDL) or %s", v, why, TypeEHSM, TypeBigDL, TypeNative)
+	}
+	return "", fmt.Errorf("ATTESTATION_TYPE %q is not supported: use %s, %s (or BigDL) or %s (any case)", v, TypeEHSM, TypeBigDL, TypeNative)
+}
+
+// canonicalQuoteType accepts the Scala CLI's gramine/occlum/TDX and the
+// Python CLI's Gramine/Occlum/TDX in any case; unset is gramine, the Scala
+// CLI's default (TDX with ATTESTATION_TYPE=BigDL, the Python CLI's).
+func canonicalQuoteType(v string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "gramine":
+		return "gramine", nil
+	case "occlum":
+		return "occlum", nil
+	case "tdx":
+		return "TDX", nil
+	}
+	return "", fmt.Errorf("QUOTE_TYPE %q is not supported: use gramine, occlum or TDX (any case)", v)
+}
+
+// Skip tells whether the ATTESTATION variable (value, set) means no
+// attestation, as BigDL's attestation.sh reads it: only "true" attests;
+// unset or any other value skips it. warning is the line to print when it
+// is skipped.
+func Skip(value string, set bool) (skip bool, warning string) {
+	switch {
+	case value == "true":
+		return false, ""
+	case !set || value == "":
+		return true, "[WARN] ATTESTATION is unset: attestation skipped, as BigDL's attestation.sh does; set ATTESTATION=true to attest (no data key is released without it)"
+	}
+	return true, fmt.Sprintf("[WARN] ATTESTATION=%s: attestation skipped (only ATTESTATION=true attests, as in BigDL's attestation.sh); no data key is released", value)
+}
+
 // Normalize fills defaults and validates.
 func (c *Config) Normalize() error {
-	if c.Type == "" {
-		c.Type = TypeEHSM
+	// attestation_cli.py, the only CLI spelling "BigDL", defaults to TDX quotes.
+	if strings.EqualFold(strings.TrimSpace(c.Type), "bigdl") && strings.TrimSpace(c.QuoteType) == "" {
+		c.QuoteType = "TDX"
 	}
-	if c.Type == "native" || c.Type == "ppml" {
-		c.Type = TypeNative
+	t, err := canonicalType(c.Type)
+	if err != nil {
+		return err
 	}
-	switch c.Type {
-	case TypeEHSM, TypeBigDL, TypeNative:
-	default:
-		return fmt.Errorf("ATTESTATION_TYPE %q is not supported: use %s, %s or %s", c.Type, TypeNative, TypeEHSM, TypeBigDL)
-	}
-	if c.QuoteType == "" {
-		c.QuoteType = "gramine"
-	}
-	switch c.QuoteType {
-	case "gramine", "occlum", "TDX":
-	default:
-		return fmt.Errorf("QUOTE_TYPE %q is not supported: use gramine, occlum or TDX (case-sensitive)", c.QuoteType)
+	c.Type = t
+	if c.QuoteType, err = canonicalQuoteType(c.QuoteType); err != nil {
+		return err
 	}
 	for name, v := range map[string]string{"ATTESTATION_URL": c.URL, "APP_ID": c.AppID, "API_KEY": c.APIKey} {
 		if v == "" {

@@ -384,6 +384,15 @@ func TestLegacyServices(t *testing.T) {
 			t.Fatalf("%s with --data-key: exit %d %s", typ, res.ExitCode, out)
 		}
 	}
+	// Every spelling upstream images set: the Scala CLI's class names, the
+	// Python CLI's BigDL (its default) and capitalised quote types.
+	for _, sp := range [][2]string{{"BigDL", "Gramine"}, {"bigdlremoteattestationservice", "GRAMINE"}, {"EHSMAttestationService", "gramine"}, {"ehsm", ""}} {
+		c, out, errb := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
+		c.Type, c.QuoteType, c.PolicyID = sp[0], sp[1], ""
+		if res := agent.Run(ctx, c); res.ExitCode != 0 || !strings.Contains(out.String(), "Attestation Success!") {
+			t.Fatalf("ATTESTATION_TYPE=%s QUOTE_TYPE=%s: exit %d\n%s\n%s", sp[0], sp[1], res.ExitCode, out, errb)
+		}
+	}
 	// Report data longer than 32 bytes is refused for SGX, as upstream.
 	c, out, errb := w.agentConfig(t, w.enclaveDir(t, goodMR, false))
 	c.Type, c.PolicyID, c.UserReportData = agent.TypeBigDL, "", strings.Repeat("x", 33)
@@ -468,5 +477,46 @@ func TestServerChallenge(t *testing.T) {
 		CAFile: plain.CAFile, Server: &agent.ServerCheck{Challenge: challenge, SimDir: simDir}, Stdout: &out, Stderr: &out})
 	if res.ExitCode != 1 || !strings.Contains(out.String(), "not supported") {
 		t.Fatalf("server without self-attestation: %s", out.String())
+	}
+}
+
+// TestUpstreamSpellings: ATTESTATION_TYPE and QUOTE_TYPE as BigDL's
+// attestation.sh passes them to the Scala AttestationCLI or the Python
+// attestation_cli.py (which defaults to BigDL and TDX).
+func TestUpstreamSpellings(t *testing.T) {
+	for _, c := range []struct{ typ, quote, wantType, wantQuote, err string }{
+		{"", "", agent.TypeEHSM, "gramine", ""},
+		{"EHSMAttestationService", "gramine", agent.TypeEHSM, "gramine", ""},
+		{"BigDLRemoteAttestationService", "TDX", agent.TypeBigDL, "TDX", ""},
+		{"BigDL", "", agent.TypeBigDL, "TDX", ""},
+		{"BigDL", "Gramine", agent.TypeBigDL, "gramine", ""},
+		{"bigdl", "Occlum", agent.TypeBigDL, "occlum", ""},
+		{"PPMLAttestationService", "tdx", agent.TypeNative, "TDX", ""},
+		{"native", "OCCLUM", agent.TypeNative, "occlum", ""},
+		{"DummyAttestationService", "", "", "", "accepts every quote"},
+		{"AmberAttestationService", "", "", "", "not implemented"},
+		{"Other", "", "", "", `ATTESTATION_TYPE "Other" is not supported`},
+		{"BigDL", "SEV", "", "", `QUOTE_TYPE "SEV" is not supported`},
+	} {
+		cfg := agent.Config{URL: "as:9875", AppID: "a", APIKey: "k", Type: c.typ, QuoteType: c.quote}
+		err := cfg.Normalize()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q/%q: %v, want an error containing %q", c.typ, c.quote, err, c.err)
+			}
+			continue
+		}
+		if err != nil || cfg.Type != c.wantType || cfg.QuoteType != c.wantQuote {
+			t.Errorf("%q/%q: %v %s %s, want %s %s", c.typ, c.quote, err, cfg.Type, cfg.QuoteType, c.wantType, c.wantQuote)
+		}
+	}
+	for _, c := range []struct {
+		v    string
+		set  bool
+		skip bool
+	}{{"", false, true}, {"", true, true}, {"false", true, true}, {"TRUE", true, true}, {"true", true, false}} {
+		if skip, warn := agent.Skip(c.v, c.set); skip != c.skip || (skip && !strings.HasPrefix(warn, "[WARN]")) {
+			t.Errorf("ATTESTATION=%q (set %v): skip %v %q", c.v, c.set, skip, warn)
+		}
 	}
 }

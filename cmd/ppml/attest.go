@@ -55,19 +55,24 @@ that environment once attestation passed.
 
 Environment (flags override): ATTESTATION_URL (host:port or URL), APP_ID,
 API_KEY, ATTESTATION_POLICYID, ATTESTATION_TYPE (EHSMAttestationService
-default, BigDLRemoteAttestationService, PPMLAttestationService), QUOTE_TYPE
-(gramine default, occlum, TDX), ATTESTATION_DEBUG (true: continue after a
+default, BigDLRemoteAttestationService or BigDL, PPMLAttestationService; any
+case), QUOTE_TYPE (gramine default, occlum, TDX; any case, so the Python
+CLI's Gramine/Occlum work), ATTESTATION_DEBUG (true: continue after a
 failure, loudly, with no key released), ATTESTATION_CHALLENGE (attest the
 service first: it must quote itself over SHA-256 of the challenge, checked
-here with --server-collateral-dir / --server-pccs-url), ATTESTATION=false (skip attestation; no key is released),
+here with --server-collateral-dir / --server-pccs-url), ATTESTATION (only "true" attests;
+unset or any other value skips attestation with a warning line and runs CMD,
+as BigDL's attestation.sh does; --data-key then fails: no key without attestation),
 ATTESTATION_PORXY_HOST / ATTESTATION_PORXY_PORT (BigDL's spelling: the HTTPS
 proxy).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if v := os.Getenv("ATTESTATION"); v != "" && v != "true" {
-				fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is disabled!")
+			v, set := os.LookupEnv("ATTESTATION")
+			if skip, warning := agent.Skip(v, set); skip {
 				if len(c.DataKeys) > 0 || len(dataKeys) > 0 {
-					return fmt.Errorf("ATTESTATION=%s but --data-key was given: keys are released only after attestation", v)
+					return fmt.Errorf("ATTESTATION=%q but --data-key was given: keys are released only after attestation; set ATTESTATION=true", v)
 				}
+				fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is disabled!")
+				fmt.Fprintln(cmd.ErrOrStderr(), warning)
 				return execWorkload(args, nil)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "[INFO] Attestation is enabled!")
@@ -112,8 +117,8 @@ proxy).`,
 	f.StringVarP(&c.AppID, "app-id", "i", envOr("APP_ID", "ATTESTATION_ID"), "app id (env APP_ID)")
 	f.StringVarP(&c.APIKey, "api-key", "k", "", "API key; prefer env API_KEY (arguments are visible to other processes)")
 	f.StringVarP(&c.PolicyID, "policy-id", "o", os.Getenv("ATTESTATION_POLICYID"), "attestation policy id (env ATTESTATION_POLICYID)")
-	f.StringVarP(&c.Type, "type", "t", os.Getenv("ATTESTATION_TYPE"), "service type: EHSMAttestationService (default), BigDLRemoteAttestationService or PPMLAttestationService (env ATTESTATION_TYPE)")
-	f.StringVarP(&c.QuoteType, "quote-type", "O", os.Getenv("QUOTE_TYPE"), "gramine (default), occlum or TDX (env QUOTE_TYPE)")
+	f.StringVarP(&c.Type, "type", "t", os.Getenv("ATTESTATION_TYPE"), "service type: EHSMAttestationService (default), BigDLRemoteAttestationService (or BigDL) or PPMLAttestationService, any case (env ATTESTATION_TYPE)")
+	f.StringVarP(&c.QuoteType, "quote-type", "O", os.Getenv("QUOTE_TYPE"), "gramine (default), occlum or TDX, any case (env QUOTE_TYPE)")
 	f.StringVarP(&c.UserReportData, "report-data", "p", "", "legacy services: user report data string, 1..32 bytes (default 010203040506); the native service binds a nonce instead")
 	f.BoolVar(&c.Debug, "debug", os.Getenv("ATTESTATION_DEBUG") == "true", "continue after a failed attestation (env ATTESTATION_DEBUG=true); never releases keys")
 	f.StringVar(&c.AttestationDir, "attestation-dir", "", "Gramine attestation directory (default /dev/attestation), or a simulated enclave made by ppml sim enclave")

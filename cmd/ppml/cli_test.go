@@ -226,7 +226,7 @@ func TestAttestCLI(t *testing.T) {
 	}
 	wrapped := filepath.Join(t.TempDir(), "dk")
 	os.WriteFile(wrapped, []byte(res["ciphertext"].(string)), 0o600)
-	env := []string{"ATTESTATION_URL=" + strings.TrimPrefix(inst.URL, "https://"), "APP_ID=" + w.AppID, "API_KEY=" + w.APIKey,
+	env := []string{"ATTESTATION=true", "ATTESTATION_URL=" + strings.TrimPrefix(inst.URL, "https://"), "APP_ID=" + w.AppID, "API_KEY=" + w.APIKey,
 		"ATTESTATION_POLICYID=" + p.ID, "ATTESTATION_TYPE=PPMLAttestationService", "PPML_CA_FILE=" + inst.CAFile}
 
 	dir := t.TempDir()
@@ -242,7 +242,23 @@ func TestAttestCLI(t *testing.T) {
 	if ee, ok := err.(interface{ Error() string }); !ok || !strings.Contains(ee.Error(), "exit status 1") || !strings.Contains(out, "Attestation Fail! Application killed!") || strings.Contains(out, "workload ran") {
 		t.Fatalf("failed attestation: %v\n%s", err, out)
 	}
-	out, _ = runCLI(t, []string{"ATTESTATION_URL=", "APP_ID=x", "API_KEY=y"}, "attest")
+	// ATTESTATION unset: skipped with a warning, the workload runs (attestation.sh).
+	skip := exec.Command(ppmlBin, "attest", "--", "sh", "-c", "echo workload ran")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ATTESTATION=") {
+			skip.Env = append(skip.Env, kv)
+		}
+	}
+	var so, se bytes.Buffer
+	skip.Stdout, skip.Stderr = &so, &se
+	if err := skip.Run(); err != nil || !strings.Contains(so.String(), "[INFO] Attestation is disabled!") || !strings.Contains(so.String(), "workload ran") || !strings.Contains(se.String(), "[WARN] ATTESTATION is unset") {
+		t.Fatalf("ATTESTATION unset: %v\n%s\n%s", err, so.String(), se.String())
+	}
+	// ... but no key is ever released without attestation.
+	if out, err := runCLI(t, []string{"ATTESTATION=false"}, "attest", "--data-key", wrapped+"=env:DATA_KEY", "--", "sh", "-c", "echo workload ran"); err == nil || strings.Contains(out, "workload ran") {
+		t.Fatalf("ATTESTATION=false with --data-key: %v %s", err, out)
+	}
+	out, _ = runCLI(t, []string{"ATTESTATION=true", "ATTESTATION_URL=", "APP_ID=x", "API_KEY=y"}, "attest")
 	if !strings.Contains(out, "[ERROR] Attestation is enabled, but ATTESTATION_URL is empty!") || !strings.Contains(out, "[INFO] PPML Application Exit!") {
 		t.Fatalf("missing ATTESTATION_URL: %q", out)
 	}
