@@ -13,8 +13,6 @@ import (
 	"github.com/ppml-project/ppml/quote/policy"
 )
 
-func init() { extraCommands = append(extraCommands, newAttestCmd) }
-
 // envOr returns the first non-empty environment variable among names,
 // warning when a legacy name is used.
 func envOr(names ...string) string {

@@ -6,12 +6,6 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load generators for the services"}
-	cmd.AddCommand(newBenchKMSCmd())
-	for _, c := range benchCommands {
-		cmd.AddCommand(c())
-	}
+	cmd.AddCommand(newBenchKMSCmd(), newBenchReleaseCmd())
 	return cmd
 }
-
-// benchCommands are added by files of other capabilities.
-var benchCommands []func() *cobra.Command

@@ -21,8 +21,6 @@ import (
 	"github.com/ppml-project/ppml/quote/sim"
 )
 
-func init() { benchCommands = append(benchCommands, newBenchReleaseCmd) }
-
 func newBenchReleaseCmd() *cobra.Command {
 	var f clientFlags
 	var tokenFile, simDir string

@@ -109,9 +109,6 @@ func (f *cryptFlags) keySource() (keysource.Source, error) {
 // Intel's) with the client flags' credentials; keyID names the primary key
 // for new data keys.
 func (f *clientFlags) kmsKeySource(keyID string) (keysource.Source, error) {
-	if f.output == "" {
-		f.output = "text"
-	}
 	cfg, err := f.config()
 	if err != nil {
 		return nil, err
@@ -285,8 +282,4 @@ without the .cbc/.ppml extension.`,
 	}
 	f.register(cmd, false)
 	return cmd
-}
-
-func init() {
-	extraCommands = append(extraCommands, newEncryptCmd, newDecryptCmd)
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -13,13 +13,12 @@ import (
 	"github.com/ppml-project/ppml/k8s/kube"
 )
 
-func init() { extraCommands = append(extraCommands, newDoctorCmd) }
-
 func newDoctorCmd() *cobra.Command {
 	var (
-		kubeconfig, output string
-		noCluster          bool
-		o                  doctor.Options
+		kubeconfig string
+		noCluster  bool
+		o          doctor.Options
+		out        outputFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "doctor",
@@ -46,9 +45,6 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
   ppml doctor --namespace spark-jobs --kms-url https://ppml.default.svc:9000 --ca-file ca.crt --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
-			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()
 			var checks []doctor.Check
@@ -63,13 +59,7 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
 			}
 			failed := doctor.Failed(checks)
 			w := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"ok": failed == 0, "namespace": o.Namespace, "failed": failed, "checks": checks}); err != nil {
-					return err
-				}
-			} else {
+			err := out.print(w, map[string]any{"ok": failed == 0, "namespace": o.Namespace, "failed": failed, "checks": checks}, func(w io.Writer) {
 				for _, c := range checks {
 					switch {
 					case !c.OK:
@@ -84,11 +74,14 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
 						fmt.Fprintf(w, "ok    %s%s\n", c.Name, d)
 					}
 				}
+			})
+			if err != nil {
+				return err
 			}
 			if failed > 0 {
 				return &doctor.Error{Failed: failed, Total: len(checks)}
 			}
-			if output == "text" {
+			if !out.json() {
 				fmt.Fprintf(w, "all %d checks passed\n", len(checks))
 			}
 			return nil
@@ -107,7 +100,7 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
 	fs.StringVar(&o.TEE, "tee", "auto", "local devices to expect: auto (from the CPU flags and /dev), sgx, tdx or none")
 	fs.StringVar(&o.DevRoot, "dev-root", "/", "root under which /dev and /proc are looked up (tests, or a host mounted in a pod)")
 	fs.BoolVar(&noCluster, "no-cluster", false, "skip the Kubernetes checks (e.g. on a node without a kubeconfig)")
-	fs.StringVar(&output, "output", "text", "output format: text or json (printed also when checks fail)")
+	out.register(cmd, "(printed also when checks fail)")
 	_ = fs.MarkHidden("dev-root")
 	return cmd
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,6 @@ import (
 	"github.com/ppml-project/ppml/k8s/setup"
 )
 
-func init() { extraCommands = append(extraCommands, newK8sCmd) }
-
 func newK8sCmd() *cobra.Command {
 	k := &cobra.Command{
 		Use:   "k8s",
@@ -31,12 +28,13 @@ func newK8sCmd() *cobra.Command {
 
 func newK8sSetupCmd() *cobra.Command {
 	var (
-		kubeconfig, kubeconfigOut, passwordFile, output string
-		kmsURL, caFile, adminTokenFile, apiKeyFile      string
-		apiKey                                          string
-		dryRun                                          bool
-		timeout                                         time.Duration
-		o                                               setup.Options
+		kubeconfig, kubeconfigOut, passwordFile    string
+		kmsURL, caFile, adminTokenFile, apiKeyFile string
+		apiKey                                     string
+		dryRun                                     bool
+		timeout                                    time.Duration
+		o                                          setup.Options
+		out                                        outputFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -74,9 +72,6 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
   ppml k8s setup --namespace spark-jobs --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
-			}
 			if apiKey != "" && apiKeyFile != "" {
 				return fmt.Errorf("--kms-api-key and --kms-api-key-file: give one")
 			}
@@ -152,7 +147,7 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
 			}
 			if err != nil {
-				printSetup(cmd, rep, output)
+				printSetup(cmd, rep, &out)
 				return err
 			}
 			if kubeconfigOut != "" {
@@ -162,7 +157,7 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 				}
 				rep.Items = append(rep.Items, setup.Item{Kind: "File", Name: kubeconfigOut, Result: res, Note: "kubeconfig, mode 0600"})
 			}
-			return printSetup(cmd, rep, output)
+			return printSetup(cmd, rep, &out)
 		},
 	}
 	fs := cmd.Flags()
@@ -186,7 +181,7 @@ Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
 	fs.StringVar(&o.KMS.PolicyID, "kms-policy-id", "", "attestation policy id for kms-secret (ATTESTATION_POLICYID); default: kept, else empty")
 	fs.BoolVar(&dryRun, "dry-run", false, "print the manifests instead of applying them (Secret values are not shown)")
 	fs.DurationVar(&timeout, "token-timeout", 60*time.Second, "how long to wait for Kubernetes to fill in the service-account token")
-	fs.StringVar(&output, "output", "text", "output format: text or json")
+	out.register(cmd)
 	return cmd
 }
 
@@ -209,34 +204,29 @@ func readPasswordFile(cmd *cobra.Command, path string) ([]byte, error) {
 	return pw, nil
 }
 
-func printSetup(cmd *cobra.Command, rep setup.Report, output string) error {
-	w := cmd.OutOrStdout()
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			setup.Report
-			Changed bool `json:"changed"`
-		}{rep, rep.Changed()})
-	}
-	for _, it := range rep.Items {
-		note := ""
-		if it.Note != "" {
-			note = " (" + it.Note + ")"
+func printSetup(cmd *cobra.Command, rep setup.Report, out *outputFlag) error {
+	return out.print(cmd.OutOrStdout(), struct {
+		setup.Report
+		Changed bool `json:"changed"`
+	}{rep, rep.Changed()}, func(w io.Writer) {
+		for _, it := range rep.Items {
+			note := ""
+			if it.Note != "" {
+				note = " (" + it.Note + ")"
+			}
+			fmt.Fprintf(w, "%s/%s %s%s\n", strings.ToLower(it.Kind), it.Name, it.Result, note)
 		}
-		fmt.Fprintf(w, "%s/%s %s%s\n", strings.ToLower(it.Kind), it.Name, it.Result, note)
-	}
-	if !rep.TokenExpires.IsZero() {
-		fmt.Fprintf(w, "the token of the kubeconfig expires %s: run ppml k8s setup again before then to renew it\n", rep.TokenExpires.UTC().Format(time.RFC3339))
-	}
-	if len(rep.Items) > 0 {
-		if rep.Changed() {
-			fmt.Fprintf(w, "namespace %s is set up for BigDL PPML jobs\n", rep.Namespace)
-		} else {
-			fmt.Fprintf(w, "nothing to do: namespace %s was already set up\n", rep.Namespace)
+		if !rep.TokenExpires.IsZero() {
+			fmt.Fprintf(w, "the token of the kubeconfig expires %s: run ppml k8s setup again before then to renew it\n", rep.TokenExpires.UTC().Format(time.RFC3339))
 		}
-	}
-	return nil
+		if len(rep.Items) > 0 {
+			if rep.Changed() {
+				fmt.Fprintf(w, "namespace %s is set up for BigDL PPML jobs\n", rep.Namespace)
+			} else {
+				fmt.Fprintf(w, "nothing to do: namespace %s was already set up\n", rep.Namespace)
+			}
+		}
+	})
 }
 
 func newK8sManifestsCmd() *cobra.Command {

@@ -262,7 +262,7 @@ file to a different person and delete the directory.`,
 	for _, c := range []*cobra.Command{initCmd, unsealCmd, statusCmd} {
 		c.Flags().StringVar(&f.kms, "kms", os.Getenv("PPML_KMS"), "KMS URL (env PPML_KMS)")
 		c.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
-		f.registerOutput(c)
+		f.outputFlag.register(c)
 		adminTokenFlag(c, &tokenFile)
 		cmd.AddCommand(c)
 	}

@@ -10,8 +10,6 @@ import (
 	"github.com/ppml-project/ppml/quickstart"
 )
 
-func init() { extraCommands = append(extraCommands, newQuickstartCmd) }
-
 func newQuickstartCmd() *cobra.Command {
 	var o quickstart.Options
 	cmd := &cobra.Command{

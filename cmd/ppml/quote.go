@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,13 +33,6 @@ and QE identity signatures, and evaluates the TCB level.`,
 	return cmd
 }
 
-func checkOutput(o string) error {
-	if o != "text" && o != "json" {
-		return fmt.Errorf("--output %q is not supported: use text or json", o)
-	}
-	return nil
-}
-
 func readQuoteFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("--quote is required: pass the file holding the raw binary quote")
@@ -52,14 +44,9 @@ func readQuoteFile(path string) ([]byte, error) {
 	return b, nil
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func newQuoteShowCmd() *cobra.Command {
-	var quotePath, output string
+	var quotePath string
+	var out outputFlag
 	cmd := &cobra.Command{
 		Use:   "show --quote FILE [--output json]",
 		Short: "Print the fields of a quote without verifying it",
@@ -69,9 +56,6 @@ running "ppml quote verify".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			raw, err := readQuoteFile(quotePath)
 			if err != nil {
 				return err
@@ -83,75 +67,22 @@ running "ppml quote verify".`,
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				return writeJSON(out, showFields(res))
-			}
-			printFields(out, showFields(res))
-			return nil
+			fields := showFields(res)
+			return out.print(cmd.OutOrStdout(), fields, fields.writeText)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&quotePath, "quote", "", "file holding the raw binary quote (required)")
-	f.StringVar(&output, "output", "text", "output format: text or json")
+	out.register(cmd)
 	return cmd
-}
-
-// showFields keeps the measurement keys of the verify output, without the
-// verdict fields (show verifies nothing).
-func showFields(r *verify.Result) map[string]any {
-	b, _ := json.Marshal(r)
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	for _, k := range []string{"verified", "simulated", "tcb_status", "advisory_ids", "crl_checked", "collateral_expired", "failure", "error"} {
-		delete(m, k)
-	}
-	d, _ := m["detail"].(map[string]any)
-	m["quote_version"] = r.Detail.QuoteVersion
-	m["trailing_bytes"] = r.Detail.TrailingBytes
-	if r.Detail.PCK != nil {
-		m["pck"] = d["pck"]
-	}
-	if r.Detail.TDRelaunchCheck != "" {
-		m["td_report_version"] = "1.5"
-	}
-	delete(m, "detail")
-	return m
-}
-
-func printFields(w io.Writer, m map[string]any) {
-	order := []string{"tee", "quote_version", "verified", "simulated", "tcb_status", "advisory_ids", "crl_checked",
-		"collateral_expired", "collateral_expires_at", "failure", "error", "fmspc", "mr_enclave", "mr_signer", "isv_prod_id", "isv_svn",
-		"mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "td_attributes", "tee_tcb_svn", "mr_seam", "mr_config_id",
-		"mr_owner", "mr_owner_config", "debug", "report_data", "trailing_bytes"}
-	for _, k := range order {
-		if v, ok := m[k]; ok {
-			fmt.Fprintf(w, "%-22s %v\n", k+":", v)
-		}
-	}
-	if p, ok := m["pck"].(map[string]any); ok {
-		fmt.Fprintf(w, "%-22s fmspc=%v pceid=%v pcesvn=%v ca=%v not_after=%v\n", "pck:", p["fmspc"], p["pceid"], p["pcesvn"], p["ca_type"], p["not_after"])
-	}
-	if p, ok := m["policy"].(map[string]any); ok {
-		fmt.Fprintf(w, "%-22s accepted=%v\n", "policy:", p["accepted"])
-		if rs, ok := p["reasons"].([]any); ok {
-			for _, r := range rs {
-				fmt.Fprintf(w, "  - %v\n", r)
-			}
-		}
-	}
-}
-
-type verifyOutput struct {
-	*verify.Result
-	Policy *policy.Decision `json:"policy,omitempty"`
 }
 
 func newQuoteVerifyCmd() *cobra.Command {
 	var (
 		quotePath, colPath, colDir, pccsURL, pccsKey, pccsCache string
-		atStr, policyPath, output, rootPath, simDir             string
+		atStr, policyPath, rootPath, simDir                     string
 		rejectTrailing                                          bool
+		output                                                  outputFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --quote FILE (--collateral FILE | --collateral-dir DIR | --pccs-url URL) [--at RFC3339] [--policy FILE] [--output json]",
@@ -175,9 +106,6 @@ is expired collateral; the verdict still says verified: false.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmd.SilenceUsage = true
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			raw, err := readQuoteFile(quotePath)
 			if err != nil {
 				return err
@@ -232,15 +160,8 @@ is expired collateral; the verdict still says verified: false.`,
 				d := pol.Evaluate(res)
 				out.Policy = &d
 			}
-			if output == "json" {
-				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
-					return err
-				}
-			} else {
-				b, _ := json.Marshal(out)
-				var m map[string]any
-				json.Unmarshal(b, &m)
-				printFields(cmd.OutOrStdout(), m)
+			if err := output.print(cmd.OutOrStdout(), out, out.writeText); err != nil {
+				return err
 			}
 			switch {
 			case pol != nil && !out.Policy.Accepted:
@@ -260,7 +181,7 @@ is expired collateral; the verdict still says verified: false.`,
 	f.StringVar(&pccsCache, "pccs-cache-dir", "", "with --pccs-url: also store fetched collateral in this directory (usable later with --collateral-dir)")
 	f.StringVar(&atStr, "at", "", "verify as of this RFC 3339 time instead of the current time (e.g. 2025-07-01T00:00:00Z)")
 	f.StringVar(&policyPath, "policy", "", "attestation policy JSON file; the exit status then also requires policy acceptance")
-	f.StringVar(&output, "output", "text", "output format: text or json")
+	output.register(cmd)
 	f.StringVar(&rootPath, "root", "", "PEM trust anchor to use instead of the pinned Intel SGX Root CA (results are marked simulated: true)")
 	f.StringVar(&simDir, "sim-dir", "", "trust the simulation root in this directory (created by \"ppml sim init\"); results are marked simulated: true")
 	f.BoolVar(&rejectTrailing, "reject-trailing-bytes", false, "refuse quotes with bytes after the signature data (default: tolerated and reported)")

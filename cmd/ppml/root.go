@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,16 +30,34 @@ Start here:  ppml serve          (KMS on https://127.0.0.1:9000, embedded store)
 	}
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newServeCmd(), newEnrollCmd(), newKeyCmd(), newOperatorCmd(), newBenchCmd(), newQuoteCmd(), newSimCmd(),
-		newKeysCmd(), newPasswordCmd(), newPolicyCmd())
-	for _, extra := range extraCommands {
-		root.AddCommand(extra())
+	for _, c := range commands {
+		root.AddCommand(c())
 	}
 	return root
 }
 
-// extraCommands are added by files of other capabilities (quote, sim, ...).
-var extraCommands []func() *cobra.Command
+// commands is the one table of ppml's top-level commands (help lists them
+// sorted by name). Commands that need cgo have stand-ins in nocgo.go.
+var commands = []func() *cobra.Command{
+	newServeCmd,      // the KMS and Attestation Service
+	newEnrollCmd,     // client: enroll an app
+	newKeyCmd,        // client: KMS primary keys
+	newPolicyCmd,     // client: attestation policies
+	newEncryptCmd,    // data: encrypt files
+	newDecryptCmd,    // data: decrypt files
+	newSQLCmd,        // data: SQL over encrypted inputs (cgo)
+	newAttestCmd,     // in the enclave: attest, receive keys, run the workload
+	newOperatorCmd,   // root key operations, offline import
+	newQuoteCmd,      // inspect and verify DCAP quotes
+	newSimCmd,        // simulated SGX/TDX platform
+	newKeysCmd,       // TLS material (ssl-keys)
+	newPasswordCmd,   // password material (ssl-password, spark-secret)
+	newK8sCmd,        // namespace setup, KMS/AS manifests
+	newDoctorCmd,     // prerequisite checks
+	newSubmitCmd,     // Spark submission
+	newBenchCmd,      // load generators
+	newQuickstartCmd, // the whole workflow on this machine (cgo)
+}
 
 func setupLogging(w io.Writer) error {
 	var level slog.Level
@@ -61,7 +78,8 @@ func setupLogging(w io.Writer) error {
 
 // clientFlags is the convention every client command shares.
 type clientFlags struct {
-	kms, appID, apiKey, apiKeyFile, caFile, output string
+	kms, appID, apiKey, apiKeyFile, caFile string
+	outputFlag
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -71,17 +89,10 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.apiKey, "api-key", "", "API key; prefer --api-key-file or PPML_API_KEY, since arguments are visible to other local users")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "file holding the API key (env PPML_API_KEY holds the key itself)")
 	fs.StringVar(&f.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots, e.g. <data-dir>/tls/server.crt (env PPML_CA_FILE)")
-	f.registerOutput(cmd)
-}
-
-func (f *clientFlags) registerOutput(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.output, "output", "text", "output format: text or json")
+	f.outputFlag.register(cmd)
 }
 
 func (f *clientFlags) config() (client.Config, error) {
-	if f.output != "text" && f.output != "json" {
-		return client.Config{}, fmt.Errorf("--output %q: want text or json", f.output)
-	}
 	key := f.apiKey
 	if key == "" && f.apiKeyFile != "" {
 		b, err := os.ReadFile(f.apiKeyFile)
@@ -94,17 +105,6 @@ func (f *clientFlags) config() (client.Config, error) {
 		key = os.Getenv("PPML_API_KEY")
 	}
 	return client.Config{URL: f.kms, AppID: f.appID, APIKey: key, CAFile: f.caFile}, nil
-}
-
-// print writes v as JSON, or text via the given function.
-func (f *clientFlags) print(w io.Writer, v any, text func(io.Writer)) error {
-	if f.output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	text(w)
-	return nil
 }
 
 func readTrimmed(path, what string) (string, error) {

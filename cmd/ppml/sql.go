@@ -19,8 +19,6 @@ import (
 	"github.com/ppml-project/ppml/trustedsql"
 )
 
-func init() { extraCommands = append(extraCommands, newSQLCmd) }
-
 func newSQLCmd() *cobra.Command {
 	var (
 		kf                                 clientFlags
@@ -111,7 +109,6 @@ a process key). Without it DuckDB cannot spill and a working set above
 }
 
 func sqlKeySource(cmd *cobra.Command, kf *clientFlags, primaryKeyFile, keyID, outputKeyID string, attest bool, attestDir, quoteType, policyID string) (keysource.Source, error) {
-	kf.output = "text"
 	if attest {
 		if primaryKeyFile != "" {
 			return nil, errors.New("--attest and --primary-key-plaintext-file exclude each other")

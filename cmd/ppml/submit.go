@@ -19,8 +19,6 @@ import (
 	"github.com/ppml-project/ppml/spark/submit"
 )
 
-func init() { extraCommands = append(extraCommands, newSubmitCmd) }
-
 func newSubmitCmd() *cobra.Command {
 	var (
 		o                                  submit.Options
