@@ -11,8 +11,6 @@ import (
 	"github.com/ppml-project/ppml/k8s/material"
 )
 
-func init() { extraCommands = append(extraCommands, newEnclaveCmd) }
-
 // Secret of the enclave signing key for image builds.
 const (
 	enclaveKeySecret = "enclave-key"

@@ -35,10 +35,15 @@ func (o *outputFlag) json() bool { return o.format == "json" }
 // print writes v as indented JSON, or calls text.
 func (o *outputFlag) print(w io.Writer, v any, text func(io.Writer)) error {
 	if o.json() {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeJSON(w, v)
 	}
 	text(w)
 	return nil
+}
+
+// writeJSON writes v as indented JSON, the form of every JSON output.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

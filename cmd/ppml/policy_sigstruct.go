@@ -36,9 +36,6 @@ refused unless --allow-debug.`,
   ppml policy from-sigstruct ppml.sig --format bigdl`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cf.output != "text" && cf.output != "json" {
-				return fmt.Errorf("--output %q: want text or json", cf.output)
-			}
 			if format != "native" && format != "bigdl" {
 				return fmt.Errorf("--format %q: want native or bigdl", format)
 			}

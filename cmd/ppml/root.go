@@ -50,6 +50,7 @@ var commands = []func() *cobra.Command{
 	newOperatorCmd,   // root key operations, offline import
 	newQuoteCmd,      // inspect and verify DCAP quotes
 	newSimCmd,        // simulated SGX/TDX platform
+	newEnclaveCmd,    // enclave signing key
 	newKeysCmd,       // TLS material (ssl-keys)
 	newPasswordCmd,   // password material (ssl-password, spark-secret)
 	newK8sCmd,        // namespace setup, KMS/AS manifests
