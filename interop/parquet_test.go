@@ -19,7 +19,7 @@ import (
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/dataformat/kmssource"
+	"github.com/ppml-project/ppml/client/kmskeys"
 )
 
 // person is a row of the people dataset of BigDL's simple query example.
@@ -147,7 +147,7 @@ func dataKeyOf(t *testing.T, s *server, a app, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dk, err := (&kmssource.EHSM{Client: e}).OpenDataKey(context.Background(), wrapped, keysource.KeyRef{})
+	dk, err := (&kmskeys.EHSM{Client: e}).OpenDataKey(context.Background(), wrapped, keysource.KeyRef{})
 	if err != nil {
 		t.Fatal(err)
 	}
