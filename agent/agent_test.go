@@ -331,12 +331,18 @@ func TestReleaseRefusals(t *testing.T) {
 	n3, _ := client.NewNative(third)
 	_, err = n3.Release(ctx, w.keyID, ct, aad, tok3.Token, runtime)
 	expect("other app's own token", err, "policy")
-	// A token under no policy (the server default) is not under a bound policy.
+	// A token under no policy (the server default, which accepts this
+	// simulated quote since the server allows simulation) is a valid token,
+	// but not one under a policy the key is bound to.
 	tokDefault, err := attest(w.workload, "", runtime)
-	if err == nil {
-		_, err = n.Release(ctx, w.keyID, ct, aad, tokDefault.Token, runtime)
-		expect("default-policy token", err, "policy")
+	if err != nil {
+		t.Fatalf("attestation under the server's default policy: %v", err)
 	}
+	if tokDefault.Token == "" || tokDefault.Claims.PolicyID != "" || !tokDefault.Claims.Simulated {
+		t.Fatalf("default-policy token names a policy: %+v", tokDefault.Claims)
+	}
+	_, err = n.Release(ctx, w.keyID, ct, aad, tokDefault.Token, runtime)
+	expect("default-policy token", err, "policy")
 	// No token at all.
 	_, err = n.Release(ctx, w.keyID, ct, aad, "", runtime)
 	expect("no token", err, "token is required")

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -175,6 +176,46 @@ func FuzzParseQuote(f *testing.F) {
 		}
 		if len(q.Signed) > len(b) || (q.SGXBody == nil) == (q.TDBody == nil) || q.QEReport == nil {
 			t.Fatal("inconsistent quote")
+		}
+		// The parsed parts are exactly the bytes they came from: the signed
+		// region is the quote's prefix, and header, body and QE report
+		// re-encode to the bytes that were signed.
+		if !bytes.Equal(q.Signed, b[:len(q.Signed)]) || !bytes.Equal(q.Header.Marshal(), b[:48]) || !bytes.HasSuffix(q.Signed, q.RawBody) {
+			t.Fatal("signed region is not the quote's header and body")
+		}
+		if v := q.Version(); v != 3 && v != 4 && v != 5 {
+			t.Fatalf("version %d accepted", v)
+		}
+		// The decoded reports are the raw bytes' fields (reserved bytes
+		// aside, which Marshal writes as zero; seed a430a830745fa7be), and
+		// decoding is stable through Marshal.
+		if q.SGXBody != nil {
+			if r, err := ParseEnclaveReport(q.RawBody); err != nil || *r != *q.SGXBody {
+				t.Fatal("SGX body is not the decoding of its bytes")
+			}
+			if r, _ := ParseEnclaveReport(q.SGXBody.Marshal()); r == nil || *r != *q.SGXBody {
+				t.Fatal("SGX body changes through Marshal")
+			}
+		}
+		if q.TDBody != nil {
+			if r, err := ParseTDReport(q.RawBody); err != nil || !reflect.DeepEqual(r, q.TDBody) {
+				t.Fatal("TD body is not the decoding of its bytes")
+			}
+			if r, _ := ParseTDReport(q.TDBody.Marshal()); !reflect.DeepEqual(r, q.TDBody) {
+				t.Fatal("TD body changes through Marshal")
+			}
+		}
+		if len(q.RawQEReport) != EnclaveReportSize {
+			t.Fatalf("QE report of %d bytes", len(q.RawQEReport))
+		}
+		if r, err := ParseEnclaveReport(q.RawQEReport); err != nil || *r != *q.QEReport {
+			t.Fatal("QE report is not the decoding of its bytes")
+		}
+		if r, _ := ParseEnclaveReport(q.QEReport.Marshal()); r == nil || *r != *q.QEReport {
+			t.Fatal("QE report changes through Marshal")
+		}
+		if q.TrailingBytes < 0 || q.TrailingBytes > len(b)-len(q.Signed) {
+			t.Fatalf("trailing bytes %d of %d", q.TrailingBytes, len(b))
 		}
 	})
 }

@@ -207,7 +207,25 @@ func FuzzParseCollateral(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b)
 		if err != nil {
+			if c != nil {
+				t.Fatal("collateral returned with an error")
+			}
 			return
+		}
+		// What parses is valid, and survives its own encoding unchanged.
+		if err := c.Validate(); err != nil {
+			t.Fatalf("parsed collateral does not validate: %v", err)
+		}
+		if (c.PCKCRL == "") != (c.RootCACRL == "") || (c.PCKCRL == "") != (c.PCKCRLIssuerChain == "") {
+			t.Fatal("partial CRL set accepted")
+		}
+		enc, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := Parse(enc)
+		if err != nil || *c2 != *c || c2.Hash() != c.Hash() {
+			t.Fatalf("collateral changed through Marshal/Parse: %v", err)
 		}
 		KeyOf(c)
 		Expiry(c)
@@ -221,7 +239,30 @@ func FuzzParseTCBInfo(f *testing.F) {
 		f.Add([]byte(c.QEIdentity))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ParseTCBInfo(b)
-		ParseQEIdentity(b)
+		// What parses keeps the promises the verifier relies on.
+		if ti, err := ParseTCBInfo(b); err == nil {
+			if len(ti.FMSPC) != 6 || len(ti.PCEID) != 2 || len(ti.TCBLevels) == 0 || ti.IssueDate.IsZero() || ti.NextUpdate.IsZero() {
+				t.Fatalf("tcb_info accepted without fmspc/pceId/levels/dates: %+v", ti)
+			}
+			for _, l := range ti.TCBLevels {
+				if !validPlatformStatus[l.TCBStatus] || len(l.TCB.SGXComponents) != 16 || (l.TCB.TDXComponents != nil && len(l.TCB.TDXComponents) != 16) {
+					t.Fatalf("tcb_info level accepted: %+v", l)
+				}
+			}
+		} else if ti != nil {
+			t.Fatal("tcb_info returned with an error")
+		}
+		if qe, err := ParseQEIdentity(b); err == nil {
+			if len(qe.MRSigner) != 32 || len(qe.MiscSelect) != 4 || len(qe.MiscSelectMask) != 4 || len(qe.Attributes) != 16 || len(qe.AttributesMask) != 16 || len(qe.TCBLevels) == 0 {
+				t.Fatalf("qe_identity accepted with wrong field sizes: %+v", qe)
+			}
+			for _, l := range qe.TCBLevels {
+				if !validISVStatus[l.TCBStatus] {
+					t.Fatalf("qe_identity level status %q accepted", l.TCBStatus)
+				}
+			}
+		} else if qe != nil {
+			t.Fatal("qe_identity returned with an error")
+		}
 	})
 }

@@ -163,7 +163,7 @@ func wantFail(t *testing.T, res *Result, err error, code string) {
 	if !errors.As(err, &ve) {
 		t.Fatalf("error %T is not *Error", err)
 	}
-	if code != "" && ve.Code != code {
+	if ve.Code != code {
 		t.Fatalf("failure %q (%s), want %q", ve.Code, ve.Msg, code)
 	}
 }
@@ -349,7 +349,10 @@ func TestFMSPCMismatch(t *testing.T) {
 	// SGX quote with TDX collateral.
 	sgx := loadVector(t, "sgx-phala")
 	res, err = run(t, sgx.quote, tdx.col, sgx.at)
-	wantFail(t, res, err, "")
+	wantFail(t, res, err, FailTCBInfoMismatch)
+	if !strings.Contains(err.Error(), `id is "TDX", want "SGX"`) {
+		t.Errorf("SGX quote with TDX collateral: %v, want the TCB info id named", err)
+	}
 }
 
 func TestTruncatedAndNoCollateral(t *testing.T) {
@@ -427,9 +430,30 @@ func FuzzVerify(f *testing.F) {
 		if res == nil {
 			t.Fatal("nil result")
 		}
-		pq, perr := abi.ParseQuote(v.q)
-		if perr == nil && int(off) < len(pq.Signed) && err == nil {
-			t.Fatalf("mutation at %d of the signed region verified", off)
+		if (err == nil) != res.Verified {
+			t.Fatalf("error %v but verified %v", err, res.Verified)
+		}
+		// Every byte of these quotes is signed, a signature, a key bound
+		// by the QE report, QE auth data bound likewise, or the signed PCK
+		// chain: no change verifies, except whitespace for whitespace in
+		// the chain's PEM text, which leaves the certificates' DER as it
+		// was (the seed 0f977174dfc937c9 is such a case).
+		if err == nil {
+			space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+			pq, _ := abi.ParseQuote(q)
+			pemStart := bytes.Index(q, pq.PCKChainPEM)
+			inPEM := pemStart >= 0 && int(off) >= pemStart && int(off) < pemStart+len(pq.PCKChainPEM)
+			if !inPEM || !space(v.q[off]) || !space(q[off]) {
+				t.Fatalf("mutation %#02x -> %#02x at byte %d verified", v.q[off], q[off], off)
+			}
+			return
+		}
+		var ve *Error
+		if !errors.As(err, &ve) || ve.Code == "" {
+			t.Fatalf("mutation at %d: error without a failure code: %v", off, err)
+		}
+		if pq, perr := abi.ParseQuote(v.q); perr == nil && int(off) >= 48 && int(off) < len(pq.Signed) && ve.Code != FailQuoteSignature {
+			t.Fatalf("mutation at %d of the report body: %s, want %s", off, ve.Code, FailQuoteSignature)
 		}
 	})
 }
