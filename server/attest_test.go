@@ -251,7 +251,11 @@ func TestAttestSimulatedEndToEnd(t *testing.T) {
 			if got := ok(t, r.call("GetQuotePolicy", `{"policyId":"49ac44ff-01f0-4f59-8d7e-fcffb78f0f4c"}`)); len(got) != 1 {
 				t.Fatalf("unknown policy: %v", got)
 			}
-			expectCode(t, r.call("UploadQuotePolicy", `{"mr_enclave":"abc","mr_signer":"`+mrSigner+`"}`), 400, "mr_enclave must be 64 hex")
+			// eHSM takes exactly 64 characters; of those, only hex can match a quote.
+			expectCode(t, r.call("UploadQuotePolicy", `{"mr_enclave":"abc","mr_signer":"`+mrSigner+`"}`), 400, "The mr_enclave length error: 3 characters, want exactly 64")
+			expectCode(t, r.call("UploadQuotePolicy", `{"mr_enclave":"`+mrEnclave+`00","mr_signer":"`+mrSigner+`"}`), 400, "66 characters, want exactly 64")
+			expectCode(t, r.call("UploadQuotePolicy", `{"mr_enclave":"`+mrEnclave+`","mr_signer":"0x`+mrSigner[2:]+`"}`), 400, "The mr_signer is not hex: 'x' at position 2")
+			expectCode(t, r.call("UploadQuotePolicy", `{"mr_enclave":"`+strings.Repeat("z", 64)+`","mr_signer":"`+mrSigner+`"}`), 400, "'z' at position 1 is not 0-9 or a-f")
 			for _, q := range []string{sgxQ, tdxQ} {
 				payload := `{"quote":"` + q + `","nonce":"test"}`
 				if q == sgxQ {

@@ -121,3 +121,22 @@ func loadSim(t *testing.T, inst *servertest.Instance) *sim.SimTEE {
 	}
 	return s
 }
+
+// TestBigDLASFieldNamesAnyCase: upstream's Jackson mapper matches request
+// member names case-insensitively, so clients that spell them appid/APIKEY
+// work; two spellings of one member are refused.
+func TestBigDLASFieldNamesAnyCase(t *testing.T) {
+	e := startAS(t, "sqlite", true, nil)
+	code, out := e.bigdl("/registerPolicy", map[string]any{"APPID": e.cfg.AppID, "apikey": e.cfg.APIKey, "PolicyType": "SGXMREnclavePolicy", "MRENCLAVE": strings.Repeat("11", 32)})
+	if code != 200 || out["policyID"] == nil {
+		t.Fatalf("registerPolicy with other spellings: %d %v", code, out)
+	}
+	var rd [64]byte
+	q := base64.StdEncoding.EncodeToString(e.quote(abi.SGX, measurements(false, rd)))
+	if code, out := e.bigdl("/verifyQuote", map[string]any{"appid": e.cfg.AppID, "ApiKey": e.cfg.APIKey, "QUOTE": q, "policyid": out["policyID"]}); code != 200 || out["result"] != 0.0 {
+		t.Fatalf("verifyQuote with other spellings: %d %v", code, out)
+	}
+	if code, out := e.bigdl("/verifyQuote", map[string]any{"appID": e.cfg.AppID, "appid": "other", "apiKey": e.cfg.APIKey, "quote": q}); code != 400 || !strings.Contains(out["reason"].(string), "two members name appID") {
+		t.Fatalf("two spellings of appID: %d %v", code, out)
+	}
+}

@@ -176,12 +176,31 @@ func decode(r *http.Request) (map[string]json.RawMessage, error) {
 		return nil, fail(http.StatusBadRequest, "Invalid request body.", "bad_body", "the body is larger than 1 MiB or could not be read")
 	}
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return nil, fail(http.StatusBadRequest, "Invalid request body.", "bad_json", "the body must be a JSON object")
+	}
+	// Upstream's Jackson mapper matches names case-insensitively
+	// (ACCEPT_CASE_INSENSITIVE_PROPERTIES) and ignores unknown ones.
+	m := make(map[string]json.RawMessage, len(raw))
+	for k, v := range raw {
+		name := k
+		for _, f := range requestFields {
+			if strings.EqualFold(k, f) {
+				name = f
+				break
+			}
+		}
+		if _, dup := m[name]; dup {
+			return nil, fail(http.StatusBadRequest, "Invalid request body.", "bad_json", fmt.Sprintf("two members name %s (names are matched case-insensitively, as upstream does); send one", name))
+		}
+		m[name] = v
 	}
 	return m, nil
 }
+
+// requestFields are the member names of every BigDL AS request.
+var requestFields = []string{"appID", "apiKey", "policyType", "policyID", "quote", "mrEnclave", "mrSigner", "isvProdID", "reportData", "mrTD", "rtmr"}
 
 // str returns a string field ("" when absent or null).
 func str(m map[string]json.RawMessage, k string) (string, error) {

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/attestation"
@@ -338,6 +338,21 @@ type field struct {
 var keyIDPattern = regexp.MustCompile(`^[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}$`)
 var base64Pattern = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
 
+// checkHex32 accepts what eHSM's UploadQuotePolicy accepts, 64 characters,
+// and of those only hex (a measurement is 32 bytes; eHSM stores any text,
+// which could never match a quote), saying which character is wrong.
+func checkHex32(name, s string) error {
+	if n := utf8.RuneCountInString(s); n != 64 {
+		return bad("invalid_parameter", "Parameter invalid, The %s length error: %d characters, want exactly 64 (the 32-byte measurement in hex, as gramine-sgx-sign or sgx_sign print it).", name, n)
+	}
+	for i, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return bad("invalid_parameter", "Parameter invalid, The %s is not hex: %q at position %d is not 0-9 or a-f (the 32-byte measurement in hex, as gramine-sgx-sign or sgx_sign print it).", name, r, i+1)
+		}
+	}
+	return nil
+}
+
 func validate(p payload, fields []field) error {
 	for _, f := range fields {
 		v, present := p[f.name]
@@ -372,8 +387,8 @@ func validate(p payload, fields []field) error {
 				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID such as 0b9f5c3e-8a1d-4f6b-b2c7-5d4e3f2a1b0c.", f.name)
 			}
 		case tHex32:
-			if b, err := hex.DecodeString(s); len(s) != 64 || err != nil || len(b) != 32 {
-				return bad("invalid_parameter", "Parameter invalid, The %s must be 64 hex characters (32 bytes).", f.name)
+			if err := checkHex32(f.name, s); err != nil {
+				return err
 			}
 		case tPolicyID:
 			if !keyIDPattern.MatchString(s) {

@@ -300,7 +300,17 @@ func TestMeta(t *testing.T) {
 			t.Fatalf("flipped .meta byte %d gives the same key", i)
 		}
 	}
-	for _, bad := range []string{``, `{}`, `{"EncryptedDataKey":"a"}`, `{"encryptedDataKey":""}`, `{"encryptedDataKey":"a","x":1}`, `{"encryptedDataKey":"a"} x`, `{"encryptedDataKey":1}`} {
+	// Names are matched case-insensitively, as BigDL's Jackson mapper
+	// (ACCEPT_CASE_INSENSITIVE_PROPERTIES) reads KmsMetaFormat.
+	for _, spelled := range []string{`{"EncryptedDataKey":"abc"}`, `{"ENCRYPTEDDATAKEY" : "abc"}`, `{"encrypteddatakey":"abc"}` + "\n"} {
+		if s, err := ParseMeta([]byte(spelled)); err != nil || s != "abc" {
+			t.Errorf("%s: %q %v", spelled, s, err)
+		}
+	}
+	if _, err := ParseMeta([]byte(`{"encryptedDataKey":"a","EncryptedDataKey":"b"}`)); err == nil || !strings.Contains(err.Error(), "keep one") {
+		t.Errorf("two spellings of encryptedDataKey: %v", err)
+	}
+	for _, bad := range []string{``, `{}`, `{"encryptedDataKeys":"a"}`, `{"encryptedDataKey":""}`, `{"encryptedDataKey":"a","x":1}`, `{"encryptedDataKey":"a"} x`, `{"encryptedDataKey":1}`} {
 		if _, err := ParseMeta([]byte(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}

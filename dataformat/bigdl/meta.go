@@ -19,9 +19,11 @@ func MarshalMeta(encryptedDataKey string) []byte {
 	return []byte(`{"encryptedDataKey" : ` + string(v) + "}\n")
 }
 
-// ParseMeta decodes a .meta file strictly: a single JSON object whose only
-// member is "encryptedDataKey" (exact spelling) with a non-empty string
-// value, surrounded by nothing but JSON whitespace.
+// ParseMeta decodes a .meta file: a single JSON object whose only member is
+// encryptedDataKey with a non-empty string value, surrounded by nothing but
+// JSON whitespace. The member name is matched case-insensitively, as BigDL's
+// Jackson mapper (ACCEPT_CASE_INSENSITIVE_PROPERTIES) reads it; two members
+// that both match, or any other member, are refused rather than guessed.
 func ParseMeta(b []byte) (string, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var m map[string]json.RawMessage
@@ -31,9 +33,19 @@ func ParseMeta(b []byte) (string, error) {
 	if dec.More() || strings.TrimLeft(string(b[dec.InputOffset():]), " \t\r\n") != "" {
 		return "", errors.New("invalid .meta: unexpected content after the JSON object")
 	}
-	raw, ok := m["encryptedDataKey"]
-	if !ok || len(m) != 1 {
-		return "", errors.New(`invalid .meta: expected exactly one member, "encryptedDataKey"`)
+	var raw json.RawMessage
+	found := ""
+	for k, v := range m {
+		if !strings.EqualFold(k, "encryptedDataKey") {
+			return "", fmt.Errorf(`invalid .meta: unexpected member %q; a BigDL .meta holds only "encryptedDataKey"`, trunc(k))
+		}
+		if found != "" {
+			return "", fmt.Errorf(`invalid .meta: both %q and %q name encryptedDataKey (names are matched case-insensitively, as BigDL does); keep one`, found, k)
+		}
+		found, raw = k, v
+	}
+	if found == "" {
+		return "", errors.New(`invalid .meta: member "encryptedDataKey" is missing`)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil || s == "" {
