@@ -66,7 +66,7 @@ an earlier run are removed.
 
 A second run changes nothing and says so. --dry-run prints the manifests
 (Secret values not shown) without contacting the cluster or the KMS.
-Run 'ppml keys generate' and 'ppml password generate' with --apply first.`,
+Run 'ppml tls generate' and 'ppml password generate' with --apply first.`,
 		Example: `  ppml k8s setup --kms-app-id $APPID --kms-api-key-file app.key --kms-policy-id $POLICY
   ppml k8s setup --kms-url https://ppml.default.svc:9000 --ca-file ca.crt --admin-token-file admin.token --kubeconfig-out spark.kubeconfig
   ppml k8s setup --namespace spark-jobs --dry-run`,

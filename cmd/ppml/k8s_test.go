@@ -69,7 +69,7 @@ func TestK8sSetupAndDoctorCLI(t *testing.T) {
 
 	// The page, step by step.
 	for _, args := range [][]string{
-		{"keys", "generate", "--out", filepath.Join(tmp, "keys"), "--password-file", pw, "--dns", "ppml", "--apply", "--kubeconfig", kcfg},
+		{"tls", "generate", "--out", filepath.Join(tmp, "keys"), "--password-file", pw, "--dns", "ppml", "--apply", "--kubeconfig", kcfg},
 		{"password", "generate", "--out", filepath.Join(tmp, "password"), "--password-file", pw, "--apply", "--kubeconfig", kcfg},
 	} {
 		if out, errs, code := runPPML(t, "", args...); code != 0 {

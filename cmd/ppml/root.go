@@ -51,7 +51,8 @@ var commands = []func() *cobra.Command{
 	newQuoteCmd,      // inspect and verify DCAP quotes
 	newSimCmd,        // simulated SGX/TDX platform
 	newEnclaveCmd,    // enclave signing key
-	newKeysCmd,       // TLS material (ssl-keys)
+	newTLSCmd,        // TLS material (ssl-keys)
+	newKeysAliasCmd,  // hidden: the old name of tls
 	newPasswordCmd,   // password material (ssl-password, spark-secret)
 	newK8sCmd,        // namespace setup, KMS/AS manifests
 	newDoctorCmd,     // prerequisite checks

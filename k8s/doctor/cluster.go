@@ -123,7 +123,7 @@ func keysOf(s *corev1.Secret) []string {
 func secretFix(name, ns string) string {
 	switch name {
 	case material.SSLKeysSecret:
-		return fmt.Sprintf("ppml keys generate --password-file pw.txt --dns ppml.%s.svc --apply --namespace %s", ns, ns)
+		return fmt.Sprintf("ppml tls generate --password-file pw.txt --dns ppml.%s.svc --apply --namespace %s", ns, ns)
 	case material.SSLPasswordSecret, material.SparkSecret:
 		return fmt.Sprintf("ppml password generate --password-file pw.txt --apply --namespace %s (same password as ssl-keys)", ns)
 	case setup.KMSSecret:

@@ -69,7 +69,7 @@ func TestDoctorAgainstAPIServer(t *testing.T) {
 
 	// Empty cluster: every prerequisite missing.
 	expectFailed(t, run(), map[string]string{
-		"SGX device plugin": "sgx_plugin", "secret ssl-keys": "ppml keys generate", "secret ssl-password": "ppml password generate",
+		"SGX device plugin": "sgx_plugin", "secret ssl-keys": "ppml tls generate", "secret ssl-password": "ppml password generate",
 		"secret spark-secret": "ppml password generate", "secret kms-secret": "ppml k8s setup", "secret kubeconfig-secret": "ppml k8s setup",
 		"service account token": "ppml k8s setup", "RBAC: spark can create pods": "ppml k8s setup",
 	})

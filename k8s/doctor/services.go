@@ -74,10 +74,10 @@ func connProblem(what, url, caFlag string, err error) (string, string) {
 			fmt.Sprintf("pass %s with the CA of its certificate, e.g. kubectl get secret ssl-keys -o jsonpath='{.data.server\\.crt}' | base64 -d > ca.crt; %s ca.crt", caFlag, caFlag)
 	case errors.As(err, &hne):
 		return fmt.Sprintf("TLS: the certificate of %s is not valid for this host name: %v", url, hne),
-			"use the host name in the certificate, or regenerate ssl-keys with it: ppml keys generate --dns HOST --apply (then restart the pods)"
+			"use the host name in the certificate, or regenerate ssl-keys with it: ppml tls generate --dns HOST --apply (then restart the pods)"
 	case errors.As(err, &cie):
 		return fmt.Sprintf("TLS: the certificate of %s is invalid: %v", url, cie),
-			"renew the certificate: ppml keys generate --apply (then restart the pods)"
+			"renew the certificate: ppml tls generate --apply (then restart the pods)"
 	case errors.As(err, &rec):
 		return fmt.Sprintf("%s at %s does not speak TLS", what, url), "use an https:// URL of a TLS listener"
 	}

@@ -327,7 +327,7 @@ func sparkSecret(ctx context.Context, c *kube.Client, o Options) (*corev1.Secret
 		if rerr == nil {
 			return material.SparkSecretFor(p, o.Namespace), "password recovered from ssl-password", nil
 		}
-		return nil, "", fmt.Errorf("spark-secret is missing and the password cannot be recovered from Secret %s/%s (%v): pass --password-file with the password of 'ppml keys generate'", o.Namespace, material.SSLPasswordSecret, rerr)
+		return nil, "", fmt.Errorf("spark-secret is missing and the password cannot be recovered from Secret %s/%s (%v): pass --password-file with the password of 'ppml tls generate'", o.Namespace, material.SSLPasswordSecret, rerr)
 	}
 	return nil, "", fmt.Errorf("spark-secret needs the password of ssl-keys and ssl-password, and neither spark-secret nor ssl-password exists in namespace %s: run 'ppml password generate --password-file pw.txt --apply --namespace %s' first, or pass --password-file", o.Namespace, o.Namespace)
 }

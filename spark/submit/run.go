@@ -167,7 +167,7 @@ func (p *Plan) CheckCluster(ctx context.Context, cs kubernetes.Interface) error 
 func secretHint(name string) string {
 	switch name {
 	case SSLKeysSecret:
-		return "create it with: ppml keys generate --apply"
+		return "create it with: ppml tls generate --apply"
 	case SparkSecret:
 		return "create it with: ppml password generate --apply"
 	case KMSSecret:

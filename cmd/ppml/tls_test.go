@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -18,15 +19,12 @@ const keysTestPassword = "cli-Test-password"
 
 func runKeysCmd(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
-	cmd := newKeysCmd()
-	if args[0] == "password" {
-		cmd = newPasswordCmd()
-	}
+	cmd := newRootCmd()
 	var out, errb bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
 	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetArgs(args[1:])
+	cmd.SetArgs(args)
 	cmd.SetContext(context.Background())
 	err := cmd.Execute()
 	if strings.Contains(out.String()+errb.String(), keysTestPassword) || (err != nil && strings.Contains(err.Error(), keysTestPassword)) {
@@ -41,7 +39,7 @@ func TestKeysCLIGenerate(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(keysTestPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runKeysCmd(t, "", "keys", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile,
+	out, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile,
 		"--cn", "bigdl-kms", "--dns", "bigdl-kms.default.svc", "--ip", "10.1.2.3")
 	if err != nil {
 		t.Fatal(err)
@@ -60,17 +58,17 @@ func TestKeysCLIGenerate(t *testing.T) {
 	}
 
 	// Existing files are not replaced without --force.
-	_, err = runKeysCmd(t, "", "keys", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile)
+	_, err = runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile)
 	if err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("overwrite: %v", err)
 	}
-	if _, err := runKeysCmd(t, "", "keys", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force"); err != nil {
+	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force"); err != nil {
 		t.Fatal(err)
 	}
 
 	// Operator-supplied certificate and key.
 	kd := filepath.Join(root, "keys")
-	if _, err := runKeysCmd(t, "", "keys", "generate", "--out", filepath.Join(root, "keys2"), "--password-file", pwFile,
+	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys2"), "--password-file", pwFile,
 		"--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.key")); err != nil {
 		t.Fatal(err)
 	}
@@ -87,16 +85,16 @@ func TestKeysCLIGenerate(t *testing.T) {
 		args  []string
 		want  string
 	}{
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", filepath.Join(root, "missing")}, "password file: open " + filepath.Join(root, "missing") + ": no such file or directory"},
-		{"", []string{"keys", "generate", "--out", bad}, "password is empty"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", filepath.Join(root, "missing")}, "password file: open " + filepath.Join(root, "missing") + ": no such file or directory"},
+		{"", []string{"tls", "generate", "--out", bad}, "password is empty"},
 		{"short\n", []string{"password", "generate", "--out", bad}, "at least 6"},
-		{"", []string{"keys", "generate", "--out", filepath.Join(pwFile, "keys"), "--password-file", pwFile}, "not a directory"},
+		{"", []string{"tls", "generate", "--out", filepath.Join(pwFile, "keys"), "--password-file", pwFile}, "not a directory"},
 		{"", []string{"password", "generate", "--out", filepath.Join(root, "no", "password"), "--password-file", pwFile}, "does not exist"},
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--dry-run"}, "--dry-run needs --apply"},
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--dns", "not a name"}, "invalid DNS name"},
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt")}, "--cert and --key go together"},
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.key"), "--cn", "x"}, "--cn cannot be combined with --cert"},
-		{"", []string{"keys", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.csr")}, "no PEM private key"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", pwFile, "--dry-run"}, "--dry-run needs --apply"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", pwFile, "--dns", "not a name"}, "invalid DNS name"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt")}, "--cert and --key go together"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.key"), "--cn", "x"}, "--cn cannot be combined with --cert"},
+		{"", []string{"tls", "generate", "--out", bad, "--password-file", pwFile, "--cert", filepath.Join(kd, "server.crt"), "--key", filepath.Join(kd, "server.csr")}, "no PEM private key"},
 	} {
 		_, err := runKeysCmd(t, c.stdin, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -121,7 +119,7 @@ func TestKeysCLIApplyIdempotent(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", "") // --kubeconfig must be enough
 	kd := filepath.Join(root, "keys")
-	args := []string{"keys", "generate", "--out", kd, "--password-file", pwFile, "--kubeconfig", c.Kubeconfig, "--apply"}
+	args := []string{"tls", "generate", "--out", kd, "--password-file", pwFile, "--kubeconfig", c.Kubeconfig, "--apply"}
 	out, err := runKeysCmd(t, "", args...)
 	if err != nil || !strings.Contains(out, "secret/ssl-keys created in namespace default") {
 		t.Fatalf("first apply: %v\n%s", err, out)
@@ -162,5 +160,33 @@ func TestKeysCLIApplyIdempotent(t *testing.T) {
 	out, err = runKeysCmd(t, "", append(pargs, "--force")...)
 	if err != nil || !strings.Contains(out, "secret/ssl-password updated") || !strings.Contains(out, "secret/spark-secret unchanged") {
 		t.Fatalf("password re-apply: %v\n%s", err, out)
+	}
+}
+
+// The old name "ppml keys" still works for a release, hidden from help and
+// saying on stderr that it is deprecated.
+func TestKeysAliasStillWorks(t *testing.T) {
+	root := t.TempDir()
+	pwFile := filepath.Join(root, "pw")
+	if err := os.WriteFile(pwFile, []byte(keysTestPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runPPML(t, "", "keys", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--dns", "ppml")
+	if code != 0 || !strings.Contains(out, "keys.yaml") {
+		t.Fatalf("ppml keys generate: exit %d\n%s%s", code, out, errs)
+	}
+	if !strings.Contains(errs, `"ppml keys" is deprecated`) || !strings.Contains(errs, `use "ppml tls"`) {
+		t.Fatalf("no deprecation line on stderr: %q", errs)
+	}
+	if _, err := os.Stat(filepath.Join(root, "keys", "keystore.jks")); err != nil {
+		t.Fatal(err)
+	}
+	help, _, _ := runPPML(t, "", "--help")
+	if !regexp.MustCompile(`(?m)^  tls `).MatchString(help) || regexp.MustCompile(`(?m)^  keys `).MatchString(help) {
+		t.Fatalf("help should list tls and not keys:\n%s", help)
+	}
+	// The new name says nothing about deprecation.
+	if _, errs, code := runPPML(t, "", "tls", "generate", "--out", filepath.Join(root, "tls"), "--password-file", pwFile); code != 0 || strings.Contains(errs, "deprecated") {
+		t.Fatalf("ppml tls generate: exit %d, stderr %q", code, errs)
 	}
 }

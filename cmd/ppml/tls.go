@@ -87,9 +87,27 @@ func printWritten(w io.Writer, dir string, files map[string][]byte, extra ...str
 	fmt.Fprintf(w, "wrote %s: %s\n", filepath.Clean(dir), strings.Join(names, " "))
 }
 
-func newKeysCmd() *cobra.Command {
+// keysDeprecation is said on stderr by the old name of ppml tls.
+const keysDeprecation = `ppml: "ppml keys" is deprecated and will be removed: use "ppml tls" (same subcommands and flags)`
+
+// newKeysAliasCmd is ppml tls under its old name, hidden, kept for a
+// release: each subcommand says so on stderr, then runs unchanged.
+func newKeysAliasCmd() *cobra.Command {
+	c := newTLSCmd()
+	c.Use, c.Hidden = "keys", true
+	for _, sub := range c.Commands() {
+		run := sub.RunE
+		sub.RunE = func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintln(cmd.ErrOrStderr(), keysDeprecation)
+			return run(cmd, args)
+		}
+	}
+	return c
+}
+
+func newTLSCmd() *cobra.Command {
 	keys := &cobra.Command{
-		Use:   "keys",
+		Use:   "tls",
 		Short: "TLS key material for BigDL PPML images (the ssl-keys Secret)",
 	}
 	var f k8sSecretFlags
@@ -124,8 +142,8 @@ The output folder appears complete or not at all. server.key and server.pem
 are unencrypted key copies that Spark and the BigDL KMS do not read;
 --no-plain-key leaves them out. Protect the Secret with RBAC and etcd
 encryption at rest.`,
-		Example: `  ppml keys generate --password-file pw.txt --cn bigdl-kms --dns bigdl-kms.default.svc --ip 10.0.0.5
-  ppml keys generate --password-file pw.txt --apply --namespace spark-jobs
+		Example: `  ppml tls generate --password-file pw.txt --cn bigdl-kms --dns bigdl-kms.default.svc --ip 10.0.0.5
+  ppml tls generate --password-file pw.txt --apply --namespace spark-jobs
   kubectl apply -f keys/keys.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -201,7 +219,7 @@ Because the key sits next to the ciphertext this is obfuscation only: the
 protection comes from Kubernetes RBAC (who can read Secrets or create pods in
 the namespace) and from etcd encryption at rest.
 
-Use the same password as for 'ppml keys generate'. It is read from
+Use the same password as for 'ppml tls generate'. It is read from
 --password-file, from standard input when that is not a terminal, or
 prompted twice; never from the command line.`,
 		Example: `  ppml password generate --password-file pw.txt
