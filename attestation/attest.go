@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/store/rowmac"
 	"github.com/ppml-project/ppml/wire/token"
 )
 
@@ -60,7 +63,11 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 		return nil, s.internal("CreatePolicy", err)
 	}
 	sp := &StoredPolicy{ID: uuid.NewString(), Origin: origin, CreatedAt: s.now().UTC().Truncate(time.Millisecond), Policy: p}
-	err = s.st.CreatePolicy(ctx, store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt})
+	row := store.AttestPolicy{ID: sp.ID, Owner: appID, Origin: origin, Document: doc, CreatedAt: sp.CreatedAt}
+	if row.MAC, err = s.rows.Sum(ctx, policyRowDomain, policyRowFields(row)...); err != nil {
+		return nil, s.internal("CreatePolicy", err)
+	}
+	err = s.st.CreatePolicy(ctx, row)
 	ev := auditEvent(s, "CreatePolicy", appID, sp.ID, err)
 	if aerr := s.cfg.Audit.Record(ev); aerr != nil && err == nil {
 		return nil, audit.Refusal("CreatePolicy")
@@ -80,7 +87,43 @@ func ParsePolicy(doc []byte) (*policy.Policy, error) {
 	return p, nil
 }
 
-func (s *Service) decodeStored(sp store.AttestPolicy) (*StoredPolicy, error) {
+const policyRowDomain = "attest-policy"
+
+// policyRowFields are what the row MAC of a policy covers: all of it.
+func policyRowFields(p store.AttestPolicy) []string {
+	return []string{p.ID, p.Owner, p.Origin, string(p.Document), strconv.FormatInt(p.CreatedAt.UnixMilli(), 10)}
+}
+
+func newPolicyRows(cfg Config) *rowmac.Keeper {
+	return rowmac.New(cfg.Root, cfg.Store, "attest_policies", func(ctx context.Context, sum rowmac.SumFunc) error {
+		n, err := cfg.Store.BackfillPolicyMACs(ctx, func(p store.AttestPolicy) ([]byte, error) {
+			return sum(policyRowDomain, policyRowFields(p)...), nil
+		})
+		if err == nil && n > 0 {
+			cfg.Logger.Warn("row integrity: authenticated attestation policies written before row MACs existed, as they are now (first start after the upgrade)", "rows", n)
+		}
+		return err
+	})
+}
+
+func (s *Service) decodeStored(ctx context.Context, sp store.AttestPolicy) (*StoredPolicy, error) {
+	if sp.MAC == nil {
+		// Perhaps read just before the first-start backfill gave it one.
+		if err := s.rows.Ready(ctx); err != nil {
+			return nil, s.internal("loading a policy", err)
+		}
+		if fresh, err := s.st.GetPolicy(ctx, sp.Owner, sp.ID); err == nil && slices.Equal(policyRowFields(fresh), policyRowFields(sp)) {
+			sp = fresh
+		}
+	}
+	ok, err := s.rows.Valid(ctx, sp.MAC, policyRowDomain, policyRowFields(sp)...)
+	if err != nil {
+		return nil, s.internal("loading a policy", err)
+	}
+	if !ok {
+		s.log.Error("attestation policy failed its integrity check: it was modified in the database", "policy_id", sp.ID)
+		return nil, &fault.Error{Kind: fault.Internal, Code: "policy_integrity", Msg: fmt.Sprintf("Server exception. [policy_integrity] the stored attestation policy %s failed its integrity check; the administrator must restore it from backup", sp.ID)}
+	}
 	p, err := policy.Parse(sp.Document)
 	if err != nil {
 		return nil, s.internal("loading a policy", fmt.Errorf("policy %s: %w", sp.ID, err))
@@ -97,7 +140,7 @@ func (s *Service) Policy(ctx context.Context, appID, id string) (*StoredPolicy, 
 	if err != nil {
 		return nil, s.internal("loading a policy", err)
 	}
-	return s.decodeStored(sp)
+	return s.decodeStored(ctx, sp)
 }
 
 // LatestPolicy returns appID's most recently created policy.
@@ -109,7 +152,7 @@ func (s *Service) LatestPolicy(ctx context.Context, appID string) (*StoredPolicy
 	if err != nil {
 		return nil, s.internal("loading a policy", err)
 	}
-	return s.decodeStored(sp)
+	return s.decodeStored(ctx, sp)
 }
 
 func auditEvent(s *Service, action, appID, id string, err error) auditEv {

@@ -48,6 +48,9 @@ func (s *Service) AuthorizeRelease(ctx context.Context, tok, callerAppID, owner 
 func (s *Service) CheckPolicies(ctx context.Context, owner string, policyIDs []string) error {
 	for _, id := range policyIDs {
 		if _, err := s.Policy(ctx, owner, id); err != nil {
+			if fault.KindOf(err) != fault.NotFound {
+				return err // sealed, integrity, store errors: not the caller's mistake
+			}
 			return &fault.Error{Kind: fault.Invalid, Code: "unknown_release_policy",
 				Msg: fmt.Sprintf("release policy %q is not a policy of this app: create it first (ppml policy create)", id)}
 		}

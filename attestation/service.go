@@ -37,6 +37,7 @@ import (
 	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/store/rowmac"
 	"github.com/ppml-project/ppml/wire/token"
 )
 
@@ -130,6 +131,7 @@ type Service struct {
 	signer *token.Signer
 
 	chains *boundedcache.Map[[32]byte, chainInfo]
+	rows   *rowmac.Keeper
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the
@@ -151,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax)}
+	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax), rows: newPolicyRows(cfg)}
 	var err error
 	if s.intel, err = verify.New(verify.Options{Now: cfg.Now}); err != nil {
 		return nil, err

@@ -139,6 +139,9 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	if err != nil {
 		return ki, s.internal("CreateKey", err)
 	}
+	if k.MAC, err = s.keyMAC(ctx, k); err != nil {
+		return ki, err
+	}
 	err = s.cfg.Store.CreateKey(ctx, k, store.KeyVersion{KeyID: k.ID, Version: 1, Material: wrapped, CreatedAt: now})
 	if errors.Is(err, store.ErrExists) {
 		return ki, fault.Errorf(fault.Conflict, "key_exists", "a key named [%s] already exists for this owner; pick another name", req.Name)
@@ -185,13 +188,39 @@ func (s *Service) ownedKey(ctx context.Context, c Caller, id string) (store.Key,
 	if err != nil {
 		return k, s.internal("key lookup", err)
 	}
-	if k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now()) {
-		k.State = store.StateDeleted // due; the sweeper destroys it shortly
-	}
+	// Deleted is final (its material is gone; the sweeper does not renew
+	// the MAC), so it needs no check.
 	if k.State == store.StateDeleted {
 		return k, notFoundKey(id)
 	}
+	if err := s.checkKeyRow(ctx, k); err != nil {
+		return k, err
+	}
+	if k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now()) {
+		return k, notFoundKey(id) // due; the sweeper destroys it shortly
+	}
 	return k, nil
+}
+
+// setState changes a key's state with a renewed MAC.
+func (s *Service) setState(ctx context.Context, k store.Key, action, state string, deletionAt time.Time) error {
+	next := k
+	next.State, next.DeletionAt = state, deletionAt
+	mac, err := s.keyMAC(ctx, next)
+	if err != nil {
+		return err
+	}
+	err = s.cfg.Store.SetKeyState(ctx, k.ID, state, deletionAt, k.MAC, mac)
+	if errors.Is(err, store.ErrConflict) {
+		return fault.Errorf(fault.Conflict, "key_conflict", "key %s was changed concurrently; retry", k.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return notFoundKey(k.ID)
+	}
+	if err != nil {
+		return s.internal(action, err)
+	}
+	return nil
 }
 
 // usableKey is ownedKey plus a check that the key may be used.
@@ -258,6 +287,12 @@ func (s *Service) ListKeys(ctx context.Context, c Caller) (out []KeyInfo, err er
 		if k.State == store.StateDeleted || (k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now())) {
 			continue
 		}
+		if err := s.checkKeyRow(ctx, k); err != nil {
+			if fault.CodeOf(err) != "key_integrity" {
+				return nil, err
+			}
+			continue // logged; every operation on it answers key_integrity
+		}
 		out = append(out, info(k))
 	}
 	return out, nil
@@ -281,10 +316,7 @@ func (s *Service) SetKeyEnabled(ctx context.Context, c Caller, id string, enable
 	if enabled {
 		state = store.StateEnabled
 	}
-	if err := s.cfg.Store.SetKeyState(ctx, id, state, time.Time{}); err != nil {
-		return s.internal(action, err)
-	}
-	return nil
+	return s.setState(ctx, k, action, state, time.Time{})
 }
 
 // ScheduleDeletion schedules a key's deletion after window (the service
@@ -306,10 +338,7 @@ func (s *Service) ScheduleDeletion(ctx context.Context, c Caller, id string, win
 		return k.DeletionAt, nil
 	}
 	when = s.now().UTC().Add(window).Truncate(time.Millisecond)
-	if err := s.cfg.Store.SetKeyState(ctx, id, store.StatePendingDeletion, when); err != nil {
-		return when, s.internal("DeleteKey", err)
-	}
-	return when, nil
+	return when, s.setState(ctx, k, "DeleteKey", store.StatePendingDeletion, when)
 }
 
 // CancelDeletion cancels a scheduled deletion; the key comes back disabled.
@@ -322,10 +351,7 @@ func (s *Service) CancelDeletion(ctx context.Context, c Caller, id string) (err 
 	if k.State != store.StatePendingDeletion {
 		return fault.Errorf(fault.Invalid, "not_pending_deletion", "key %s is not scheduled for deletion (state %s)", id, k.State)
 	}
-	if err := s.cfg.Store.SetKeyState(ctx, id, store.StateDisabled, time.Time{}); err != nil {
-		return s.internal("CancelKeyDeletion", err)
-	}
-	return nil
+	return s.setState(ctx, k, "CancelKeyDeletion", store.StateDisabled, time.Time{})
 }
 
 // DestroyDueKeys destroys keys whose scheduled deletion time has passed.
@@ -362,7 +388,13 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInf
 	if err != nil {
 		return ki, s.internal("RotateKey", err)
 	}
-	err = s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()})
+	next := k
+	next.CurrentVersion = v
+	mac, err := s.keyMAC(ctx, next)
+	if err != nil {
+		return ki, err
+	}
+	err = s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()}, k.MAC, mac)
 	if errors.Is(err, store.ErrConflict) {
 		return ki, fault.Errorf(fault.Conflict, "rotation_conflict", "key %s was rotated concurrently; retry", id)
 	}

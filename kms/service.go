@@ -24,6 +24,7 @@ import (
 	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/store/rowmac"
 )
 
 // Config configures a Service.
@@ -53,6 +54,7 @@ type Service struct {
 	// always read fresh, before the cache is consulted.
 	cache   *boundedcache.Map[string, []byte]
 	release ReleaseAuthorizer
+	rows    *rowmac.Keeper
 }
 
 // New returns a Service.
@@ -69,7 +71,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000)}
+	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), rows: newKeyRows(cfg)}
 }
 
 // Now returns the service clock's time.

@@ -14,6 +14,9 @@ type AttestPolicy struct {
 	Origin    string
 	Document  []byte
 	CreatedAt time.Time
+	// MAC authenticates the fields above (package attestation, under the
+	// row MAC key); nil only for rows written before row MACs existed.
+	MAC []byte
 }
 
 // AttestationStore is the persistent state of the Attestation Service.
@@ -24,6 +27,9 @@ type AttestationStore interface {
 	GetPolicy(ctx context.Context, owner, id string) (AttestPolicy, error)
 	// LatestPolicy returns owner's most recently created policy.
 	LatestPolicy(ctx context.Context, owner string) (AttestPolicy, error)
+	// BackfillPolicyMACs sets the MAC of every policy row that has none to
+	// sum(row), in one transaction, and returns how many it set.
+	BackfillPolicyMACs(ctx context.Context, sum func(AttestPolicy) ([]byte, error)) (int, error)
 
 	// PutNonce stores a fresh challenge for owner.
 	PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error

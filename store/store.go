@@ -49,6 +49,10 @@ type Key struct {
 	DeletionAt      time.Time // zero unless State is PendingDeletion or Deleted
 	ReleasePolicies []string  // attestation policy ids a release needs (empty: none)
 	Decrypters      []string  // app ids allowed to decrypt a policy-bound key without attestation
+	// MAC authenticates every field above (package kms computes and checks
+	// it under the row MAC key, see store/rowmac); nil only for rows
+	// written before row MACs existed.
+	MAC []byte
 }
 
 // KeyVersion is one generation of a key's material, wrapped under the root key.
@@ -118,11 +122,17 @@ type Store interface {
 	GetKeyByName(ctx context.Context, owner, name string) (Key, error)
 	ListKeys(ctx context.Context, owner string) ([]Key, error)
 	GetKeyVersion(ctx context.Context, id string, version int) (KeyVersion, error)
-	// AddKeyVersion appends v and makes it current if the key's current
-	// version is still v.Version-1 (ErrConflict otherwise).
-	AddKeyVersion(ctx context.Context, v KeyVersion) error
-	// SetKeyState changes state and deletion time of a key owned by owner.
-	SetKeyState(ctx context.Context, id, state string, deletionAt time.Time) error
+	// AddKeyVersion appends v and makes it current, with the key row's new
+	// MAC, if the key's current version is still v.Version-1 and its MAC
+	// still oldMAC (ErrConflict otherwise).
+	AddKeyVersion(ctx context.Context, v KeyVersion, oldMAC, newMAC []byte) error
+	// SetKeyState changes state, deletion time and MAC of a key whose MAC is
+	// still oldMAC (ErrConflict otherwise; ErrNotFound for a deleted key).
+	SetKeyState(ctx context.Context, id, state string, deletionAt time.Time, oldMAC, newMAC []byte) error
+	// BackfillKeyMACs sets the MAC of every key row that has none to
+	// sum(row), in one transaction, and returns how many it set (the
+	// upgrade to row MACs).
+	BackfillKeyMACs(ctx context.Context, sum func(Key) ([]byte, error)) (int, error)
 	// DestroyDueKeys destroys the material of keys whose scheduled deletion
 	// time is before now, marks them Deleted and returns their ids.
 	DestroyDueKeys(ctx context.Context, now time.Time) ([]string, error)

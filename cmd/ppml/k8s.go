@@ -240,7 +240,8 @@ serve (KMS + AS) in a cluster:
 
   without --postgres  a single-replica StatefulSet, embedded store on a PVC
   with --postgres     a Deployment of --replicas pods on PostgreSQL (--db; the
-                      password from Secret ppml-postgres key password)
+                      password from Secret ppml-postgres key password, the
+                      server verified against its key ca.crt: verify-full)
   always              ServiceAccount; Services ppml (9000 https, 9876 BigDL KMS,
                       9875 BigDL AS), bigdl-key-management-service (9876) and
                       remote-attestation-service (9875); PodDisruptionBudget;
@@ -258,7 +259,7 @@ stored under the old one). deploy/ holds the same objects as a kustomize base
 with overlays embedded, postgres and sgx.`,
 		Example: `  ppml k8s manifests --secrets | kubectl create -f -
   ppml k8s manifests | kubectl apply -f -
-  ppml k8s manifests --postgres --replicas 3 --db 'postgres://ppml@postgres:5432/ppml?sslmode=verify-full' | kubectl apply -f -
+  ppml k8s manifests --postgres --replicas 3 --db 'postgres://ppml@db.example:5432/ppml?sslmode=verify-full&sslrootcert=/etc/ppml/postgres/ca.crt' | kubectl apply -f -
   kubectl apply -k deploy/overlays/postgres`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

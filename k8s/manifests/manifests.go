@@ -45,7 +45,12 @@ const (
 	TLSSecret          = "ssl-keys"
 	DefaultImage       = "ghcr.io/ppml-project/ppml:latest"
 	DefaultSGXImage    = "ghcr.io/ppml-project/ppml-gramine:latest"
-	DefaultDB          = "postgres://ppml@postgres:5432/ppml?sslmode=require"
+	// PostgresCAKey (in Secret ppml-postgres, next to the password) is the
+	// CA that signed the PostgreSQL server's certificate: DefaultDB verifies
+	// the server (sslmode=verify-full), not just encrypts (require).
+	PostgresCAKey = "ca.crt"
+	PostgresCADir = "/etc/ppml/postgres"
+	DefaultDB     = "postgres://ppml@postgres:5432/ppml?sslmode=verify-full&sslrootcert=" + PostgresCADir + "/" + PostgresCAKey
 	DefaultReplicas    = 3
 	DefaultEPC         = "1Gi"
 	DefaultStorageSize = "1Gi"
@@ -249,6 +254,8 @@ func podSpec(o Options) corev1.PodSpec {
 	}
 	if o.Postgres {
 		vols = append([]corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}, vols...)
+		vols = append(vols, secretVol("postgres-ca", PostgresSecret, corev1.KeyToPath{Key: PostgresCAKey, Path: PostgresCAKey}))
+		mounts = append(mounts, corev1.VolumeMount{Name: "postgres-ca", MountPath: PostgresCADir, ReadOnly: true})
 	}
 	args := []string{"serve",
 		"--addr=0.0.0.0:" + strconv.Itoa(PortHTTPS),

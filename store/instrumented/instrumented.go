@@ -125,17 +125,17 @@ func (s *Store) GetKeyVersion(ctx context.Context, id string, version int) (stor
 }
 
 // AddKeyVersion times the wrapped call.
-func (s *Store) AddKeyVersion(ctx context.Context, v store.KeyVersion) error {
+func (s *Store) AddKeyVersion(ctx context.Context, v store.KeyVersion, oldMAC, newMAC []byte) error {
 	start := time.Now()
-	err := s.next.AddKeyVersion(ctx, v)
+	err := s.next.AddKeyVersion(ctx, v, oldMAC, newMAC)
 	s.done("AddKeyVersion", start, err)
 	return err
 }
 
 // SetKeyState times the wrapped call.
-func (s *Store) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time) error {
+func (s *Store) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time, oldMAC, newMAC []byte) error {
 	start := time.Now()
-	err := s.next.SetKeyState(ctx, id, state, deletionAt)
+	err := s.next.SetKeyState(ctx, id, state, deletionAt, oldMAC, newMAC)
 	s.done("SetKeyState", start, err)
 	return err
 }
@@ -268,4 +268,23 @@ func (s *Store) PurgeNonces(ctx context.Context, before time.Time) error {
 	err := s.attest.PurgeNonces(ctx, before)
 	s.done("PurgeNonces", start, err)
 	return err
+}
+
+// BackfillKeyMACs times the wrapped call.
+func (s *Store) BackfillKeyMACs(ctx context.Context, sum func(store.Key) ([]byte, error)) (int, error) {
+	start := time.Now()
+	n, err := s.next.BackfillKeyMACs(ctx, sum)
+	s.done("BackfillKeyMACs", start, err)
+	return n, err
+}
+
+// BackfillPolicyMACs times the wrapped call.
+func (s *Store) BackfillPolicyMACs(ctx context.Context, sum func(store.AttestPolicy) ([]byte, error)) (int, error) {
+	if s.attest == nil {
+		return 0, ErrNoAttestationStore
+	}
+	start := time.Now()
+	n, err := s.attest.BackfillPolicyMACs(ctx, sum)
+	s.done("BackfillPolicyMACs", start, err)
+	return n, err
 }

@@ -124,6 +124,31 @@ func (s *DB) migrate(ctx context.Context) error {
 			return fmt.Errorf("creating schema: %w", err)
 		}
 	}
+	// Row MACs (added later): a nullable column, filled by the services'
+	// backfill on the first start after the upgrade.
+	for _, table := range []string{"keys", "attest_policies"} {
+		if err := s.addColumn(ctx, table, "mac", blob); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addColumn adds a nullable column unless the table has it.
+func (s *DB) addColumn(ctx context.Context, table, column, typ string) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`)
+	if err == nil {
+		rows.Close()
+		return nil
+	}
+	if _, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+typ); err != nil {
+		// Another replica may have added it meanwhile.
+		if rows, qerr := s.db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`); qerr == nil {
+			rows.Close()
+			return nil
+		}
+		return fmt.Errorf("adding column %s.%s: %w", table, column, err)
+	}
 	return nil
 }
 
@@ -211,7 +236,7 @@ func (s *DB) GetApp(ctx context.Context, id string) (store.App, error) {
 	return a, notFound(err, "app")
 }
 
-const keyColumns = `key_id, owner, name, spec, origin, usage, state, current_version, created_at, deletion_at, policies, decrypters`
+const keyColumns = `key_id, owner, name, spec, origin, usage, state, current_version, created_at, deletion_at, policies, decrypters, mac`
 
 type scanner interface{ Scan(...any) error }
 
@@ -223,7 +248,7 @@ func scanKey(r scanner) (store.Key, error) {
 		policies, decrypter string
 	)
 	err := r.Scan(&k.ID, &k.Owner, &name, &k.Spec, &k.Origin, &k.Usage, &k.State, &k.CurrentVersion,
-		&created, &deletion, &policies, &decrypter)
+		&created, &deletion, &policies, &decrypter, &k.MAC)
 	if err != nil {
 		return k, err
 	}
@@ -257,9 +282,9 @@ func (s *DB) CreateKey(ctx context.Context, k store.Key, v store.KeyVersion) err
 	if k.Name != "" {
 		name = k.Name
 	}
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		k.ID, k.Owner, name, k.Spec, k.Origin, k.Usage, k.State, k.CurrentVersion, ms(k.CreatedAt), ms(k.DeletionAt),
-		jsonList(k.ReleasePolicies), jsonList(k.Decrypters))
+		jsonList(k.ReleasePolicies), jsonList(k.Decrypters), k.MAC)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("key: %w", store.ErrExists)
 	}
@@ -309,15 +334,15 @@ func (s *DB) GetKeyVersion(ctx context.Context, id string, version int) (store.K
 	return v, notFound(err, "key version")
 }
 
-func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion) error {
+func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion, oldMAC, newMAC []byte) error {
 	defer s.writeLock()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET current_version = ? WHERE key_id = ? AND current_version = ?`),
-		v.Version, v.KeyID, v.Version-1)
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET current_version = ?, mac = ? WHERE key_id = ? AND current_version = ? AND mac = ?`),
+		v.Version, newMAC, v.KeyID, v.Version-1, oldMAC)
 	if err != nil {
 		return err
 	}
@@ -334,17 +359,57 @@ func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion) error {
 	return tx.Commit()
 }
 
-func (s *DB) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time) error {
+func (s *DB) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time, oldMAC, newMAC []byte) error {
 	defer s.writeLock()()
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE keys SET state = ?, deletion_at = ? WHERE key_id = ? AND state <> ?`),
-		state, ms(deletionAt), id, store.StateDeleted)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE keys SET state = ?, deletion_at = ?, mac = ? WHERE key_id = ? AND state <> ? AND mac = ?`),
+		state, ms(deletionAt), newMAC, id, store.StateDeleted, oldMAC)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("key %s: %w", id, store.ErrNotFound)
+		var st string
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT state FROM keys WHERE key_id = ?`), id).Scan(&st); err != nil || st == store.StateDeleted {
+			return fmt.Errorf("key %s: %w", id, store.ErrNotFound)
+		}
+		return fmt.Errorf("key %s: %w", id, store.ErrConflict)
 	}
 	return nil
+}
+
+func (s *DB) BackfillKeyMACs(ctx context.Context, sum func(store.Key) ([]byte, error)) (int, error) {
+	defer s.writeLock()()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE mac IS NULL`)
+	if err != nil {
+		return 0, err
+	}
+	var keys []store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		mac, err := sum(k)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET mac = ? WHERE key_id = ? AND mac IS NULL`), mac, k.ID); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), tx.Commit()
 }
 
 func (s *DB) DestroyDueKeys(ctx context.Context, now time.Time) ([]string, error) {
