@@ -53,7 +53,7 @@ export PROMETHEUS PROMTOOL
 
 go vet ./...
 # The container image builds ppml static (CGO_ENABLED=0, no DuckDB): keep that working.
-CGO_ENABLED=0 go build -o /dev/null ./cmd/ppml
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o /dev/null ./cmd/ppml   # the flags of k8s/image.BuildFlags: warms the cache for its test
 go test -count=1 -timeout 60m "$@" ./...
 
 # The concurrent service code once more under the race detector.

@@ -22,7 +22,7 @@ func newK8sCmd() *cobra.Command {
 		Use:   "k8s",
 		Short: "Kubernetes: set up a namespace for BigDL PPML jobs, print the KMS/AS manifests",
 	}
-	k.AddCommand(newK8sSetupCmd(), newK8sManifestsCmd())
+	k.AddCommand(newK8sSetupCmd(), newK8sManifestsCmd(), newK8sImageCmd())
 	return k
 }
 

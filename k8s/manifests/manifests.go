@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -92,6 +93,9 @@ func (o Options) withDefaults() (Options, error) {
 			o.Image = DefaultSGXImage
 		}
 	}
+	if err := checkImageRef(o.Image); err != nil {
+		return o, err
+	}
 	if o.Postgres {
 		if o.Replicas == 0 {
 			o.Replicas = DefaultReplicas
@@ -133,6 +137,21 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("--epc %q: %v", o.EPC, err)
 	}
 	return o, nil
+}
+
+// checkImageRef validates an image reference; one pinned by digest
+// (REF@sha256:...) must carry a well-formed SHA-256 digest.
+func checkImageRef(ref string) error {
+	if strings.Contains(ref, "@") {
+		if _, err := name.NewDigest(ref); err != nil {
+			return fmt.Errorf("--image %q: %v; want REF@sha256:<64 hex digits> (ppml k8s image build prints the digest)", ref, err)
+		}
+		return nil
+	}
+	if _, err := name.ParseReference(ref); err != nil {
+		return fmt.Errorf("--image %q: %v", ref, err)
+	}
+	return nil
 }
 
 // Labels of every object; Selector selects the pods.
