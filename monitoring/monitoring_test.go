@@ -35,6 +35,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/quote/quotetest"
+	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
 )
 
@@ -198,10 +200,39 @@ func load(t *testing.T, inst *servertest.Instance, ctx context.Context, once boo
 	}
 }
 
-// collateralHook stands in for the attestation service, which does not
-// report collateral expiry yet: it calls the metrics hook it would call.
-func collateralHook(inst *servertest.Instance) {
-	inst.Server.Metrics().SetCollateralExpiry("sgx", "00906ED50000", time.Now().Add(20*24*time.Hour))
+// sgxPhalaExpiry is when the sgx-phala collateral lapses (its QE identity's
+// nextUpdate, quote/testdata/dcap/README.md), the value the collateral
+// expiry metric must carry after that quote was verified.
+var sgxPhalaExpiry = time.Date(2025, 7, 19, 10, 1, 18, 0, time.UTC)
+
+// startWithIntelCollateral starts a server holding the sgx-phala collateral
+// (--collateral-dir) with its clock at the vector's time, and verifies the
+// real quote through the native API, so that the attestation service
+// itself exports the collateral's expiry (the verification is refused after
+// it, for report data that cannot carry our nonce).
+func startWithIntelCollateral(t *testing.T) *servertest.Instance {
+	t.Helper()
+	v := quotetest.Load(t, "sgx-phala")
+	colDir := t.TempDir()
+	write(t, filepath.Join(colDir, "sgx-phala.json"), string(v.Collateral))
+	clock := &servertest.Clock{}
+	inst := servertest.Start(t, servertest.Options{Clock: clock, Modify: func(c *server.Config) { c.CollateralDir = colDir }})
+	clock.Set(v.At)
+	_, cfg := inst.Enroll(t)
+	as, err := client.NewAttestation(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := as.Nonce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = as.Verify(context.Background(), client.VerifyRequest{Quote: v.Quote, Nonce: n.Nonce})
+	if err == nil || !strings.Contains(err.Error(), "report_data") {
+		t.Fatalf("sgx-phala through the native API: %v, want the report data refusal after a verified quote", err)
+	}
+	clock.Set(time.Now()) // back to real time for the eHSM load (timestamps are checked)
+	return inst
 }
 
 func scrape(t *testing.T, inst *servertest.Instance) map[string]bool {
@@ -231,9 +262,8 @@ var metricRE = regexp.MustCompile(`\b(ppml|process|go)_[a-z0-9_]+\b`)
 // TestDashboardAndRulesUseExistingMetrics: every metric name in the
 // dashboard's and the alerts' PromQL is exposed by a server after load.
 func TestDashboardAndRulesUseExistingMetrics(t *testing.T) {
-	inst := servertest.Start(t, servertest.Options{})
+	inst := startWithIntelCollateral(t)
 	load(t, inst, context.Background(), true)
-	collateralHook(inst)
 	have := scrape(t, inst)
 
 	var dash struct {
@@ -302,8 +332,7 @@ func TestDashboardAndRulesUseExistingMetrics(t *testing.T) {
 // and move, and that the alert rules load.
 func TestPrometheusScrapesServer(t *testing.T) {
 	prom := tool(t, "prometheus", "PROMETHEUS")
-	inst := servertest.Start(t, servertest.Options{})
-	collateralHook(inst)
+	inst := startWithIntelCollateral(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -369,7 +398,7 @@ func TestPrometheusScrapesServer(t *testing.T) {
 		"enabled keys":              `sum(ppml_kms_keys{job="ppml",state="Enabled"})`,
 		"sealed":                    `ppml_kms_sealed{job="ppml"}`,
 		"tls expiry (seconds left)": `min(ppml_tls_certificate_expiry_timestamp_seconds{job="ppml"}) - time()`,
-		"collateral expiry (left)":  `min(ppml_attestation_collateral_expiry_timestamp_seconds{job="ppml"}) - time()`,
+		"collateral expiry":         `ppml_attestation_collateral_expiry_timestamp_seconds{job="ppml",tee="sgx",fmspc="00a067110000"}`,
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for name, q := range queries {
@@ -385,7 +414,7 @@ func TestPrometheusScrapesServer(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	if first["up"] != 1 || first["sealed"] != 0 || first["tls expiry (seconds left)"] < 86400 || first["collateral expiry (left)"] < 19*86400 {
+	if first["up"] != 1 || first["sealed"] != 0 || first["tls expiry (seconds left)"] < 86400 || first["collateral expiry"] != float64(sgxPhalaExpiry.Unix()) {
 		t.Errorf("values: %v", first)
 	}
 	// ...and the counters move.

@@ -2,17 +2,24 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
 )
 
@@ -136,9 +143,34 @@ func TestAuditAndMetrics(t *testing.T) {
 
 func TestPlainHTTPOnlyWhenAsked(t *testing.T) {
 	inst := servertest.Start(t, servertest.Options{})
-	if !strings.HasPrefix(inst.URL, "https://") {
-		t.Fatal("default server is not HTTPS")
+	addr := strings.TrimPrefix(inst.URL, "https://")
+	// What the listener speaks, asked on the wire rather than read from the
+	// URL the test helper built: plain HTTP gets no answer but TLS's
+	// refusal, and a TLS handshake verifies against the server's CA.
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	reply, _ := io.ReadAll(conn)
+	conn.Close()
+	if bytes.HasPrefix(reply, []byte("HTTP/1.1 200")) || !bytes.Contains(reply, []byte("HTTPS server")) {
+		t.Fatalf("plain HTTP to the default listener got %q, want TLS's refusal", reply)
+	}
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(inst.CAFile)
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("no CA certificate in", inst.CAFile)
+	}
+	tc, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("TLS handshake with the server's CA: %v", err)
+	}
+	if v := tc.ConnectionState().Version; v < tls.VersionTLS12 {
+		t.Fatalf("TLS version %x", v)
+	}
+	tc.Close()
 	// A client without the CA refuses the self-signed certificate.
 	plain := &http.Client{}
 	if _, err := plain.Get(inst.URL + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {
@@ -151,5 +183,15 @@ func TestPlainHTTPOnlyWhenAsked(t *testing.T) {
 	after, _ := os.ReadFile(again.CAFile)
 	if string(before) != string(after) {
 		t.Fatal("self-signed certificate regenerated on restart")
+	}
+	// --insecure-http serves plain HTTP, and only then.
+	plainSrv := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.InsecureHTTP = true }})
+	resp, err := plain.Get(plainSrv.URL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("--insecure-http server over plain HTTP: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := tls.Dial("tcp", strings.TrimPrefix(plainSrv.URL, "http://"), &tls.Config{InsecureSkipVerify: true}); err == nil {
+		t.Fatal("--insecure-http server completed a TLS handshake")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +54,33 @@ func failedChecks(t *testing.T, out string) map[string]string {
 		}
 	}
 	return m
+}
+
+// passedCheck reports whether doctor's JSON output has the named check, passed.
+func passedCheck(t *testing.T, out, name string) bool {
+	t.Helper()
+	var d doctorJSON
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("doctor JSON: %v\n%s", err, out)
+	}
+	for _, c := range d.Checks {
+		if c.Name == name {
+			return c.OK
+		}
+	}
+	return false
+}
+
+// closedPortURL is an https URL on a loopback port nothing listens on.
+func closedPortURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "https://" + addr
 }
 
 func TestK8sSetupAndDoctorCLI(t *testing.T) {
@@ -136,13 +164,23 @@ func TestK8sSetupAndDoctorCLI(t *testing.T) {
 	doctorArgs := []string{"doctor", "--kubeconfig", kcfg, "--kms-url", url, "--ca-file", ca, "--tee", "none"}
 	out, errs, code = runPPML(t, "", append(doctorArgs, "--output", "json")...)
 	f = failedChecks(t, out)
-	delete(f, "AS reachable") // the Attestation Service is being added concurrently
 	if code != 1 || len(f) != 1 || f["SGX device plugin"] == "" {
 		t.Fatalf("doctor after setup: exit %d, failed %v\n%s", code, f, errs)
 	}
+	if !passedCheck(t, out, "AS reachable") {
+		t.Fatalf("doctor after setup: the real server's Attestation Service not found reachable:\n%s", out)
+	}
 	out, _, _ = runPPML(t, "", doctorArgs...)
-	if !strings.Contains(out, "FAIL  SGX device plugin") || !strings.Contains(out, "fix: deploy the Intel SGX device plugin") || !strings.Contains(out, "ok    KMS initialized and unsealed") {
+	if !strings.Contains(out, "FAIL  SGX device plugin") || !strings.Contains(out, "fix: deploy the Intel SGX device plugin") || !strings.Contains(out, "ok    KMS initialized and unsealed") ||
+		!strings.Contains(out, "ok    AS reachable") {
 		t.Fatalf("doctor text:\n%s", out)
+	}
+	// An Attestation Service URL where nothing listens is a failed check
+	// that names the service.
+	dead := closedPortURL(t)
+	out, _, _ = runPPML(t, "", "doctor", "--no-cluster", "--kms-url", url, "--as-url", dead, "--ca-file", ca, "--tee", "none", "--output", "json")
+	if p := failedChecks(t, out)["AS reachable"]; !strings.Contains(p, "Attestation Service") || !strings.Contains(p, dead) {
+		t.Fatalf("doctor with a dead --as-url: %s", out)
 	}
 	// Without the CA the TLS problem and its fix are named.
 	out, _, _ = runPPML(t, "", "doctor", "--no-cluster", "--kms-url", url, "--ca-file", "", "--tee", "none", "--output", "json")
