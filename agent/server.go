@@ -15,6 +15,7 @@ import (
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/sim"
+	"github.com/ppml-project/ppml/quote/source"
 	"github.com/ppml-project/ppml/quote/verify"
 )
 
@@ -53,28 +54,23 @@ func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result,
 	if now == nil {
 		now = time.Now
 	}
-	opts := verify.Options{Now: now}
-	var col *collateral.Collateral
+	q, err := abi.ParseQuote(quote)
+	cfg := source.Config{Now: now}
 	p := sc.Policy
 	if sc.SimDir != "" {
-		s, err := sim.Load(sc.SimDir)
-		if err != nil {
-			return nil, err
+		s, lerr := sim.Load(sc.SimDir)
+		if lerr != nil {
+			return nil, lerr
 		}
-		q, err := abi.ParseQuote(quote)
 		if err != nil {
 			return nil, fmt.Errorf("the attestation service's quote: %w", err)
 		}
-		opts = s.VerifyOptions(now)
-		if col, err = s.Collateral(abi.TEE(q.TEE)); err != nil {
-			return nil, err
-		}
+		cfg.Root, cfg.Collateral = s.Root(), source.SimCollateral{Sim: s}
 		if p == nil {
 			p = &policy.Policy{AllowSimulated: true}
 		}
 	} else {
-		info, err := verify.Inspect(quote)
-		if err != nil || info.Detail.PCK == nil {
+		if err != nil {
 			return nil, fmt.Errorf("the attestation service's quote does not parse: %v", err)
 		}
 		switch {
@@ -83,15 +79,9 @@ func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result,
 			if err != nil {
 				return nil, err
 			}
-			col, _, err = dir.Lookup(info.TEE, info.FMSPC, info.Detail.PCK.CAType)
-			if err != nil {
-				return nil, err
-			}
+			cfg.Collateral = &source.Collateral{Sources: []source.Named{{Getter: dir}}}
 		case sc.PCCSURL != "":
-			f := &collateral.Fetcher{BaseURL: sc.PCCSURL, Now: now}
-			if col, err = f.Get(ctx, info.TEE, info.FMSPC, info.Detail.PCK.CAType); err != nil {
-				return nil, err
-			}
+			cfg.Collateral = &source.Collateral{Sources: []source.Named{{Getter: &collateral.Fetcher{BaseURL: sc.PCCSURL, Now: now}}}}
 		default:
 			return nil, errors.New("to verify the attestation service's quote, give its collateral: --server-collateral-dir or --server-pccs-url")
 		}
@@ -99,11 +89,18 @@ func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result,
 	if p == nil {
 		p = &policy.Policy{}
 	}
-	v, err := verify.New(opts)
+	src, err := source.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	r, err := v.Verify(quote, col)
+	r, err := src.Verify(ctx, q)
+	var se *source.Error
+	if errors.As(err, &se) {
+		if se.Reason == source.ReasonChain {
+			return nil, fmt.Errorf("the attestation service's quote does not parse: %v", se)
+		}
+		return nil, se
+	}
 	if err != nil {
 		return r, fmt.Errorf("the attestation service's quote does not verify: %w", err)
 	}

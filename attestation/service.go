@@ -16,25 +16,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
-	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
-	"github.com/ppml-project/ppml/quote/pck"
 	"github.com/ppml-project/ppml/quote/sim"
+	"github.com/ppml-project/ppml/quote/source"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
 	"github.com/ppml-project/ppml/store/rowmac"
@@ -115,23 +111,18 @@ type Config struct {
 
 // Service is the Attestation Service core.
 type Service struct {
-	cfg     Config
-	root    *rootkey.Keyring
-	now     func() time.Time
-	st      Store
-	log     *slog.Logger
-	intel   *verify.Verifier
-	simV    *verify.Verifier
-	simTEE  *sim.SimTEE
-	colFile *collateral.Collateral
-	colDir  *collateral.Dir
-	fetcher *collateral.Fetcher
+	cfg    Config
+	root   *rootkey.Keyring
+	now    func() time.Time
+	st     Store
+	log    *slog.Logger
+	quotes *source.Source
+	simTEE *sim.SimTEE
 
 	mu     sync.Mutex
 	signer *token.Signer
 
-	chains *boundedcache.Map[[32]byte, chainInfo]
-	rows   *rowmac.Keeper
+	rows *rowmac.Keeper
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the
@@ -153,44 +144,56 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, chains: boundedcache.New[[32]byte, chainInfo](chainCacheMax), rows: newPolicyRows(cfg)}
+	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, rows: newPolicyRows(cfg)}
 	var err error
-	if s.intel, err = verify.New(verify.Options{Now: cfg.Now}); err != nil {
-		return nil, err
-	}
 	if cfg.AllowSimulation {
 		if cfg.SimDir == "" {
 			return nil, errors.New("attestation: --allow-simulation needs a simulation directory")
 		}
-		if s.simTEE, err = sim.Load(cfg.SimDir); err != nil {
-			// A directory without a simulation is initialised; Init refuses
-			// one that holds a (broken) simulation, so nothing is overwritten.
-			var ierr error
-			if s.simTEE, ierr = sim.Init(cfg.SimDir); ierr != nil {
-				return nil, fmt.Errorf("simulation PKI in %s: %v (creating one: %v)", cfg.SimDir, err, ierr)
-			}
-			s.log.Warn("created a simulation PKI for simulated quotes (--allow-simulation)", "dir", cfg.SimDir)
-		}
-		if s.simV, err = verify.New(s.simTEE.VerifyOptions(cfg.Now)); err != nil {
+		var created bool
+		if s.simTEE, created, err = source.OpenSim(cfg.SimDir); err != nil {
 			return nil, err
+		}
+		if created {
+			s.log.Warn("created a simulation PKI for simulated quotes (--allow-simulation)", "dir", cfg.SimDir)
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
 	}
+	cols := &source.Collateral{
+		Warn: func(err error) { s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err) },
+		NoSource: func(tee, fmspc, ca string) error {
+			return fmt.Errorf("no collateral for %s FMSPC %s (%s CA): the server has no collateral source; start it with --collateral, --collateral-dir or --pccs-url", tee, fmspc, ca)
+		},
+	}
 	if cfg.CollateralFile != "" {
-		if s.colFile, err = collateral.LoadFile(cfg.CollateralFile); err != nil {
+		col, err := collateral.LoadFile(cfg.CollateralFile)
+		if err != nil {
 			return nil, fmt.Errorf("--collateral: %w", err)
 		}
+		cols.Sources = append(cols.Sources, source.Named{Name: "--collateral", Getter: source.Fixed{Collateral: col}})
 	}
 	if cfg.CollateralDir != "" {
-		if s.colDir, err = collateral.LoadDir(cfg.CollateralDir); err != nil {
+		dir, err := collateral.LoadDir(cfg.CollateralDir)
+		if err != nil {
 			return nil, fmt.Errorf("--collateral-dir: %w", err)
 		}
+		cols.Sources = append(cols.Sources, source.Named{Name: "--collateral-dir", Getter: dir})
 	}
 	if cfg.PCCSURL != "" {
-		s.fetcher = &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.Now}
+		cols.Sources = append(cols.Sources, source.Named{Name: "--pccs-url",
+			Getter: &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.Now}})
 	}
-	if s.colFile == nil && s.colDir == nil && s.fetcher == nil {
+	if len(cols.Sources) == 0 {
 		s.log.Info("no collateral source for Intel quotes (--collateral, --collateral-dir, --pccs-url): real quotes will be refused with no_collateral")
+	}
+	s.quotes, err = source.New(source.Config{Collateral: cols, Sim: s.simTEE, RefuseSimulated: true, Now: cfg.Now,
+		Observe: func(tee, fmspc string, col *collateral.Collateral) {
+			if exp, err := collateral.Expiry(col); err == nil {
+				s.cfg.Metrics.SetCollateralExpiry(tee, fmspc, exp) // alerts fire before it lapses
+			}
+		}})
+	if err != nil {
+		return nil, err
 	}
 	if !cfg.Root.Sealed() {
 		if _, err := s.tokenSigner(ctx); err != nil {
@@ -301,54 +304,8 @@ func (v *Verdict) TCBStatus() string {
 	return *v.Result.TCBStatus
 }
 
-// chainInfo is what the service needs from a quote's PCK chain to choose
-// the trust anchor and the collateral. It is cached by the chain's hash:
-// a platform sends the same chain with every quote.
-type chainInfo struct {
-	sim       bool
-	fmspc, ca string
-	err       error
-}
-
-const chainCacheMax = 4096
-
-func (s *Service) chainInfo(pemChain []byte) chainInfo {
-	return s.chains.GetOrCompute(sha256.Sum256(pemChain), func() chainInfo { return inspectChain(pemChain) })
-}
-
-// inspectChain reads what choosing collateral needs from a PCK chain.
-func inspectChain(pemChain []byte) (ci chainInfo) {
-	certs, err := collateral.ParseChain(pemChain)
-	switch {
-	case err != nil:
-		ci.err = err
-	case len(certs) < 2:
-		ci.err = fmt.Errorf("PCK certificate chain has %d certificates, want 3", len(certs))
-	default:
-		for _, c := range certs {
-			if sim.IsSimulationRoot(c) || c.Issuer.CommonName == sim.RootCommonName {
-				ci.sim = true
-			}
-		}
-		ext, err := pck.FromCertificate(certs[0])
-		if err != nil {
-			ci.err = err
-			break
-		}
-		ci.fmspc = hex.EncodeToString(ext.FMSPC[:])
-		switch certs[1].Subject.CommonName {
-		case verify.CNPlatformCA:
-			ci.ca = collateral.CAPlatform
-		case verify.CNProcessorCA:
-			ci.ca = collateral.CAProcessor
-		default:
-			ci.err = fmt.Errorf("PCK chain issuer %q is neither the PCK Platform CA nor the PCK Processor CA", certs[1].Subject.CommonName)
-		}
-	}
-	return ci
-}
-
-// VerifyQuote runs parse → collateral → verify. It never consults a policy.
+// VerifyQuote runs parse → anchor and collateral (quote/source) → verify.
+// It never consults a policy.
 func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 	if len(raw) == 0 {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote is empty"}
@@ -360,35 +317,18 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 	if err != nil {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote does not parse: " + err.Error()}
 	}
-	tee := abi.TEE(q.TEE)
-	ci := s.chainInfo(q.PCKChainPEM)
-	if ci.sim {
-		if s.simV == nil {
-			res, _ := verify.Inspect(raw)
-			if res != nil {
-				res.Simulated = true
-			}
+	res, err := s.quotes.Verify(ctx, q)
+	var se *source.Error
+	if errors.As(err, &se) {
+		switch se.Reason {
+		case source.ReasonSimulated:
 			return &Verdict{Result: res, Reason: ReasonSimulated, Message: SimRefusedMsg}
+		case source.ReasonChain:
+			return &Verdict{Result: res, Reason: ReasonNotVerified, Message: "quote not verified (pck_chain): the quote's PCK certificate chain is unusable: " + se.Msg}
 		}
-		col, err := s.simTEE.Collateral(tee)
-		if err != nil {
-			return &Verdict{Reason: ReasonNoCollateral, Message: err.Error()}
-		}
-		return finish(s.simV.Verify(raw, col))
+		return &Verdict{Result: res, Reason: ReasonNoCollateral, Message: se.Msg}
 	}
-	if ci.err != nil {
-		res, _ := verify.Inspect(raw)
-		return &Verdict{Result: res, Reason: ReasonNotVerified, Message: "quote not verified (pck_chain): the quote's PCK certificate chain is unusable: " + ci.err.Error()}
-	}
-	col, err := s.collateralFor(ctx, string(tee), ci.fmspc, ci.ca)
-	if err != nil {
-		res, _ := verify.Inspect(raw)
-		return &Verdict{Result: res, Reason: ReasonNoCollateral, Message: err.Error()}
-	}
-	if exp, err := collateral.Expiry(col); err == nil {
-		s.cfg.Metrics.SetCollateralExpiry(string(tee), ci.fmspc, exp) // alerts fire before it lapses
-	}
-	return finish(s.intel.Verify(raw, col))
+	return finish(res, err)
 }
 
 func finish(res *verify.Result, err error) *Verdict {
@@ -402,36 +342,6 @@ func finish(res *verify.Result, err error) *Verdict {
 		}
 	}
 	return v
-}
-
-func (s *Service) collateralFor(ctx context.Context, tee, fmspc, ca string) (*collateral.Collateral, error) {
-	if s.colFile != nil {
-		return s.colFile, nil
-	}
-	var tried []string
-	if s.colDir != nil {
-		col, _, err := s.colDir.Lookup(tee, fmspc, ca)
-		if err == nil {
-			return col, nil
-		}
-		tried = append(tried, "--collateral-dir: "+err.Error())
-	}
-	if s.fetcher != nil {
-		col, err := s.fetcher.Get(ctx, tee, fmspc, ca)
-		var stale *collateral.StaleError
-		if errors.As(err, &stale) && col != nil {
-			s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err)
-			return col, nil
-		}
-		if err == nil {
-			return col, nil
-		}
-		tried = append(tried, "--pccs-url: "+err.Error())
-	}
-	if len(tried) == 0 {
-		return nil, fmt.Errorf("no collateral for %s FMSPC %s (%s CA): the server has no collateral source; start it with --collateral, --collateral-dir or --pccs-url", tee, fmspc, ca)
-	}
-	return nil, fmt.Errorf("no collateral for %s FMSPC %s (%s CA): %s", tee, fmspc, ca, strings.Join(tried, "; "))
 }
 
 // record writes the audit event and the metrics of one verification; it

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/sim"
+	"github.com/ppml-project/ppml/quote/source"
 	"github.com/ppml-project/ppml/quote/verify"
 )
 
@@ -131,7 +131,7 @@ is expired collateral; the verdict still says verified: false.`,
 					return err
 				}
 			}
-			opts := verify.Options{Now: func() time.Time { return now }, RejectTrailingBytes: rejectTrailing}
+			cfg := source.Config{Now: func() time.Time { return now }, RejectTrailingBytes: rejectTrailing}
 			if rootPath != "" && simDir != "" {
 				return errors.New("--root and --sim-dir both set a trust anchor: give only one")
 			}
@@ -140,18 +140,32 @@ is expired collateral; the verdict still says verified: false.`,
 				if err != nil {
 					return err
 				}
-				opts.Root = s.Root()
+				cfg.Root = s.Root()
 			}
 			if rootPath != "" {
-				if opts.Root, err = readRoot(rootPath); err != nil {
+				if cfg.Root, err = source.ReadRoot("--root", rootPath); err != nil {
 					return err
 				}
 			}
-			col, err := loadCollateral(cmd.Context(), cmd.ErrOrStderr(), raw, colPath, colDir, pccsURL, pccsKey, pccsCache, now)
+			if cfg.Collateral, err = collateralFlags(cmd.ErrOrStderr(), colPath, colDir, pccsURL, pccsKey, pccsCache, now); err != nil {
+				return err
+			}
+			src, err := source.New(cfg)
 			if err != nil {
 				return err
 			}
-			res, verr := verify.Verify(raw, col, opts)
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			res, verr := src.VerifyRaw(ctx, raw)
+			var se *source.Error
+			if errors.As(verr, &se) {
+				if se.Reason == source.ReasonChain {
+					return fmt.Errorf("cannot select collateral: the quote's PCK certificate does not decode: %v", se)
+				}
+				return se
+			}
 			if res == nil {
 				return verr
 			}
@@ -188,47 +202,21 @@ is expired collateral; the verdict still says verified: false.`,
 	return cmd
 }
 
-func readRoot(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--root: %w", err)
-	}
-	certs, err := collateral.ParseChain(b)
-	if err != nil {
-		return nil, fmt.Errorf("--root %s: %v", path, err)
-	}
-	if len(certs) != 1 {
-		return nil, fmt.Errorf("--root %s holds %d certificates, want exactly one", path, len(certs))
-	}
-	return certs[0], nil
-}
-
-func loadCollateral(ctx context.Context, stderr io.Writer, raw []byte, file, dir, pccsURL, apiKey, cacheDir string, now time.Time) (*collateral.Collateral, error) {
+// collateralFlags is the one collateral source the flags name.
+func collateralFlags(stderr io.Writer, file, dir, pccsURL, apiKey, cacheDir string, now time.Time) (source.Getter, error) {
 	if file != "" {
-		return collateral.LoadFile(file)
+		col, err := collateral.LoadFile(file)
+		return source.Fixed{Collateral: col}, err
 	}
-	info, err := verify.Inspect(raw)
-	if err != nil || info.Detail.PCK == nil {
-		return nil, fmt.Errorf("cannot select collateral: the quote's PCK certificate does not decode: %v", err)
-	}
-	tee, fmspc, ca := info.TEE, info.FMSPC, info.Detail.PCK.CAType
+	var g source.Getter
 	if dir != "" {
 		d, err := collateral.LoadDir(dir)
 		if err != nil {
 			return nil, err
 		}
-		c, _, err := d.Lookup(tee, fmspc, ca)
-		return c, err
+		g = d
+	} else {
+		g = &collateral.Fetcher{BaseURL: pccsURL, APIKey: apiKey, CacheDir: cacheDir, Now: func() time.Time { return now }}
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	f := &collateral.Fetcher{BaseURL: pccsURL, APIKey: apiKey, CacheDir: cacheDir, Now: func() time.Time { return now }}
-	c, err := f.Get(ctx, tee, fmspc, ca)
-	var se *collateral.StaleError
-	if errors.As(err, &se) && c != nil {
-		fmt.Fprintf(stderr, "warning: %v\n", err)
-		return c, nil
-	}
-	return c, err
+	return &source.Collateral{Sources: []source.Named{{Getter: g}}, Warn: func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }}, nil
 }

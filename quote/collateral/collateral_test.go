@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ppml-project/ppml/quote/pck"
+
 	"github.com/ppml-project/ppml/quote/quotetest"
 )
 
@@ -97,17 +99,17 @@ func TestDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, path, err := d.Lookup("sgx", "00A067110000", CAProcessor)
+	c, path, err := d.Lookup("sgx", "00A067110000", pck.CAProcessor)
 	if err != nil || !strings.HasSuffix(path, "a.json") || !c.HasCRLs() {
 		t.Fatalf("sgx lookup: %v %s", err, path)
 	}
-	if _, path, err = d.Lookup("tdx", "c0806f000000", CAPlatform); err != nil || !strings.HasSuffix(path, "b.json") {
+	if _, path, err = d.Lookup("tdx", "c0806f000000", pck.CAPlatform); err != nil || !strings.HasSuffix(path, "b.json") {
 		t.Fatalf("tdx lookup: %v %s", err, path)
 	}
-	if _, path, err = d.Lookup("tdx", "50806f000000", CAPlatform); err != nil || !strings.HasSuffix(path, "c.json") {
+	if _, path, err = d.Lookup("tdx", "50806f000000", pck.CAPlatform); err != nil || !strings.HasSuffix(path, "c.json") {
 		t.Fatalf("tdx lookup: %v %s", err, path)
 	}
-	if _, _, err = d.Lookup("sgx", "00a067110000", CAPlatform); err == nil || !strings.Contains(err.Error(), "sgx/00a067110000/processor") {
+	if _, _, err = d.Lookup("sgx", "00a067110000", pck.CAPlatform); err == nil || !strings.Contains(err.Error(), "sgx/00a067110000/processor") {
 		t.Fatalf("wrong CA found: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "bad.json"), []byte(`{"x":1}`), 0o644)
@@ -154,11 +156,11 @@ func pcsServer(t *testing.T, c *Collateral, tee, fmspc, ca string, hits *atomic.
 func TestFetcher(t *testing.T) {
 	want := load(t, "sgx-phala")
 	var hits atomic.Int32
-	srv := pcsServer(t, want, "sgx", "00a067110000", CAProcessor, &hits)
+	srv := pcsServer(t, want, "sgx", "00a067110000", pck.CAProcessor, &hits)
 	now := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
 	cacheDir := t.TempDir()
 	f := &Fetcher{BaseURL: srv.URL + "/sgx/certification/v4/", Client: srv.Client(), Now: func() time.Time { return now }, CacheDir: cacheDir}
-	got, err := f.Get(context.Background(), "sgx", "00A067110000", CAProcessor)
+	got, err := f.Get(context.Background(), "sgx", "00A067110000", pck.CAProcessor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestFetcher(t *testing.T) {
 		t.Fatal("fetched collateral differs from the served one")
 	}
 	n := hits.Load()
-	if _, err := f.Get(context.Background(), "sgx", "00a067110000", CAProcessor); err != nil || hits.Load() != n {
+	if _, err := f.Get(context.Background(), "sgx", "00a067110000", pck.CAProcessor); err != nil || hits.Load() != n {
 		t.Fatalf("cache not used: %v, %d requests", err, hits.Load()-n)
 	}
 	// The cache directory is readable as an offline collateral dir.
@@ -174,27 +176,27 @@ func TestFetcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, _, err := d.Lookup("sgx", "00a067110000", CAProcessor); err != nil || *c != *want {
+	if c, _, err := d.Lookup("sgx", "00a067110000", pck.CAProcessor); err != nil || *c != *want {
 		t.Fatalf("cache dir: %v", err)
 	}
 	// Past the expiry the fetcher refreshes; with the server down it
 	// returns the cached copy with a StaleError.
 	now = time.Date(2025, 7, 19, 10, 0, 0, 0, time.UTC)
 	srv.Close()
-	got, err = f.Get(context.Background(), "sgx", "00a067110000", CAProcessor)
+	got, err = f.Get(context.Background(), "sgx", "00a067110000", pck.CAProcessor)
 	var se *StaleError
 	if !errors.As(err, &se) || got == nil || se.Expires.Format(time.RFC3339) != "2025-07-19T10:01:18Z" {
 		t.Fatalf("stale: %v %v", err, got != nil)
 	}
 	// Unknown FMSPC: a precise error, nothing cached.
 	var hits2 atomic.Int32
-	srv2 := pcsServer(t, want, "sgx", "00a067110000", CAProcessor, &hits2)
+	srv2 := pcsServer(t, want, "sgx", "00a067110000", pck.CAProcessor, &hits2)
 	defer srv2.Close()
 	f2 := &Fetcher{BaseURL: srv2.URL, Client: srv2.Client()}
-	if _, err := f2.Get(context.Background(), "sgx", "00a067110001", CAProcessor); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+	if _, err := f2.Get(context.Background(), "sgx", "00a067110001", pck.CAProcessor); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
 		t.Fatalf("unknown fmspc: %v", err)
 	}
-	if _, err := f2.Get(context.Background(), "sgx", "xyz", CAProcessor); err == nil {
+	if _, err := f2.Get(context.Background(), "sgx", "xyz", pck.CAProcessor); err == nil {
 		t.Fatal("bad fmspc accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package collateral
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,12 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
-)
 
-// CA types of PCK certificates (and of PCK CRLs).
-const (
-	CAPlatform  = "platform"
-	CAProcessor = "processor"
+	"github.com/ppml-project/ppml/quote/pck"
 )
 
 // Key identifies collateral: TEE ("sgx" or "tdx", from the TCB info id),
@@ -48,13 +45,9 @@ func KeyOf(c *Collateral) (Key, *TCBInfo, error) {
 		if err != nil {
 			return Key{}, nil, fmt.Errorf("pck_crl_issuer_chain: %v", err)
 		}
-		switch cn := certs[0].Subject.CommonName; cn {
-		case "Intel SGX PCK Platform CA":
-			k.CA = CAPlatform
-		case "Intel SGX PCK Processor CA":
-			k.CA = CAProcessor
-		default:
-			return Key{}, nil, fmt.Errorf("pck_crl_issuer_chain: issuer %q is neither the Platform nor the Processor CA", cn)
+		var ok bool
+		if k.CA, ok = pck.CAType(certs[0].Subject.CommonName); !ok {
+			return Key{}, nil, fmt.Errorf("pck_crl_issuer_chain: issuer %q is neither the Platform nor the Processor CA", certs[0].Subject.CommonName)
 		}
 	}
 	return k, ti, nil
@@ -128,4 +121,10 @@ func (d *Dir) Lookup(tee, fmspc, ca string) (*Collateral, string, error) {
 	}
 	return nil, "", fmt.Errorf("collateral dir %s: no collateral for %s FMSPC %s (CA %s); it holds [%s]: add the matching collateral JSON file or fetch it with --pccs-url",
 		d.path, tee, fmspc, ca, strings.Join(have, ", "))
+}
+
+// Get is Lookup without the path (a source.Getter).
+func (d *Dir) Get(_ context.Context, tee, fmspc, ca string) (*Collateral, error) {
+	c, _, err := d.Lookup(tee, fmspc, ca)
+	return c, err
 }

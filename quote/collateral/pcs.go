@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ppml-project/ppml/quote/pck"
 )
 
 // Intel PCS v4 issuer-chain headers.
@@ -104,7 +106,7 @@ func (f *Fetcher) Get(ctx context.Context, tee, fmspc, ca string) (*Collateral, 
 	if b, err := hex.DecodeString(fmspc); err != nil || len(b) != 6 {
 		return nil, fmt.Errorf("pcs: FMSPC %q must be 12 hex digits", fmspc)
 	}
-	if ca != CAPlatform && ca != CAProcessor {
+	if ca != pck.CAPlatform && ca != pck.CAProcessor {
 		return nil, fmt.Errorf("pcs: CA type %q is neither platform nor processor", ca)
 	}
 	k := Key{TEE: tee, FMSPC: fmspc, CA: ca}

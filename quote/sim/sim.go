@@ -169,7 +169,7 @@ func InitWith(dir string, cfg Config) (*SimTEE, error) {
 	}
 	root, _ := x509.ParseCertificate(rootDER)
 	caTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: name(verify.CNPlatformCA), NotBefore: notBefore, NotAfter: notAfter,
+		SerialNumber: serial(), Subject: name(pck.CNPlatformCA), NotBefore: notBefore, NotAfter: notAfter,
 		IsCA: true, BasicConstraintsValid: true, MaxPathLen: 0, MaxPathLenZero: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
@@ -187,7 +187,7 @@ func InitWith(dir string, cfg Config) (*SimTEE, error) {
 		return nil, fmt.Errorf("sim: SGX extension: %w", err)
 	}
 	leafTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: name(verify.CNPCKLeaf), NotBefore: notBefore, NotAfter: notAfter,
+		SerialNumber: serial(), Subject: name(pck.CNPCKLeaf), NotBefore: notBefore, NotAfter: notAfter,
 		KeyUsage:        x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtraExtensions: []pkix.Extension{{Id: pck.OIDSGXExtension, Value: extDER}},
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 
 	"github.com/ppml-project/ppml/quote/collateral"
+	"github.com/ppml-project/ppml/quote/pck"
 )
 
 // prepared is collateral whose time-independent checks (chains to the
@@ -126,8 +127,8 @@ func (v *Verifier) checkCollateral(col *collateral.Collateral) *prepared {
 	if p.pckCRLIssuer, e = v.signerChain(col.PCKCRLIssuerChain, "pck_crl_issuer_chain", "", FailPCKCRL); e != nil {
 		return &prepared{err: e}
 	}
-	if cn := p.pckCRLIssuer.Subject.CommonName; cn != CNPlatformCA && cn != CNProcessorCA {
-		return &prepared{err: fail(FailPCKCRL, "pck_crl_issuer_chain: issuer common name %q is neither %q nor %q", cn, CNPlatformCA, CNProcessorCA)}
+	if cn := p.pckCRLIssuer.Subject.CommonName; cn != pck.CNPlatformCA && cn != pck.CNProcessorCA {
+		return &prepared{err: fail(FailPCKCRL, "pck_crl_issuer_chain: issuer common name %q is neither %q nor %q", cn, pck.CNPlatformCA, pck.CNProcessorCA)}
 	}
 	if p.pckCRL, p.pckRevoked, e = parse("pck_crl", col.PCKCRL, p.pckCRLIssuer); e != nil {
 		return &prepared{err: e}

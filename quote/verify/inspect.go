@@ -2,8 +2,6 @@ package verify
 
 import (
 	"github.com/ppml-project/ppml/quote/abi"
-	"github.com/ppml-project/ppml/quote/collateral"
-	"github.com/ppml-project/ppml/quote/pck"
 )
 
 // Inspect parses a quote without verifying anything and returns its
@@ -11,32 +9,24 @@ import (
 // type) needed to select collateral. Verified is always false and the
 // result says nothing about authenticity.
 func Inspect(raw []byte) (*Result, error) {
-	res := &Result{AdvisoryIDs: []string{}}
-	res.Detail.Checks = map[string]bool{}
 	q, err := abi.ParseQuote(raw)
 	if err != nil {
 		return nil, err
 	}
+	return InspectQuote(q)
+}
+
+// InspectQuote is Inspect of a parsed quote; the Result is always non-nil.
+func InspectQuote(q *abi.Quote) (*Result, error) {
+	res := &Result{AdvisoryIDs: []string{}}
+	res.Detail.Checks = map[string]bool{}
 	res.fillMeasurements(q)
-	certs, err := collateral.ParseChain(q.PCKChainPEM)
-	if err != nil {
-		return res, fail(FailPCKChain, "PCK certificate chain: %v", err)
+	c, e := decodeChain(q.PCKChainPEM).chain(false)
+	if e != nil {
+		return res, e
 	}
-	if len(certs) < 2 {
-		return res, fail(FailPCKChain, "PCK certificate chain has %d certificates, want 3", len(certs))
-	}
-	ext, err := pck.FromCertificate(certs[0])
-	if err != nil {
-		return res, fail(FailPCKChain, "%v", err)
-	}
-	pc := &pckChain{certs: certs, ext: ext}
-	switch certs[1].Subject.CommonName {
-	case CNPlatformCA:
-		pc.caType = CAPlatform
-	case CNProcessorCA:
-		pc.caType = CAProcessor
-	}
-	res.FMSPC = hx(ext.FMSPC[:])
+	pc := &pckChain{certs: c.Certs, ext: c.Ext, caType: c.CAType}
+	res.FMSPC = c.FMSPC
 	res.Detail.PCK = pc.detail()
 	return res, nil
 }

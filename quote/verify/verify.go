@@ -45,16 +45,11 @@ func IntelRootCA() *x509.Certificate { return intelRoot }
 // IntelRootCAPEM returns the PEM of the pinned Intel SGX Root CA.
 func IntelRootCAPEM() []byte { return append([]byte(nil), intelRootPEM...) }
 
-// Certificate common names checked in chains.
-const (
-	CNPCKLeaf       = "Intel SGX PCK Certificate"
-	CNPlatformCA    = "Intel SGX PCK Platform CA"
-	CNProcessorCA   = "Intel SGX PCK Processor CA"
-	CNTCBSigning    = "Intel SGX TCB Signing"
-	CAPlatform      = "platform"
-	CAProcessor     = "processor"
-	maxCacheEntries = 512
-)
+// CNTCBSigning is the common name of the TCB info and QE identity signer
+// (the PCK chain's names are in package pck).
+const CNTCBSigning = "Intel SGX TCB Signing"
+
+const maxCacheEntries = 512
 
 // Failure codes (see testdata/dcap/README.md).
 const (
@@ -279,16 +274,35 @@ func (w *window) add(nb, na time.Time, what string) {
 	}
 }
 
-// Verify verifies a raw quote against collateral at the time given by
-// Options.Now. The Result is always non-nil (measurements are filled as far
-// as the quote parses); the error is non-nil exactly when Result.Verified is
-// false, and is an *Error.
+// Verify parses a raw quote and verifies it (VerifyQuote); a quote that
+// does not parse fails with FailFormat.
 func (v *Verifier) Verify(raw []byte, col *collateral.Collateral) (*Result, error) {
-	t := v.opts.Now()
+	q, err := abi.ParseQuote(raw)
+	if err != nil {
+		res := v.newResult()
+		res.Detail.VerificationTime = v.opts.Now().UTC()
+		e := fail(FailFormat, "%v", err)
+		res.setFailure(e)
+		return res, e
+	}
+	return v.VerifyQuote(q, col)
+}
+
+func (v *Verifier) newResult() *Result {
 	res := &Result{AdvisoryIDs: []string{}, Simulated: v.simulated}
 	res.Detail.Checks = map[string]bool{}
+	return res
+}
+
+// VerifyQuote verifies a parsed quote against collateral at the time given
+// by Options.Now. The Result is always non-nil, with the quote's
+// measurements; the error is non-nil exactly when Result.Verified is false,
+// and is an *Error.
+func (v *Verifier) VerifyQuote(q *abi.Quote, col *collateral.Collateral) (*Result, error) {
+	t := v.opts.Now()
+	res := v.newResult()
 	res.Detail.VerificationTime = t.UTC()
-	e := v.verify(raw, col, t, res)
+	e := v.verify(q, col, t, res)
 	if e != nil {
 		res.setFailure(e)
 		return res, e
@@ -297,11 +311,7 @@ func (v *Verifier) Verify(raw []byte, col *collateral.Collateral) (*Result, erro
 	return res, nil
 }
 
-func (v *Verifier) verify(raw []byte, col *collateral.Collateral, t time.Time, res *Result) *Error {
-	q, err := abi.ParseQuote(raw)
-	if err != nil {
-		return fail(FailFormat, "%v", err)
-	}
+func (v *Verifier) verify(q *abi.Quote, col *collateral.Collateral, t time.Time, res *Result) *Error {
 	res.fillMeasurements(q)
 	if v.opts.RejectTrailingBytes && q.TrailingBytes > 0 {
 		return fail(FailFormat, "quote has %d trailing bytes after the signature data and trailing bytes are not allowed", q.TrailingBytes)
@@ -496,13 +506,81 @@ func checkQuoteSignatures(q *abi.Quote, pckKey *ecdsa.PublicKey, checks map[stri
 	return nil
 }
 
-// pckChain is a parsed and signature-checked PCK chain.
+// Chain is what a quote's PCK certificate chain says before anything is
+// verified: enough to choose the trust anchor and the collateral.
+type Chain struct {
+	Certs  []*x509.Certificate // as sent: leaf, PCK CA, root
+	Ext    *pck.Extension      // the leaf's SGX extension
+	FMSPC  string              // lower-case hex
+	CAType string              // pck.CAPlatform or pck.CAProcessor; "" when the PCK CA is neither
+}
+
+// chainParts are the decoded parts of a PCK chain; each may fail on its own,
+// so the checks can report the first problem in their own order.
+type chainParts struct {
+	certs    []*x509.Certificate
+	certsErr error
+	ext      *pck.Extension
+	extErr   error
+	caType   string
+}
+
+func decodeChain(pemChain []byte) *chainParts {
+	p := &chainParts{}
+	if p.certs, p.certsErr = collateral.ParseChain(pemChain); p.certsErr != nil || len(p.certs) < 2 {
+		return p
+	}
+	p.ext, p.extErr = pck.FromCertificate(p.certs[0])
+	p.caType, _ = pck.CAType(p.certs[1].Subject.CommonName)
+	return p
+}
+
+// chain returns the facts of the parts, or why they are unreadable
+// (unknownCA: also when the PCK CA is neither the Platform nor the
+// Processor CA). The Chain holds the certificates whenever they decode.
+func (p *chainParts) chain(unknownCA bool) (*Chain, *Error) {
+	if p.certsErr != nil {
+		return nil, fail(FailPCKChain, "PCK certificate chain: %v", p.certsErr)
+	}
+	c := &Chain{Certs: p.certs}
+	switch {
+	case len(p.certs) < 2:
+		return c, fail(FailPCKChain, "PCK certificate chain has %d certificates, want 3", len(p.certs))
+	case p.extErr != nil:
+		return c, fail(FailPCKChain, "%v", p.extErr)
+	case unknownCA && p.caType == "":
+		return c, unknownCAError(p.certs[1])
+	}
+	c.Ext, c.FMSPC, c.CAType = p.ext, hx(p.ext.FMSPC[:]), p.caType
+	return c, nil
+}
+
+func unknownCAError(inter *x509.Certificate) *Error {
+	return fail(FailPCKChain, "PCK CA common name %q is neither %q nor %q", inter.Subject.CommonName, pck.CNPlatformCA, pck.CNProcessorCA)
+}
+
+// Chain returns the facts of a PCK chain from the verifier's cache of
+// chains (the one place a chain is parsed), before any check. When the
+// facts are unreadable the error says why, and the Chain, if not nil,
+// holds the certificates.
+func (v *Verifier) Chain(pemChain []byte) (*Chain, error) {
+	pc := v.chainEntry(pemChain)
+	if pc.factsErr != nil {
+		return pc.facts, pc.factsErr
+	}
+	return pc.facts, nil
+}
+
+// pckChain is a parsed PCK chain and the result of its time-independent
+// checks against the verifier's root.
 type pckChain struct {
-	err     *Error
-	certs   []*x509.Certificate // leaf, intermediate, root
-	caType  string
-	ext     *pck.Extension
-	leafKey *ecdsa.PublicKey
+	facts    *Chain
+	factsErr *Error
+	err      *Error              // the first failed check
+	certs    []*x509.Certificate // leaf, intermediate, root
+	caType   string
+	ext      *pck.Extension
+	leafKey  *ecdsa.PublicKey
 }
 
 func (p *pckChain) detail() *PCKDetail {
@@ -517,56 +595,63 @@ func (p *pckChain) detail() *PCKDetail {
 	return d
 }
 
+func (v *Verifier) chainEntry(pemChain []byte) *pckChain {
+	return v.chains.GetOrCompute(sha256.Sum256(pemChain), func() *pckChain { return v.checkPCKChain(pemChain) })
+}
+
 func (v *Verifier) pckChainFor(pemChain []byte) (*pckChain, *Error) {
-	pc := v.chains.GetOrCompute(sha256.Sum256(pemChain), func() *pckChain { return v.checkPCKChain(pemChain) })
+	pc := v.chainEntry(pemChain)
 	if pc.err != nil {
 		return nil, pc.err
 	}
 	return pc, nil
 }
 
-// checkPCKChain performs the time-independent PCK chain checks.
+// checkPCKChain decodes a chain and performs its time-independent checks.
 func (v *Verifier) checkPCKChain(pemChain []byte) *pckChain {
-	certs, err := collateral.ParseChain(pemChain)
-	if err != nil {
-		return &pckChain{err: fail(FailPCKChain, "PCK certificate chain: %v", err)}
+	parts := decodeChain(pemChain)
+	pc := &pckChain{}
+	pc.facts, pc.factsErr = parts.chain(true)
+	pc.err = v.checkParts(pc, parts)
+	return pc
+}
+
+func (v *Verifier) checkParts(pc *pckChain, parts *chainParts) *Error {
+	certs := parts.certs
+	if parts.certsErr != nil {
+		return fail(FailPCKChain, "PCK certificate chain: %v", parts.certsErr)
 	}
 	if len(certs) != 3 {
-		return &pckChain{err: fail(FailPCKChain, "PCK certificate chain has %d certificates, want 3 (leaf, PCK CA, root)", len(certs))}
+		return fail(FailPCKChain, "PCK certificate chain has %d certificates, want 3 (leaf, PCK CA, root)", len(certs))
 	}
 	leaf, inter, root := certs[0], certs[1], certs[2]
 	if !bytes.Equal(root.Raw, v.root.Raw) {
-		return &pckChain{err: fail(FailPCKChain, "PCK chain root %q is not the pinned trust anchor %q", root.Subject.CommonName, v.root.Subject.CommonName)}
+		return fail(FailPCKChain, "PCK chain root %q is not the pinned trust anchor %q", root.Subject.CommonName, v.root.Subject.CommonName)
 	}
-	pc := &pckChain{certs: []*x509.Certificate{leaf, inter, v.root}}
-	switch inter.Subject.CommonName {
-	case CNPlatformCA:
-		pc.caType = CAPlatform
-	case CNProcessorCA:
-		pc.caType = CAProcessor
-	default:
-		return &pckChain{err: fail(FailPCKChain, "PCK CA common name %q is neither %q nor %q", inter.Subject.CommonName, CNPlatformCA, CNProcessorCA)}
+	pc.certs = []*x509.Certificate{leaf, inter, v.root}
+	if parts.caType == "" {
+		return unknownCAError(inter)
 	}
-	if leaf.Subject.CommonName != CNPCKLeaf {
-		return &pckChain{err: fail(FailPCKChain, "PCK leaf common name %q, want %q", leaf.Subject.CommonName, CNPCKLeaf)}
+	pc.caType = parts.caType
+	if leaf.Subject.CommonName != pck.CNPCKLeaf {
+		return fail(FailPCKChain, "PCK leaf common name %q, want %q", leaf.Subject.CommonName, pck.CNPCKLeaf)
 	}
 	if e := checkLink(leaf, inter, "PCK certificate", FailPCKChain); e != nil {
-		return &pckChain{err: e}
+		return e
 	}
 	if e := checkLink(inter, v.root, "PCK CA certificate", FailPCKChain); e != nil {
-		return &pckChain{err: e}
+		return e
 	}
 	k, ok := leaf.PublicKey.(*ecdsa.PublicKey)
 	if !ok || k.Curve != elliptic.P256() {
-		return &pckChain{err: fail(FailPCKChain, "PCK certificate key is not ECDSA P-256")}
+		return fail(FailPCKChain, "PCK certificate key is not ECDSA P-256")
 	}
 	pc.leafKey = k
-	ext, err := pck.FromCertificate(leaf)
-	if err != nil {
-		return &pckChain{err: fail(FailPCKChain, "%v", err)}
+	if parts.extErr != nil {
+		return fail(FailPCKChain, "%v", parts.extErr)
 	}
-	pc.ext = ext
-	return pc
+	pc.ext = parts.ext
+	return nil
 }
 
 // checkLink verifies that child is signed by parent with ECDSA-P256/SHA-256
