@@ -36,9 +36,16 @@ func (b *BigDLKMS) do(ctx context.Context, method, route, name string, extra url
 	for k, v := range extra {
 		q[k] = v
 	}
+	return b.send(ctx, method, route, name, q, "")
+}
+
+func (b *BigDLKMS) send(ctx context.Context, method, route, name string, q url.Values, adminToken string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, method, b.URL+"/"+route+"/"+url.PathEscape(name)+"?"+q.Encode(), nil)
 	if err != nil {
 		return "", err
+	}
+	if adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
 	}
 	resp, err := b.HTTP.Do(req)
 	if err != nil {
@@ -53,6 +60,15 @@ func (b *BigDLKMS) do(ctx context.Context, method, route, name string, extra url
 		return "", &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("BigDL KMS %s /%s/%s: HTTP %d: %s", method, route, name, resp.StatusCode, strings.TrimSpace(string(body)))}
 	}
 	return string(body), nil
+}
+
+// CreateUser creates the BigDL KMS user b.User with token b.Token
+// (POST /user/{name}?token=), as the operator: ppml needs the admin
+// credential for it (or a server with --open-enrollment, then adminToken
+// may be empty).
+func (b *BigDLKMS) CreateUser(ctx context.Context, adminToken string) error {
+	_, err := b.send(ctx, http.MethodPost, "user", b.User, url.Values{"token": {b.Token}}, adminToken)
+	return err
 }
 
 // CreatePrimaryKey creates a primary key called name.

@@ -119,13 +119,19 @@ func (s *Service) CheckAdmin(token string) error {
 	return nil
 }
 
+// EnrollmentHelp names the two ways to enroll apps and BigDL users.
+const EnrollmentHelp = "enrollment needs the admin credential (Authorization: Bearer <token from the server's admin token file>). Two ways: " +
+	"the operator enrolls once with `ppml enroll --kms URL --admin-token-file admin.token` (an app id and API key for eHSM, BigDL AS and native clients) " +
+	"or `ppml enroll --kms URL --admin-token-file admin.token --bigdl-user NAME --bigdl-token-file FILE` (a BigDL KMS user); " +
+	"or, on a trusted network only, the server runs with --open-enrollment"
+
 // CheckEnrollment authorises an enrollment (app or BigDL user creation).
 func (s *Service) CheckEnrollment(adminToken string) error {
 	if s.cfg.OpenEnrollment {
 		return nil
 	}
 	if adminToken == "" {
-		return fault.Errorf(fault.Unauthenticated, "admin_required", "enrollment needs the admin credential (Authorization: Bearer <token from the admin token file>), or a server started with --open-enrollment")
+		return fault.Errorf(fault.Unauthenticated, "admin_required", "%s", EnrollmentHelp)
 	}
 	return s.CheckAdmin(adminToken)
 }

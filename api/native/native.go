@@ -307,7 +307,7 @@ func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 
 func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {
 	kr := h.root
-	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode()}, nil
+	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode(), "open_enrollment": h.svc.OpenEnrollment()}, nil
 }
 
 // Share is a root key share on the wire.

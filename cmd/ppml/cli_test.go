@@ -363,3 +363,49 @@ func TestDecryptNativeAESCBC(t *testing.T) {
 		t.Fatalf("encrypt in nativeaescbc: %v", err)
 	}
 }
+
+// TestEnrollBigDLUser: the one-time step of a BigDL deployment. ppml enroll
+// --bigdl-user creates the user with a generated token kept in a 0600 file;
+// BigDL's client then uses it unchanged.
+func TestEnrollBigDLUser(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{})
+	dir := t.TempDir()
+	admin := filepath.Join(dir, "admin.token")
+	os.WriteFile(admin, []byte(inst.AdminToken+"\n"), 0o600)
+	tokenFile := filepath.Join(dir, "alice.token")
+	env := []string{"PPML_KMS=" + inst.URL, "PPML_CA_FILE=" + inst.CAFile}
+	if _, err := runCLI(t, env, "enroll", "--admin-token-file", filepath.Join(dir, "none"), "--bigdl-user", "alice", "--bigdl-token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "--open-enrollment") {
+		t.Fatalf("without the admin token: %v", err)
+	}
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Fatalf("a refused enrollment left a token file: %v", err)
+	}
+	out, err := runCLI(t, env, "enroll", "--admin-token-file", admin, "--bigdl-user", "alice", "--bigdl-token-file", tokenFile, "--output", "json")
+	if err != nil || !strings.Contains(out, `"token_file_created": true`) {
+		t.Fatalf("enroll --bigdl-user: %v %s", err, out)
+	}
+	st, err := os.Stat(tokenFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", err, st.Mode())
+	}
+	tok, _ := os.ReadFile(tokenFile)
+	token := strings.TrimSpace(string(tok))
+	// BigDLKeyManagementService's requests.
+	h, _ := client.HTTPClient(inst.CAFile, 0)
+	resp, err := h.Post(inst.URL+"//primaryKey/pk1?token="+token+"&user=alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "generate primaryKey [pk1] successfully!" {
+		t.Fatalf("BigDL client with the enrolled user: %d %s", resp.StatusCode, body)
+	}
+	// Again: the user exists (409), the token file is kept.
+	if _, err := runCLI(t, env, "enroll", "--admin-token-file", admin, "--bigdl-user", "alice", "--bigdl-token-file", tokenFile); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("second enroll: %v", err)
+	}
+	if again, _ := os.ReadFile(tokenFile); string(again) != string(tok) {
+		t.Fatal("token file changed")
+	}
+}

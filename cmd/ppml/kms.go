@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 func adminTokenFlag(cmd *cobra.Command, p *string) {
@@ -19,13 +22,23 @@ func adminTokenFlag(cmd *cobra.Command, p *string) {
 
 func newEnrollCmd() *cobra.Command {
 	var f clientFlags
-	var tokenFile string
+	var tokenFile, bigdlUser, bigdlTokenFile string
 	cmd := &cobra.Command{
 		Use:   "enroll",
-		Short: "Enroll a new app with the KMS and print its app id and API key",
-		Long: `Enroll a new app. The server needs its admin token for this (unless it runs
-with --open-enrollment). Store the API key in a file and pass --api-key-file
-to later commands; it is printed only once.`,
+		Short: "Enroll a new app (or, with --bigdl-user, a BigDL KMS user) with the KMS",
+		Long: `Enroll a new app: its app id and API key serve eHSM, BigDL AS and native
+clients. Store the API key in a file and pass --api-key-file to later
+commands; it is printed only once.
+
+With --bigdl-user NAME --bigdl-token-file FILE it creates the BigDL KMS user
+NAME (BigDL's POST /user/NAME?token=) with the token in FILE, created with a
+random token (0600) when it does not exist: the one-time step before BigDL
+clients use the KMS (their ppml-conf / kms-secret then name the user and token).
+
+Enrollment needs the server's admin token (--admin-token-file), unless the
+server runs with --open-enrollment (on a trusted network only).`,
+		Example: `  ppml enroll --admin-token-file ~/.local/share/ppml/admin.token --output json
+  ppml enroll --admin-token-file admin.token --bigdl-user alice --bigdl-token-file alice.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config()
@@ -34,6 +47,9 @@ to later commands; it is printed only once.`,
 			}
 			if tok, err := os.ReadFile(tokenFile); err == nil {
 				cfg.AdminToken = string(trimBytes(tok))
+			}
+			if bigdlUser != "" || bigdlTokenFile != "" {
+				return enrollBigDLUser(cmd, &f, cfg, bigdlUser, bigdlTokenFile)
 			}
 			n, err := client.NewNative(cfg)
 			if err != nil {
@@ -50,7 +66,48 @@ to later commands; it is printed only once.`,
 	}
 	f.register(cmd)
 	adminTokenFlag(cmd, &tokenFile)
+	cmd.Flags().StringVar(&bigdlUser, "bigdl-user", "", "create this BigDL KMS user instead of an app")
+	cmd.Flags().StringVar(&bigdlTokenFile, "bigdl-token-file", "", "file with the BigDL user's token (created with a random token, 0600, if missing)")
 	return cmd
+}
+
+// enrollBigDLUser creates a BigDL KMS user whose token is kept in a file,
+// never in argv.
+func enrollBigDLUser(cmd *cobra.Command, f *clientFlags, cfg client.Config, user, tokenFile string) error {
+	if user == "" || tokenFile == "" {
+		return fmt.Errorf("a BigDL KMS user needs both --bigdl-user NAME and --bigdl-token-file FILE")
+	}
+	created := false
+	token, err := readTrimmed(tokenFile, "--bigdl-token-file")
+	if errors.Is(err, os.ErrNotExist) {
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return err
+		}
+		token = base64.RawURLEncoding.EncodeToString(raw)
+		if err := atomicfile.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing --bigdl-token-file: %w", err)
+		}
+		created = true
+	} else if err != nil {
+		return err
+	}
+	if token == "" {
+		return fmt.Errorf("--bigdl-token-file %s is empty: put the user's token in it, or remove it to have one generated", tokenFile)
+	}
+	b, err := client.NewBigDLKMS(cfg.URL, user, token, cfg.CAFile)
+	if err != nil {
+		return err
+	}
+	if err := b.CreateUser(cmd.Context(), cfg.AdminToken); err != nil {
+		if created {
+			os.Remove(tokenFile) // no user has this token
+		}
+		return err
+	}
+	return f.print(cmd.OutOrStdout(), map[string]any{"bigdl_user": user, "token_file": tokenFile, "token_file_created": created}, func(w io.Writer) {
+		fmt.Fprintf(w, "BigDL KMS user %s created; its token is in %s\n", user, tokenFile)
+	})
 }
 
 func trimBytes(b []byte) []byte {

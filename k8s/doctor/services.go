@@ -113,6 +113,7 @@ func kmsChecks(ctx context.Context, o Options) []Check {
 		Sealed          bool   `json:"sealed"`
 		Initialized     bool   `json:"initialized"`
 		RootKeyProvider string `json:"root_key_provider"`
+		OpenEnrollment  *bool  `json:"open_enrollment"`
 	}
 	switch {
 	case err != nil:
@@ -125,6 +126,10 @@ func kmsChecks(ctx context.Context, o Options) []Check {
 		out = append(out, fail(sealedName, "the KMS is sealed (every replica is unsealed separately)", fmt.Sprintf("ppml operator unseal --kms %s --admin-token-file admin.token --share-file shares/share-1.json --share-file ... (3 of 5)", base)))
 	default:
 		out = append(out, pass(sealedName, "root key provider "+st.RootKeyProvider))
+	}
+
+	if st.OpenEnrollment != nil {
+		out = append(out, enrollmentCheck(base, *st.OpenEnrollment))
 	}
 
 	a, err = get(ctx, h, base+"/readyz")
@@ -172,4 +177,18 @@ func pccsCheck(ctx context.Context, o Options) Check {
 			"check the PCCS (its Intel PCS API key and Internet access) and that the platform is registered")
 	}
 	return pass(name, base)
+}
+
+// enrollmentCheck says how apps and BigDL users get enrolled: eHSM Enroll,
+// BigDL POST /user and BigDL AS GET /enroll need the admin credential
+// unless the server runs with --open-enrollment.
+func enrollmentCheck(base string, open bool) Check {
+	const name = "Enrollment"
+	if open {
+		return pass(name, "open (--open-enrollment): anyone who reaches the KMS can create apps and BigDL users; keep it to a trusted network")
+	}
+	return pass(name, fmt.Sprintf("admin credential required (eHSM Enroll, BigDL POST /user, BigDL AS GET /enroll). Two ways: the operator enrolls once, "+
+		"`ppml enroll --kms %[1]s --admin-token-file admin.token` (app id + API key for eHSM/BigDL AS/native clients) or "+
+		"`ppml enroll --kms %[1]s --admin-token-file admin.token --bigdl-user NAME --bigdl-token-file FILE` (a BigDL KMS user); "+
+		"or, on a trusted network only, run the server with --open-enrollment", base))
 }
