@@ -116,6 +116,10 @@ Example (client mode, SGX):
 					return err
 				}
 			}
+			if len(plan.ConfigMapSecrets) > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: in Kubernetes cluster mode Spark copies every setting into the driver's ConfigMap (spark-drv-*-conf-map), these secret ones too: %s; whoever may read ConfigMaps in namespace %s can read them (restrict ConfigMap access there)\n",
+					strings.Join(plan.ConfigMapSecrets, ", "), plan.Namespace)
+			}
 			if dryRun {
 				return plan.DryRun(cmd.OutOrStdout())
 			}
@@ -263,8 +267,12 @@ func checkSubmitCluster(ctx context.Context, plan *submit.Plan, kubeconfig strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := plan.CheckCluster(ctx, c.Clientset); err != nil {
+	unchecked, err := plan.CheckCluster(ctx, c.Clientset)
+	if err != nil {
 		return fmt.Errorf("refusing to submit (cluster %s, --skip-cluster-checks to skip):\n%w", c.Config.Host, err)
+	}
+	for _, u := range unchecked {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: not checked: %s\n", u)
 	}
 	return nil
 }

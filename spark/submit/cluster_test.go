@@ -64,7 +64,7 @@ func TestTemplatesOnAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = p.CheckCluster(ctx, c.Clientset)
+	_, err = p.CheckCluster(ctx, c.Clientset)
 	for _, want := range []string{"Secret default/ssl-keys is missing", "Secret default/spark-secret is missing",
 		"Secret default/kms-secret is missing", "Secret default/kubeconfig-secret is missing", "ServiceAccount default/spark is missing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -83,7 +83,7 @@ func TestTemplatesOnAPIServer(t *testing.T) {
 	if _, err := c.Clientset.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "spark"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = p.CheckCluster(ctx, c.Clientset)
+	_, err = p.CheckCluster(ctx, c.Clientset)
 	if err == nil || !strings.Contains(err.Error(), `Secret default/kms-secret has no key "policy_id"`) || strings.Contains(err.Error(), "ssl-keys") {
 		t.Fatalf("cluster check: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestTemplatesOnAPIServer(t *testing.T) {
 	if _, err := c.Clientset.CoreV1().Secrets("default").Update(ctx, kms, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.CheckCluster(ctx, c.Clientset); err != nil {
-		t.Fatalf("cluster check with everything present: %v", err)
+	if unchecked, err := p.CheckCluster(ctx, c.Clientset); err != nil || len(unchecked) > 0 {
+		t.Fatalf("cluster check with everything present: %v (unchecked %v)", err, unchecked)
 	}
 }

@@ -131,14 +131,22 @@ func (p *Plan) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Write
 
 // CheckCluster verifies, against a reachable cluster, that the Secrets the
 // pods reference (with their keys) and the driver's service account exist
-// in the job namespace.
-func (p *Plan) CheckCluster(ctx context.Context, cs kubernetes.Interface) error {
+// in the job namespace. What the submitting identity may not read is not
+// an error: the spark service account that ppml k8s setup creates may not
+// read Secrets or service accounts (least privilege), and submitting with
+// its kubeconfig is the usual case; each such check is returned in
+// unchecked instead, for the caller to show.
+func (p *Plan) CheckCluster(ctx context.Context, cs kubernetes.Interface) (unchecked []string, err error) {
 	if !p.Kubernetes {
-		return nil
+		return nil, nil
 	}
 	var errs []error
 	for _, name := range sortedKeys(p.Secrets) {
 		s, err := cs.CoreV1().Secrets(p.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsForbidden(err) {
+			unchecked = append(unchecked, fmt.Sprintf("Secret %s/%s (this kubeconfig may not read Secrets)", p.Namespace, name))
+			continue
+		}
 		if apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("Secret %s/%s is missing (%s)", p.Namespace, name, secretHint(name)))
 			continue
@@ -155,13 +163,15 @@ func (p *Plan) CheckCluster(ctx context.Context, cs kubernetes.Interface) error 
 	}
 	if p.ServiceAccount != "" {
 		_, err := cs.CoreV1().ServiceAccounts(p.Namespace).Get(ctx, p.ServiceAccount, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsForbidden(err) {
+			unchecked = append(unchecked, fmt.Sprintf("ServiceAccount %s/%s (this kubeconfig may not read service accounts)", p.Namespace, p.ServiceAccount))
+		} else if apierrors.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("ServiceAccount %s/%s is missing (ppml k8s setup creates it)", p.Namespace, p.ServiceAccount))
 		} else if err != nil {
 			errs = append(errs, fmt.Errorf("ServiceAccount %s/%s: %w", p.Namespace, p.ServiceAccount, err))
 		}
 	}
-	return errors.Join(errs...)
+	return unchecked, errors.Join(errs...)
 }
 
 func secretHint(name string) string {

@@ -127,6 +127,12 @@ type Plan struct {
 	// ServiceAccount the driver runs as (cluster checks), namespace.
 	ServiceAccount, Namespace string
 	Kubernetes                bool
+	// ConfigMapSecrets are the secret settings that Spark's submission
+	// client copies, with every other setting, into the driver's ConfigMap
+	// (spark-drv-*-conf-map, key spark.properties) in Kubernetes cluster
+	// mode: readable by whoever may read ConfigMaps in the namespace
+	// (checked against Spark 3.1.3 by interop.TestSubmitClusterModeRealSparkSubmit).
+	ConfigMapSecrets []string
 }
 
 // secretKeys are the Spark settings that hold secrets: never on a command line.
@@ -305,6 +311,9 @@ func Build(o Options) (*Plan, error) {
 	for _, k := range p.ConfOrder {
 		if IsSecretKey(k) {
 			fmt.Fprintf(&props, "%s=%s\n", k, escapeProperty(p.Conf[k]))
+			if p.Kubernetes && o.DeployMode == "cluster" {
+				p.ConfigMapSecrets = append(p.ConfigMapSecrets, k)
+			}
 			continue
 		}
 		argv = append(argv, "--conf", k+"="+p.Conf[k])
