@@ -231,7 +231,7 @@ func printSetup(cmd *cobra.Command, rep setup.Report, out *outputFlag) error {
 
 func newK8sManifestsCmd() *cobra.Command {
 	var o manifests.Options
-	var secrets bool
+	var secrets, devicePlugin bool
 	cmd := &cobra.Command{
 		Use:   "manifests",
 		Short: "Print the manifests that run the ppml KMS and AS (same objects as deploy/ with kustomize)",
@@ -253,6 +253,10 @@ serve (KMS + AS) in a cluster:
                       shamir) and sgx.intel.com/epc, enclave, provision
   --service-monitor   a Prometheus Operator ServiceMonitor for /metrics
 
+--sgx-device-plugin prints instead what the --sgx variant needs on the
+cluster: Intel's SGX device plugin and node feature discovery for pinned
+releases (`+manifests.SGXDevicePluginRelease+`).
+
 --secrets prints instead fresh ppml-root-key and ppml-admin-token Secrets:
 create them once with kubectl create (a new root key cannot read the keys
 stored under the old one). deploy/ holds the same objects as a kustomize base
@@ -264,6 +268,13 @@ with overlays embedded, postgres and sgx.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w := cmd.OutOrStdout()
+			if devicePlugin {
+				if secrets || cmd.Flags().NFlag() > 1 {
+					return fmt.Errorf("--sgx-device-plugin prints the cluster prerequisite on its own; render the ppml objects in a second call")
+				}
+				_, err := w.Write(manifests.SGXDevicePlugin())
+				return err
+			}
 			if secrets {
 				if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 					return fmt.Errorf("--secrets prints a root key: pipe it to 'kubectl create -f -' or redirect it to a file, not to a terminal")
@@ -299,5 +310,6 @@ with overlays embedded, postgres and sgx.`,
 	fs.StringVar(&o.PCCSURL, "pccs-url", "", "PCCS URL passed as --pccs-url (without --sgx; the Gramine manifest carries its own)")
 	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "add a Prometheus Operator ServiceMonitor")
 	fs.BoolVar(&secrets, "secrets", false, "print fresh ppml-root-key and ppml-admin-token Secrets instead")
+	fs.BoolVar(&devicePlugin, "sgx-device-plugin", false, "print instead the SGX prerequisite: Intel's SGX device plugin and node feature discovery ("+manifests.SGXDevicePluginRelease+"); apply it twice (the NodeFeatureRule needs its CRD)")
 	return cmd
 }

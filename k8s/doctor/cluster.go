@@ -135,7 +135,7 @@ func secretFix(name, ns string) string {
 
 func sgxPluginCheck(ctx context.Context, c *kube.Client) Check {
 	const name = "SGX device plugin"
-	fix := "deploy the Intel SGX device plugin (intel/intel-device-plugins-for-kubernetes, deployments/sgx_plugin/overlays/epc-register), e.g. kubectl apply -k 'https://github.com/intel/intel-device-plugins-for-kubernetes/deployments/sgx_plugin/overlays/epc-register?ref=<release>', on nodes with SGX enabled in the BIOS"
+	fix := "deploy the Intel SGX device plugin and node feature discovery (" + manifests.SGXDevicePluginRelease + ") on nodes with SGX enabled in the BIOS: ppml k8s manifests --sgx-device-plugin | kubectl apply -f - (twice: the second run creates the NodeFeatureRule once its CRD exists)"
 	nodes, err := c.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fail(name, fmt.Sprintf("cannot list nodes: %v", err), "run ppml doctor with a kubeconfig that may list nodes")

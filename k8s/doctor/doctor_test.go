@@ -69,7 +69,7 @@ func TestDoctorAgainstAPIServer(t *testing.T) {
 
 	// Empty cluster: every prerequisite missing.
 	expectFailed(t, run(), map[string]string{
-		"SGX device plugin": "sgx_plugin", "secret ssl-keys": "ppml tls generate", "secret ssl-password": "ppml password generate",
+		"SGX device plugin": "ppml k8s manifests --sgx-device-plugin", "secret ssl-keys": "ppml tls generate", "secret ssl-password": "ppml password generate",
 		"secret spark-secret": "ppml password generate", "secret kms-secret": "ppml k8s setup", "secret kubeconfig-secret": "ppml k8s setup",
 		"service account token": "ppml k8s setup", "RBAC: spark can create pods": "ppml k8s setup",
 	})
@@ -96,7 +96,7 @@ func TestDoctorAgainstAPIServer(t *testing.T) {
 	if node, err = kc.Clientset.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	expectFailed(t, run(), map[string]string{"SGX device plugin": "sgx_plugin"})
+	expectFailed(t, run(), map[string]string{"SGX device plugin": "--sgx-device-plugin"})
 	node.Status.Capacity = corev1.ResourceList{"sgx.intel.com/epc": resource.MustParse("64Gi"), "sgx.intel.com/enclave": resource.MustParse("20"), "sgx.intel.com/provision": resource.MustParse("20")}
 	node.Status.Allocatable = node.Status.Capacity
 	if _, err := kc.Clientset.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {

@@ -110,6 +110,22 @@ func objects(t *testing.T, b []byte) map[string]map[string]any {
 	return out
 }
 
+// objectsList decodes a YAML stream into its objects, in order.
+func objectsList(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("%v\n%s", err, doc)
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 const serviceMonitorCRD = `apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
@@ -175,6 +191,38 @@ func TestDeployAgainstAPIServer(t *testing.T) {
 			}
 		})
 	}
+	t.Run("sgx-device-plugin", func(t *testing.T) {
+		stream := manifests.SGXDevicePlugin()
+		docs := objectsList(t, stream)
+		kinds := map[string]int{}
+		var crds [][]byte
+		for _, d := range docs {
+			kinds[d["kind"].(string)]++
+			if d["kind"] == "CustomResourceDefinition" || d["kind"] == "Namespace" {
+				b, _ := yaml.Marshal(d)
+				crds = append(crds, b)
+			}
+		}
+		if kinds["DaemonSet"] != 2 || kinds["NodeFeatureRule"] != 1 || kinds["CustomResourceDefinition"] != 3 || kinds["Deployment"] != 2 {
+			t.Fatalf("objects %v: want the plugin and NFD worker DaemonSets, NFD master and gc, 3 NFD CRDs, the SGX rule", kinds)
+		}
+		if !strings.Contains(string(stream), "image: intel/intel-sgx-plugin:0.36.0") || !strings.Contains(string(stream), "node-feature-discovery:v0.17.1") ||
+			!strings.Contains(string(stream), "sgx.intel.com/epc: '@cpu.security.sgx.epc'") || !strings.Contains(string(stream), `intel.feature.node.kubernetes.io/sgx: "true"`) {
+			t.Fatal("not the pinned releases, or the EPC resource / node label is missing")
+		}
+		// The CRDs and the namespace exist before the rest can be checked,
+		// as on a cluster after the first apply.
+		if out, err := c.Kubectl(t, bytes.Join(crds, []byte("---\n")), "apply", "-f", "-"); err != nil {
+			t.Fatalf("CRDs: %v\n%s", err, out)
+		}
+		if out, err := c.Kubectl(t, nil, "wait", "--for=condition=Established", "crd/nodefeaturerules.nfd.k8s-sigs.io", "--timeout=60s"); err != nil {
+			t.Fatalf("CRD: %v\n%s", err, out)
+		}
+		out, err := c.Kubectl(t, stream, "apply", "--dry-run=server", "-f", "-")
+		if err != nil || strings.Count(string(out), "(server dry run)") != len(docs) {
+			t.Fatalf("dry-run --sgx-device-plugin (%d objects): %v\n%s", len(docs), err, out)
+		}
+	})
 	t.Run("render", func(t *testing.T) {
 		for _, o := range []manifests.Options{
 			{ServiceMonitor: true, PCCSURL: "https://pccs.example:8081"},
