@@ -26,8 +26,8 @@ import (
 	"github.com/ppml-project/ppml/dataformat/stream"
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/internal/atomicfile"
-	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/verify"
+	"github.com/ppml-project/ppml/wire/release"
 )
 
 // Attestation service types (ATTESTATION_TYPE).
@@ -398,7 +398,7 @@ func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	return kms.OpenRelease(s.priv, keyID, sealed)
+	return release.Open(s.priv, keyID, sealed)
 }
 
 // readWrapped reads a wrapped data key: a file with the base64 text or raw

@@ -22,11 +22,11 @@ import (
 	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
 	"github.com/ppml-project/ppml/enclave"
-	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
+	"github.com/ppml-project/ppml/wire/release"
 )
 
 var (
@@ -297,12 +297,12 @@ func TestReleaseRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt, err := kms.OpenRelease(priv, w.keyID, sealed)
+	pt, err := release.Open(priv, w.keyID, sealed)
 	if err != nil || base64.StdEncoding.EncodeToString(pt) != w.plaintext {
 		t.Fatalf("open release: %v", err)
 	}
 	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	if _, err := kms.OpenRelease(other, w.keyID, sealed); err == nil {
+	if _, err := release.Open(other, w.keyID, sealed); err == nil {
 		t.Fatal("released key opened with another private key")
 	}
 	// Runtime data other than the one the quote committed to.

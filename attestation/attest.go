@@ -319,10 +319,7 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 
 func claimsOf(r *verify.Result) *Claims {
 	c := &Claims{TEE: r.TEE, Debug: r.Debug, AdvisoryIDs: r.AdvisoryIDs, FMSPC: r.FMSPC, Simulated: r.Simulated,
-		Measurements: token.Measurements{MREnclave: r.MREnclave, MRSigner: r.MRSigner, ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN,
-			MRTD: r.MRTD, RTMR0: r.RTMR0, RTMR1: r.RTMR1, RTMR2: r.RTMR2, RTMR3: r.RTMR3, MRSeam: r.MRSeam,
-			MRConfigID: r.MRConfigID, MROwner: r.MROwner, MROwnerConfig: r.MROwnerConfig, TDAttributes: r.TDAttributes,
-			ReportData: r.ReportData}}
+		Measurements: r.Measurements}
 	if c.AdvisoryIDs == nil {
 		c.AdvisoryIDs = []string{}
 	}

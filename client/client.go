@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/internal/tlsutil"
+	"github.com/ppml-project/ppml/wire/keyinfo"
 )
 
 // Config locates and authenticates to a KMS.
@@ -138,18 +139,7 @@ func (n *Native) Do(ctx context.Context, method, path string, in, out any, auth 
 }
 
 // Key is a key as the native API describes it.
-type Key struct {
-	ID              string    `json:"keyid"`
-	Name            string    `json:"name,omitempty"`
-	Spec            string    `json:"keyspec"`
-	Origin          string    `json:"origin"`
-	Usage           string    `json:"keyusage,omitempty"`
-	State           string    `json:"state"`
-	Version         int       `json:"version"`
-	CreatedAt       time.Time `json:"created_at"`
-	DeletionAt      time.Time `json:"deletion_at,omitzero"`
-	ReleasePolicies []string  `json:"release_policies,omitempty"`
-}
+type Key = keyinfo.Info
 
 // Enroll creates an app (admin token needed unless the server has open enrollment).
 func (n *Native) Enroll(ctx context.Context) (appID, apiKey string, err error) {
@@ -179,7 +169,7 @@ func (n *Native) CreateKey(ctx context.Context, o KeyOptions) (Key, error) {
 // Release asks for the plaintext of a data key ciphertext made under a
 // policy-bound key. token comes from the attestation service; runtimeData is
 // the X25519 public key the attested quote committed to. The answer is
-// HPKE-sealed to that key (open it with kms.OpenRelease).
+// HPKE-sealed to that key (open it with release.Open of wire/release).
 func (n *Native) Release(ctx context.Context, keyID string, ciphertext, aad []byte, token string, runtimeData []byte) ([]byte, error) {
 	var out struct{ Sealed []byte }
 	err := n.Do(ctx, http.MethodPost, "/v1/keys/"+keyID+"/release",

@@ -13,21 +13,11 @@ import (
 
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/wire/keyinfo"
 )
 
-// KeyInfo is the public description of a key.
-type KeyInfo struct {
-	ID              string    `json:"keyid"`
-	Name            string    `json:"name,omitempty"`
-	Spec            string    `json:"keyspec"`
-	Origin          string    `json:"origin"`
-	Usage           string    `json:"keyusage,omitempty"`
-	State           string    `json:"state"`
-	Version         int       `json:"version"`
-	CreatedAt       time.Time `json:"created_at"`
-	DeletionAt      time.Time `json:"deletion_at,omitzero"`
-	ReleasePolicies []string  `json:"release_policies,omitempty"`
-}
+// KeyInfo is the public description of a key (defined with the wire types).
+type KeyInfo = keyinfo.Info
 
 func info(k store.Key) KeyInfo {
 	return KeyInfo{ID: k.ID, Name: k.Name, Spec: k.Spec, Origin: k.Origin, Usage: k.Usage, State: k.State,

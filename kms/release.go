@@ -2,8 +2,6 @@ package kms
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/hpke"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/store"
+	"github.com/ppml-project/ppml/wire/release"
 )
 
 // Attested key release. A key bound to attestation policies (ReleasePolicies)
@@ -32,17 +31,6 @@ type ReleaseAuthorizer interface {
 	// CheckPolicies reports an error unless every id is a policy of owner.
 	CheckPolicies(ctx context.Context, owner string, policyIDs []string) error
 }
-
-// HPKE suite of released keys: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
-// AES-256-GCM (RFC 9180), with info binding the key id.
-var (
-	releaseKEM  = hpke.DHKEM(ecdh.X25519())
-	releaseKDF  = hpke.HKDFSHA256()
-	releaseAEAD = hpke.AES256GCM()
-)
-
-// ReleaseInfo is the HPKE info string of a release of keyID.
-func ReleaseInfo(keyID string) []byte { return []byte("ppml key release v1\x00" + keyID) }
 
 // SetReleaseAuthorizer installs the attestation check used by Release.
 func (s *Service) SetReleaseAuthorizer(a ReleaseAuthorizer) { s.release = a }
@@ -116,7 +104,7 @@ func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertex
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
 		return nil, fault.Errorf(fault.Forbidden, "runtime_data_mismatch", "the runtime_data sent is not the one the attested quote committed to (SHA-256 differs from the token's runtime_data_sha256)")
 	}
-	pub, err := releaseKEM.NewPublicKey(runtimeData)
+	pub, err := release.PublicKey(runtimeData)
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "bad_release_key", "runtime_data must be the workload's 32-byte X25519 public key for HPKE (RFC 9180, DHKEM(X25519))")
 	}
@@ -124,23 +112,9 @@ func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertex
 	if err != nil {
 		return nil, err
 	}
-	sealed, err = hpke.Seal(pub, releaseKDF, releaseAEAD, ReleaseInfo(keyID), pt)
+	sealed, err = release.Seal(pub, keyID, pt)
 	if err != nil {
 		return nil, s.internal("ReleaseKey", err)
 	}
 	return sealed, nil
-}
-
-// OpenRelease is the workload's side: it opens a released key with the
-// X25519 private key whose public half was the runtime data.
-func OpenRelease(priv *ecdh.PrivateKey, keyID string, sealed []byte) ([]byte, error) {
-	k, err := hpke.NewDHKEMPrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := hpke.Open(k, releaseKDF, releaseAEAD, ReleaseInfo(keyID), sealed)
-	if err != nil {
-		return nil, errors.New("the released key does not open with this workload's private key")
-	}
-	return pt, nil
 }

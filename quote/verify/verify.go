@@ -18,6 +18,8 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/ppml-project/ppml/wire/measurement"
+
 	"crypto/x509"
 
 	"github.com/ppml-project/ppml/internal/boundedcache"
@@ -160,27 +162,11 @@ type Result struct {
 	Error               string     `json:"error,omitempty"`
 	FMSPC               string     `json:"fmspc,omitempty"`
 
-	// SGX measurements.
-	MREnclave string  `json:"mr_enclave,omitempty"`
-	MRSigner  string  `json:"mr_signer,omitempty"`
-	ISVProdID *uint16 `json:"isv_prod_id,omitempty"`
-	ISVSVN    *uint16 `json:"isv_svn,omitempty"`
-
-	// TDX measurements.
-	MRTD          string `json:"mr_td,omitempty"`
-	RTMR0         string `json:"rtmr0,omitempty"`
-	RTMR1         string `json:"rtmr1,omitempty"`
-	RTMR2         string `json:"rtmr2,omitempty"`
-	RTMR3         string `json:"rtmr3,omitempty"`
-	TDAttributes  string `json:"td_attributes,omitempty"`
-	TEETCBSVN     string `json:"tee_tcb_svn,omitempty"`
-	MRSeam        string `json:"mr_seam,omitempty"`
-	MRConfigID    string `json:"mr_config_id,omitempty"`
-	MROwner       string `json:"mr_owner,omitempty"`
-	MROwnerConfig string `json:"mr_owner_config,omitempty"`
-
-	Debug      bool   `json:"debug"`
-	ReportData string `json:"report_data,omitempty"`
+	// The measurements (SGX: mr_enclave, mr_signer, isv_prod_id, isv_svn;
+	// TDX: mr_td, rtmr0..3, ...) and report_data.
+	measurement.Measurements
+	TEETCBSVN string `json:"tee_tcb_svn,omitempty"` // TDX
+	Debug     bool   `json:"debug"`
 
 	Detail Detail `json:"detail"`
 }

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ppml-project/ppml/wire/measurement"
+
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
@@ -26,27 +28,8 @@ const MaxTTL = 5 * time.Minute
 // Algorithm is the only accepted signature algorithm.
 const Algorithm = jose.ES256
 
-// Measurements are the attested values of the quote, lower-case hex. SGX
-// fills mr_enclave, mr_signer, isv_prod_id and isv_svn; TDX fills mr_td,
-// rtmr0..3, mr_seam, mr_config_id, mr_owner, mr_owner_config and
-// td_attributes. report_data is the full 64-byte field.
-type Measurements struct {
-	MREnclave     string  `json:"mr_enclave,omitempty"`
-	MRSigner      string  `json:"mr_signer,omitempty"`
-	ISVProdID     *uint16 `json:"isv_prod_id,omitempty"`
-	ISVSVN        *uint16 `json:"isv_svn,omitempty"`
-	MRTD          string  `json:"mr_td,omitempty"`
-	RTMR0         string  `json:"rtmr0,omitempty"`
-	RTMR1         string  `json:"rtmr1,omitempty"`
-	RTMR2         string  `json:"rtmr2,omitempty"`
-	RTMR3         string  `json:"rtmr3,omitempty"`
-	MRSeam        string  `json:"mr_seam,omitempty"`
-	MRConfigID    string  `json:"mr_config_id,omitempty"`
-	MROwner       string  `json:"mr_owner,omitempty"`
-	MROwnerConfig string  `json:"mr_owner_config,omitempty"`
-	TDAttributes  string  `json:"td_attributes,omitempty"`
-	ReportData    string  `json:"report_data"`
-}
+// Measurements are the attested values of the quote (wire/measurement).
+type Measurements = measurement.Measurements
 
 // Claims are the claims of an attestation token.
 type Claims struct {

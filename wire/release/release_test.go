@@ -1,4 +1,4 @@
-package kms
+package release
 
 import (
 	"bytes"
@@ -46,18 +46,18 @@ var rfc9180 = struct {
 }
 
 // TestReleaseSuiteRFC9180 opens the RFC's ciphertext with the very KEM, KDF
-// and AEAD values that Release seals with and OpenRelease opens with: if any
+// and AEAD values that Seal seals with and Open opens with: if any
 // of them were another algorithm, or the implementation not RFC 9180's, the
 // ciphertext would not open.
 func TestReleaseSuiteRFC9180(t *testing.T) {
 	v := rfc9180
-	if releaseKEM.ID() != 0x0020 || releaseKDF.ID() != 0x0001 || releaseAEAD.ID() != 0x0002 {
+	if kem.ID() != 0x0020 || kdf.ID() != 0x0001 || aead.ID() != 0x0002 {
 		t.Fatalf("release suite is KEM %#04x, KDF %#04x, AEAD %#04x; the documented suite is 0x0020/0x0001/0x0002",
-			releaseKEM.ID(), releaseKDF.ID(), releaseAEAD.ID())
+			kem.ID(), kdf.ID(), aead.ID())
 	}
 	// The vector's key pairs are consistent.
 	for _, kp := range [][2]string{{v.skRm, v.pkRm}, {v.skEm, v.pkEm}} {
-		sk, err := releaseKEM.NewPrivateKey(unhex(t, kp[0]))
+		sk, err := kem.NewPrivateKey(unhex(t, kp[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,8 +82,8 @@ func TestReleaseSuiteRFC9180(t *testing.T) {
 
 	// Through crypto/hpke with the release suite: decapsulation, key schedule
 	// and AEAD give back the published plaintext.
-	sk, _ := releaseKEM.NewPrivateKey(unhex(t, v.skRm))
-	r, err := hpke.NewRecipient(unhex(t, v.enc), sk, releaseKDF, releaseAEAD, unhex(t, v.info))
+	sk, _ := kem.NewPrivateKey(unhex(t, v.skRm))
+	r, err := hpke.NewRecipient(unhex(t, v.enc), sk, kdf, aead, unhex(t, v.info))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,9 @@ func TestReleaseSuiteRFC9180(t *testing.T) {
 	if err != nil || !bytes.Equal(pt, unhex(t, v.pt)) {
 		t.Fatalf("release suite does not open the RFC 9180 vector: %q, %v", pt, err)
 	}
-	// And the single-shot form Release uses (enc ‖ ct, sequence 0) is the
+	// And the single-shot form Seal uses (enc ‖ ct, sequence 0) is the
 	// same computation: hpke.Open of enc ‖ ct with the vector's info.
-	if _, err := hpke.Open(sk, releaseKDF, releaseAEAD, unhex(t, v.info), append(unhex(t, v.enc), unhex(t, v.ct)...)); err == nil {
+	if _, err := hpke.Open(sk, kdf, aead, unhex(t, v.info), append(unhex(t, v.enc), unhex(t, v.ct)...)); err == nil {
 		// The vector's ct has aad "Count-0"; the single-shot API uses an
 		// empty aad, so this must fail: it proves aad is authenticated.
 		t.Fatal("ciphertext with aad Count-0 opened with an empty aad")
@@ -102,37 +102,37 @@ func TestReleaseSuiteRFC9180(t *testing.T) {
 	for _, i := range []int{0, len(v.ct) / 4, len(v.ct)/2 - 1} {
 		ct := unhex(t, v.ct)
 		ct[i] ^= 0x80
-		r, _ := hpke.NewRecipient(unhex(t, v.enc), sk, releaseKDF, releaseAEAD, unhex(t, v.info))
+		r, _ := hpke.NewRecipient(unhex(t, v.enc), sk, kdf, aead, unhex(t, v.info))
 		if _, err := r.Open(unhex(t, v.aad), ct); err == nil {
 			t.Fatalf("ct with byte %d changed opened", i)
 		}
 	}
 }
 
-// TestOpenReleaseBindsKeyID: a released key opens only under the key id it
+// TestOpenBindsKeyID: a released key opens only under the key id it
 // was released for (the info string), and only with the workload's key.
-func TestOpenReleaseBindsKeyID(t *testing.T) {
+func TestOpenBindsKeyID(t *testing.T) {
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := releaseKEM.NewPublicKey(priv.PublicKey().Bytes())
+	pub, _ := kem.NewPublicKey(priv.PublicKey().Bytes())
 	dataKey := []byte("0123456789abcdef0123456789abcdef")
-	sealed, err := hpke.Seal(pub, releaseKDF, releaseAEAD, ReleaseInfo("key-1"), dataKey)
+	sealed, err := hpke.Seal(pub, kdf, aead, Info("key-1"), dataKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := OpenRelease(priv, "key-1", sealed); err != nil || !bytes.Equal(got, dataKey) {
+	if got, err := Open(priv, "key-1", sealed); err != nil || !bytes.Equal(got, dataKey) {
 		t.Fatalf("OpenRelease: %v", err)
 	}
-	if _, err := OpenRelease(priv, "key-2", sealed); err == nil {
+	if _, err := Open(priv, "key-2", sealed); err == nil {
 		t.Fatal("released key opened under another key id")
 	}
 	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	if _, err := OpenRelease(other, "key-1", sealed); err == nil {
+	if _, err := Open(other, "key-1", sealed); err == nil {
 		t.Fatal("released key opened with another workload's private key")
 	}
-	if !bytes.Equal(ReleaseInfo("k"), []byte("ppml key release v1\x00k")) {
-		t.Fatalf("ReleaseInfo changed: %q (released keys of older clients would no longer open)", ReleaseInfo("k"))
+	if !bytes.Equal(Info("k"), []byte("ppml key release v1\x00k")) {
+		t.Fatalf("Info changed: %q (released keys of older clients would no longer open)", Info("k"))
 	}
 }
