@@ -76,15 +76,10 @@ func (s *Service) Release(ctx context.Context, c Caller, keyID string, ciphertex
 	if err := s.requireUnsealed(); err != nil {
 		return nil, err
 	}
-	k, err := s.cfg.Store.GetKey(ctx, keyID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFoundKey(keyID)
-	}
+	// Only the owner releases (the token must come from one of its own
+	// policies): anyone else learns nothing, not even that the key exists.
+	k, err := s.usableKey(ctx, c, keyID)
 	if err != nil {
-		return nil, s.internal("ReleaseKey", err)
-	}
-	owner := Caller{ID: k.Owner}
-	if k, err = s.usableKey(ctx, owner, keyID); err != nil {
 		return nil, err
 	}
 	if !bound(k) {

@@ -31,27 +31,27 @@ import (
 
 // Names and ports.
 const (
-	Name               = "ppml"
-	BigDLKMSService    = "bigdl-key-management-service"
-	BigDLASService     = "remote-attestation-service"
-	PortHTTPS          = 9000
-	PortBigDLKMS       = 9876
-	PortBigDLAS        = 9875
-	RootKeySecret      = "ppml-root-key"
-	RootKeyKey         = "root.key"
-	AdminTokenSecret   = "ppml-admin-token"
-	AdminTokenKey      = "token"
-	PostgresSecret     = "ppml-postgres"
-	PostgresKey        = "password"
-	TLSSecret          = "ssl-keys"
-	DefaultImage       = "ghcr.io/ppml-project/ppml:latest"
-	DefaultSGXImage    = "ghcr.io/ppml-project/ppml-gramine:latest"
+	Name             = "ppml"
+	BigDLKMSService  = "bigdl-key-management-service"
+	BigDLASService   = "remote-attestation-service"
+	PortHTTPS        = 9000
+	PortBigDLKMS     = 9876
+	PortBigDLAS      = 9875
+	RootKeySecret    = "ppml-root-key"
+	RootKeyKey       = "root.key"
+	AdminTokenSecret = "ppml-admin-token"
+	AdminTokenKey    = "token"
+	PostgresSecret   = "ppml-postgres"
+	PostgresKey      = "password"
+	TLSSecret        = "ssl-keys"
+	DefaultImage     = "ghcr.io/ppml-project/ppml:latest"
+	DefaultSGXImage  = "ghcr.io/ppml-project/ppml-gramine:latest"
 	// PostgresCAKey (in Secret ppml-postgres, next to the password) is the
 	// CA that signed the PostgreSQL server's certificate: DefaultDB verifies
 	// the server (sslmode=verify-full), not just encrypts (require).
-	PostgresCAKey = "ca.crt"
-	PostgresCADir = "/etc/ppml/postgres"
-	DefaultDB     = "postgres://ppml@postgres:5432/ppml?sslmode=verify-full&sslrootcert=" + PostgresCADir + "/" + PostgresCAKey
+	PostgresCAKey      = "ca.crt"
+	PostgresCADir      = "/etc/ppml/postgres"
+	DefaultDB          = "postgres://ppml@postgres:5432/ppml?sslmode=verify-full&sslrootcert=" + PostgresCADir + "/" + PostgresCAKey
 	DefaultReplicas    = 3
 	DefaultEPC         = "1Gi"
 	DefaultStorageSize = "1Gi"

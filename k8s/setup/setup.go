@@ -48,11 +48,11 @@ const (
 	DefaultClusterRole = "edit"
 	// DefaultTokenDuration is the lifetime requested for the kubeconfig's
 	// token (the API server may shorten it).
-	DefaultTokenDuration  = 24 * time.Hour
-	DefaultTokenSecret    = "spark-service-account-token"
-	DefaultContext        = "spark-context"
-	DefaultUser           = "spark-user"
-	DefaultClusterName    = "kubernetes"
+	DefaultTokenDuration = 24 * time.Hour
+	DefaultTokenSecret   = "spark-service-account-token"
+	DefaultContext       = "spark-context"
+	DefaultUser          = "spark-user"
+	DefaultClusterName   = "kubernetes"
 
 	KMSSecret        = "kms-secret"
 	KubeconfigSecret = "kubeconfig-secret"
@@ -80,8 +80,8 @@ type Options struct {
 	Role        string
 	ClusterRole string
 	TokenSecret string
-	Context        string
-	User           string
+	Context     string
+	User        string
 	// ClusterName names the cluster entry of the generated kubeconfig
 	// (DefaultClusterName when empty); see ClusterNameOf.
 	ClusterName string
