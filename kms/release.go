@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"slices"
 
 	"github.com/ppml-project/ppml/fault"
