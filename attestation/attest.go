@@ -30,10 +30,6 @@ import (
 // Claims are the claims of an attestation token (see wire/token).
 type Claims = token.Claims
 
-func invalid(code, format string, a ...any) error {
-	return &fault.Error{Kind: fault.Invalid, Code: code, Msg: fmt.Sprintf(format, a...)}
-}
-
 func (s *Service) internal(op string, err error) error {
 	var ke *fault.Error
 	if errors.As(err, &ke) {
@@ -56,7 +52,7 @@ type StoredPolicy struct {
 // CreatePolicy validates and stores a policy for appID and returns its id.
 func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *policy.Policy) (*StoredPolicy, error) {
 	if err := p.Validate(); err != nil {
-		return nil, invalid("invalid_policy", "%s", err.Error())
+		return nil, fault.Invalidf("invalid_policy", "%s", err.Error())
 	}
 	doc, err := json.Marshal(p)
 	if err != nil {
@@ -82,7 +78,7 @@ func (s *Service) CreatePolicy(ctx context.Context, appID, origin string, p *pol
 func ParsePolicy(doc []byte) (*policy.Policy, error) {
 	p, err := policy.Parse(doc)
 	if err != nil {
-		return nil, invalid("invalid_policy", "%s", err.Error())
+		return nil, fault.Invalidf("invalid_policy", "%s", err.Error())
 	}
 	return p, nil
 }
@@ -250,16 +246,16 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 		}
 	}()
 	if len(req.Quote) == 0 {
-		return nil, invalid("missing_quote", "quote (standard base64 of the raw DCAP quote) is required")
+		return nil, fault.Invalidf("missing_quote", "quote (standard base64 of the raw DCAP quote) is required")
 	}
 	if len(req.Quote) > MaxQuoteBytes {
-		return nil, invalid("quote_too_large", "the quote is %d bytes, more than the %d accepted", len(req.Quote), MaxQuoteBytes)
+		return nil, fault.Invalidf("quote_too_large", "the quote is %d bytes, more than the %d accepted", len(req.Quote), MaxQuoteBytes)
 	}
 	if len(req.Nonce) == 0 {
-		return nil, invalid("missing_nonce", "nonce (base64, from GET /v1/attestation/nonce) is required")
+		return nil, fault.Invalidf("missing_nonce", "nonce (base64, from GET /v1/attestation/nonce) is required")
 	}
 	if len(req.RuntimeData) > MaxRuntime {
-		return nil, invalid("runtime_data_too_large", "runtime_data is %d bytes, more than the %d accepted", len(req.RuntimeData), MaxRuntime)
+		return nil, fault.Invalidf("runtime_data_too_large", "runtime_data is %d bytes, more than the %d accepted", len(req.RuntimeData), MaxRuntime)
 	}
 	pol := s.DefaultPolicy()
 	if req.PolicyID != "" {

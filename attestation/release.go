@@ -51,8 +51,7 @@ func (s *Service) CheckPolicies(ctx context.Context, owner string, policyIDs []s
 			if fault.KindOf(err) != fault.NotFound {
 				return err // sealed, integrity, store errors: not the caller's mistake
 			}
-			return &fault.Error{Kind: fault.Invalid, Code: "unknown_release_policy",
-				Msg: fmt.Sprintf("release policy %q is not a policy of this app: create it first (ppml policy create)", id)}
+			return fault.Invalidf("unknown_release_policy", "release policy %q is not a policy of this app: create it first (ppml policy create)", id)
 		}
 	}
 	return nil

@@ -42,6 +42,11 @@ func Errorf(kind Kind, code, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Invalidf is Errorf(Invalid, ...): the error for malformed or unacceptable input.
+func Invalidf(code, format string, args ...any) *Error {
+	return Errorf(Invalid, code, format, args...)
+}
+
 // KindOf returns the kind of err (Internal for errors of other packages).
 func KindOf(err error) Kind {
 	var e *Error

@@ -44,8 +44,6 @@ const (
 // Routes are the paths this handler owns.
 var Routes = []string{"/enroll", "/registerPolicy", "/verifyQuote"}
 
-const maxBody = 1 << 20
-
 // Handler serves the BigDL AS routes.
 type Handler struct {
 	svc     *kms.Service
@@ -171,7 +169,7 @@ func (h *Handler) enroll(r *http.Request) (any, error) {
 
 // decode reads the JSON object of a request; fields keep their JSON types.
 func decode(r *http.Request) (map[string]json.RawMessage, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, err := httputil.ReadBody(r)
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, "Invalid request body.", "bad_body", "the body is larger than 1 MiB or could not be read")
 	}

@@ -13,9 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,7 +31,6 @@ import (
 const (
 	TimestampWindow = 10 * time.Minute
 	ReplayRetention = 20 * time.Minute
-	maxBody         = 1 << 20
 )
 
 // Version is reported by GetVersion.
@@ -187,7 +184,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	if r.Method != http.MethodPost {
 		return nil, "", bad("method", "Action %s needs POST with a JSON body (got %s)", action, r.Method)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, err := httputil.ReadBody(r)
 	if err != nil {
 		return nil, "", bad("body_too_large", "Invalid request: the body is larger than 1 MiB or could not be read")
 	}
@@ -335,9 +332,6 @@ type field struct {
 	min      int
 }
 
-var keyIDPattern = regexp.MustCompile(`^[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}$`)
-var base64Pattern = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
-
 // checkHex32 accepts what eHSM's UploadQuotePolicy accepts, 64 characters,
 // and of those only hex (a measurement is 32 bytes; eHSM stores any text,
 // which could never match a quote), saying which character is wrong.
@@ -383,7 +377,7 @@ func validate(p payload, fields []field) error {
 		}
 		switch f.typ {
 		case tKeyID:
-			if !keyIDPattern.MatchString(s) {
+			if !httputil.IsLowerUUID(s) {
 				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID such as 0b9f5c3e-8a1d-4f6b-b2c7-5d4e3f2a1b0c.", f.name)
 			}
 		case tHex32:
@@ -391,14 +385,11 @@ func validate(p payload, fields []field) error {
 				return err
 			}
 		case tPolicyID:
-			if !keyIDPattern.MatchString(s) {
+			if !httputil.IsLowerUUID(s) {
 				return bad("invalid_parameter", "Parameter invalid, The %s must be a lower-case UUID.", f.name)
 			}
 		case tBase64:
-			if len(s)%4 != 0 || !base64Pattern.MatchString(s) {
-				return bad("invalid_parameter", "Parameter invalid, The %s must be standard base64 with padding.", f.name)
-			}
-			if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			if !httputil.IsStdBase64(s) {
 				return bad("invalid_parameter", "Parameter invalid, The %s must be standard base64 with padding.", f.name)
 			}
 		}

@@ -80,7 +80,7 @@ func (h *Handler) quoteActions() map[string]quoteAction {
 				var err error
 				if sp, err = as.Policy(ctx, appID, id); err != nil {
 					if fault.KindOf(err) == fault.NotFound {
-						return nil, "", &fault.Error{Kind: fault.Invalid, Code: "policy_not_found", Msg: "Invalid  policyId."}
+						return nil, "", fault.Invalidf("policy_not_found", "Invalid  policyId.")
 					}
 					return nil, "", err
 				}

@@ -2,13 +2,41 @@
 package httputil
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/ppml-project/ppml/fault"
 )
+
+// MaxBody is the largest request body an adapter reads (1 MiB).
+const MaxBody = 1 << 20
+
+// ReadBody reads a request body of at most MaxBody bytes; each protocol
+// words the error its own way.
+func ReadBody(r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBody))
+}
+
+var (
+	uuidPattern   = regexp.MustCompile(`^[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}$`)
+	base64Pattern = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
+)
+
+// IsLowerUUID reports whether s is a UUID in lower case (key and policy ids).
+func IsLowerUUID(s string) bool { return uuidPattern.MatchString(s) }
+
+// IsStdBase64 reports whether s is non-empty standard base64 with padding.
+func IsStdBase64(s string) bool {
+	if len(s)%4 != 0 || !base64Pattern.MatchString(s) {
+		return false
+	}
+	_, err := base64.StdEncoding.DecodeString(s)
+	return err == nil
+}
 
 // StatusOf maps a kms error kind to the HTTP status of the protocols that
 // use real statuses (native, BigDL KMS).

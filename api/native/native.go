@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -20,8 +19,6 @@ import (
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 )
-
-const maxBody = 1 << 20
 
 // Handler serves /v1/.
 type Handler struct {
@@ -127,31 +124,29 @@ func Decode(r *http.Request, v any) error {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &te):
-			return invalid("bad_json", fmt.Sprintf("field %q must be %s", te.Field, te.Type.String()))
+			return fault.Invalidf("bad_json", "field %q must be %s", te.Field, te.Type.String())
 		case errors.As(err, &se):
-			return invalid("bad_json", fmt.Sprintf("the body is not valid JSON (at byte %d)", se.Offset))
+			return fault.Invalidf("bad_json", "the body is not valid JSON (at byte %d)", se.Offset)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return invalid("bad_json", strings.TrimPrefix(err.Error(), "json: ")+"; see docs/api.md for the fields")
+			return fault.Invalidf("bad_json", "%s; see docs/api.md for the fields", strings.TrimPrefix(err.Error(), "json: "))
 		case strings.Contains(err.Error(), "illegal base64"):
-			return invalid("bad_base64", "a binary field is not standard base64: "+err.Error())
+			return fault.Invalidf("bad_base64", "a binary field is not standard base64: %v", err)
 		}
-		return invalid("bad_json", "the body is not valid JSON: "+err.Error())
+		return fault.Invalidf("bad_json", "the body is not valid JSON: %v", err)
 	}
 	if dec.More() {
-		return invalid("bad_json", "trailing data after the JSON object")
+		return fault.Invalidf("bad_json", "trailing data after the JSON object")
 	}
 	return nil
 }
 
 func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	body, err := httputil.ReadBody(r)
 	if err != nil {
-		return nil, invalid("bad_body", "the request body is larger than 1 MiB or could not be read")
+		return nil, fault.Invalidf("bad_body", "the request body is larger than 1 MiB or could not be read")
 	}
 	return body, nil
 }
-
-func invalid(code, msg string) error { return &fault.Error{Kind: fault.Invalid, Code: code, Msg: msg} }
 
 // WriteJSON writes v with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -226,7 +221,7 @@ func (h *Handler) scheduleDeletion(r *http.Request, c kms.Caller) (any, error) {
 		return nil, err
 	}
 	if req.Days < 0 {
-		return nil, invalid("invalid_window", "days must be positive")
+		return nil, fault.Invalidf("invalid_window", "days must be positive")
 	}
 	if _, err := h.svc.ScheduleDeletion(r.Context(), c, r.PathValue("id"), time.Duration(req.Days)*24*time.Hour); err != nil {
 		return nil, err
@@ -262,7 +257,7 @@ func (h *Handler) decrypt(r *http.Request, c kms.Caller) (any, error) {
 		return nil, err
 	}
 	if len(req.Ciphertext) == 0 {
-		return nil, invalid("missing_ciphertext", "ciphertext (base64) is required")
+		return nil, fault.Invalidf("missing_ciphertext", "ciphertext (base64) is required")
 	}
 	pt, err := h.svc.Decrypt(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD)
 	return map[string][]byte{"plaintext": pt}, err
@@ -299,7 +294,7 @@ func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 		return nil, err
 	}
 	if len(req.Ciphertext) == 0 {
-		return nil, invalid("missing_ciphertext", "ciphertext (the wrapped data key, base64) is required")
+		return nil, fault.Invalidf("missing_ciphertext", "ciphertext (the wrapped data key, base64) is required")
 	}
 	sealed, err := h.svc.Release(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD, req.Token, req.RuntimeData)
 	return map[string][]byte{"sealed": sealed}, err
