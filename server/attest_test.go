@@ -274,8 +274,16 @@ func TestAttestSimulatedEndToEnd(t *testing.T) {
 					}
 					canon[k] = v
 				}
+				// The answer is signed with this app's API key (the eHSM
+				// VerifyQuote contract, ehsm-protocol.md §8.3), and with
+				// nothing else a caller could know.
 				if !ehsmsig.Verify([]byte(e.cfg.APIKey), ehsmsig.Canonical(canon), sign) {
 					t.Fatalf("VerifyQuote sign does not verify: %v", res)
+				}
+				for _, wrong := range []string{e.cfg.AppID, "", e.inst.AdminToken} {
+					if ehsmsig.Verify([]byte(wrong), ehsmsig.Canonical(canon), sign) {
+						t.Fatalf("VerifyQuote sign verifies under a key other than the app's API key: %v", res)
+					}
 				}
 			}
 			up2 := ok(t, r.call("UploadQuotePolicy", `{"mr_enclave":"`+hex.EncodeToString(fill(0x99, 32))+`","mr_signer":"`+mrSigner+`"}`))
