@@ -47,7 +47,14 @@ func (s *Service) AuthorizeRelease(ctx context.Context, tok, callerAppID, owner 
 // CheckPolicies implements kms.ReleaseAuthorizer.
 func (s *Service) CheckPolicies(ctx context.Context, owner string, policyIDs []string) error {
 	for _, id := range policyIDs {
-		if _, err := s.Policy(ctx, owner, id); err != nil {
+		sp, err := s.Policy(ctx, owner, id)
+		if err == nil {
+			if perr := sp.Policy.PinsMeasurement(); perr != nil {
+				return &fault.Error{Kind: fault.Invalid, Code: "policy_pins_nothing",
+					Msg: fmt.Sprintf("release policy %q cannot bind a key: %v", id, perr)}
+			}
+		}
+		if err != nil {
 			if fault.KindOf(err) != fault.NotFound {
 				return err // sealed, integrity, store errors: not the caller's mistake
 			}

@@ -171,6 +171,17 @@ func (s *Service) privateKey(ctx context.Context, c Caller, id string) (store.Ke
 	return s.parsePrivateKey(ctx, id, k, err)
 }
 
+// signingKey is privateKey for Sign: a bound key never signs without
+// attestation (binding asymmetric keys is refused; this guards keys bound
+// before that).
+func (s *Service) signingKey(ctx context.Context, c Caller, id string) (store.Key, crypto.Signer, error) {
+	k, err := s.usableKey(ctx, c, id)
+	if err == nil && bound(k) {
+		err = attestationRequired(k)
+	}
+	return s.parsePrivateKey(ctx, id, k, err)
+}
+
 func (s *Service) parsePrivateKey(ctx context.Context, id string, k store.Key, err error) (store.Key, crypto.Signer, error) {
 	if err != nil {
 		return k, nil, err
@@ -258,7 +269,7 @@ func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []by
 	if err != nil {
 		return nil, err
 	}
-	k, signer, err := s.privateKey(ctx, c, req.KeyID)
+	k, signer, err := s.signingKey(ctx, c, req.KeyID)
 	if err != nil {
 		return nil, err
 	}

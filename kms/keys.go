@@ -149,6 +149,9 @@ func (s *Service) checkBinding(ctx context.Context, c Caller, req CreateKeyReque
 	if len(req.ReleasePolicies) == 0 {
 		return nil
 	}
+	if spec, _ := LookupSpec(req.Spec); spec.Family != FamilyAES {
+		return fault.Errorf(fault.Invalid, "unbindable_spec", "Parameter invalid, a %s key cannot be bound to a release policy: release hands an attested workload data keys made under an AES key, while %s keys sign and decrypt in the server, with the API key alone; bind an AES key (EH_AES_GCM_256) and wrap the data keys under it", req.Spec, req.Spec)
+	}
 	if s.release == nil {
 		return fault.Errorf(fault.Unsupported, "no_attestation", "this server has no attestation service, so keys cannot be bound to release policies")
 	}

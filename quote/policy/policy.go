@@ -105,6 +105,21 @@ func (p *Policy) lists() []hexList {
 	}
 }
 
+// PinsMeasurement reports an error unless the policy names the code it
+// accepts: MRENCLAVE, MRSIGNER with ISVPRODID (one signer signs many
+// enclaves), or a TDX MRTD or RTMR. A policy without one accepts every
+// genuine enclave, so a key bound to it would be released to anyone's code.
+func (p *Policy) PinsMeasurement() error {
+	if len(p.MREnclave) > 0 || (len(p.MRSigner) > 0 && p.ISVProdID != nil) ||
+		len(p.MRTD) > 0 || len(p.RTMR0) > 0 || len(p.RTMR1) > 0 || len(p.RTMR2) > 0 || len(p.RTMR3) > 0 {
+		return nil
+	}
+	if len(p.MRSigner) > 0 {
+		return errors.New("the policy pins mr_signer without isv_prod_id: any enclave of that signer would match; add isv_prod_id or mr_enclave")
+	}
+	return errors.New("the policy pins no measurement: any genuine enclave would match; add mr_enclave, mr_signer with isv_prod_id, or (TDX) mr_td / rtmr0..3")
+}
+
 // Validate checks the policy's values.
 func (p *Policy) Validate() error {
 	switch p.TEE {
