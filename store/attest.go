@@ -41,7 +41,7 @@ type AttestationStore interface {
 }
 
 // WrappedMetaPrefix names meta entries whose value is wrapped under the root
-// key (Rewrap re-wraps them during root key rotation, with WrappedMetaAAD).
+// key (the re-wrap job moves them to the current term, with WrappedMetaAAD).
 const WrappedMetaPrefix = "wrapped/"
 
 // WrappedMetaAAD binds a root-wrapped meta value to its entry name.

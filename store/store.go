@@ -73,8 +73,8 @@ type DataKey struct {
 	CreatedAt      time.Time
 }
 
-// RootWrapped is a row whose blob is wrapped under the root key, handed to a
-// rewrap function during root key rotation.
+// RootWrapped is a row whose blob is wrapped under the root keyring (see
+// ListRootWrapped).
 type RootWrapped struct {
 	Kind    string // "key_version", "app" or "meta" (a WrappedMetaPrefix entry)
 	ID      string // app id, key id, or meta name
@@ -146,9 +146,11 @@ type Store interface {
 	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error)
 	PurgeRequests(ctx context.Context, before time.Time) error
 
-	// Rewrap replaces every root-wrapped blob with rewrap(blob) and sets the
-	// meta entry checkName to check, all in one transaction.
-	Rewrap(ctx context.Context, rewrap func(RootWrapped) ([]byte, error), checkName string, check []byte) error
+	// The root keyring. Every write of a root-wrapped blob (CreateApp of an
+	// ehsm app, CreateKey, AddKeyVersion, PutMetaIfAbsent of a
+	// WrappedMetaPrefix entry) fails with ErrStaleTerm unless the blob is
+	// under the current term, checked in the writing transaction.
+	KeyringStore
 
 	Ping(ctx context.Context) error
 	Close() error

@@ -188,12 +188,60 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time) error {
 	return err
 }
 
-// Rewrap times the wrapped call.
-func (s *Store) Rewrap(ctx context.Context, rewrap func(store.RootWrapped) ([]byte, error), checkName string, check []byte) error {
+// LoadKeyring times the wrapped call.
+func (s *Store) LoadKeyring(ctx context.Context) (store.Keyring, error) {
 	start := time.Now()
-	err := s.next.Rewrap(ctx, rewrap, checkName, check)
-	s.done("Rewrap", start, err)
+	v, err := s.next.LoadKeyring(ctx)
+	s.done("LoadKeyring", start, err)
+	return v, err
+}
+
+// InitKeyring times the wrapped call.
+func (s *Store) InitKeyring(ctx context.Context, check []byte, t store.RootTerm, unsealKey []byte) (bool, error) {
+	start := time.Now()
+	v, err := s.next.InitKeyring(ctx, check, t, unsealKey)
+	s.done("InitKeyring", start, err)
+	return v, err
+}
+
+// AddTerm times the wrapped call.
+func (s *Store) AddTerm(ctx context.Context, t store.RootTerm, check, unsealKey []byte) error {
+	start := time.Now()
+	err := s.next.AddTerm(ctx, t, check, unsealKey)
+	s.done("AddTerm", start, err)
 	return err
+}
+
+// PrepareRekey times the wrapped call.
+func (s *Store) PrepareRekey(ctx context.Context, p store.PendingRekey) error {
+	start := time.Now()
+	err := s.next.PrepareRekey(ctx, p)
+	s.done("PrepareRekey", start, err)
+	return err
+}
+
+// CommitRekey times the wrapped call.
+func (s *Store) CommitRekey(ctx context.Context, id string, oldCheck, newCheck []byte, current int, byUnseal map[int][]byte, unsealKey []byte) (bool, error) {
+	start := time.Now()
+	v, err := s.next.CommitRekey(ctx, id, oldCheck, newCheck, current, byUnseal, unsealKey)
+	s.done("CommitRekey", start, err)
+	return v, err
+}
+
+// ListRootWrapped times the wrapped call.
+func (s *Store) ListRootWrapped(ctx context.Context, kind, after string, limit int) ([]store.RootWrapped, error) {
+	start := time.Now()
+	v, err := s.next.ListRootWrapped(ctx, kind, after, limit)
+	s.done("ListRootWrapped", start, err)
+	return v, err
+}
+
+// ReplaceRootWrapped times the wrapped call.
+func (s *Store) ReplaceRootWrapped(ctx context.Context, it store.RootWrapped, blob []byte) (bool, error) {
+	start := time.Now()
+	v, err := s.next.ReplaceRootWrapped(ctx, it, blob)
+	s.done("ReplaceRootWrapped", start, err)
+	return v, err
 }
 
 // Ping times the wrapped call.

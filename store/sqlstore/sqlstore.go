@@ -118,6 +118,8 @@ func (s *DB) migrate(ctx context.Context) error {
 		`CREATE INDEX IF NOT EXISTS attest_policies_owner ON attest_policies (owner, seq)`,
 		`CREATE TABLE IF NOT EXISTS attest_nonces (nonce TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS attest_nonces_expiry ON attest_nonces (expires_at)`,
+		`CREATE TABLE IF NOT EXISTS root_terms (term INTEGER PRIMARY KEY, by_unseal ` + blob + ` NOT NULL, by_previous ` + blob + `,
+			created_at BIGINT NOT NULL)`,
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -131,7 +133,7 @@ func (s *DB) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return s.migrateTermHeaders(ctx)
 }
 
 // addColumn adds a nullable column unless the table has it.
@@ -209,22 +211,48 @@ func (s *DB) GetMeta(ctx context.Context, name string) ([]byte, error) {
 
 func (s *DB) PutMetaIfAbsent(ctx context.Context, name string, value []byte) (bool, error) {
 	defer s.writeLock()()
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if strings.HasPrefix(name, store.WrappedMetaPrefix) {
+		if err := s.requireTerm(ctx, tx, value); err != nil {
+			return false, err
+		}
+	}
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`), name, value)
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
-	return n == 1, err
+	if err != nil {
+		return false, err
+	}
+	return n == 1, tx.Commit()
 }
 
 func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 	defer s.writeLock()()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO apps (app_id, kind, secret, created_at) VALUES (?, ?, ?, ?)`),
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if a.Kind == "ehsm" { // the API key is root-wrapped; BigDL users keep a hash
+		if err := s.requireTerm(ctx, tx, a.Secret); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO apps (app_id, kind, secret, created_at) VALUES (?, ?, ?, ?)`),
 		a.ID, a.Kind, a.Secret, ms(a.CreatedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("app %s: %w", a.ID, store.ErrExists)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (s *DB) GetApp(ctx context.Context, id string) (store.App, error) {
@@ -278,6 +306,9 @@ func (s *DB) CreateKey(ctx context.Context, k store.Key, v store.KeyVersion) err
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.requireTerm(ctx, tx, v.Material); err != nil {
+		return err
+	}
 	var name any
 	if k.Name != "" {
 		name = k.Name
@@ -341,6 +372,9 @@ func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion, oldMAC, newM
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.requireTerm(ctx, tx, v.Material); err != nil {
+		return err
+	}
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET current_version = ?, mac = ? WHERE key_id = ? AND current_version = ? AND mac = ?`),
 		v.Version, newMAC, v.KeyID, v.Version-1, oldMAC)
 	if err != nil {
@@ -503,76 +537,6 @@ func (s *DB) PurgeRequests(ctx context.Context, before time.Time) error {
 	defer s.writeLock()()
 	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM replay WHERE seen_at < ?`), ms(before))
 	return err
-}
-
-func (s *DB) Rewrap(ctx context.Context, rewrap func(store.RootWrapped) ([]byte, error), checkName string, check []byte) error {
-	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var items []store.RootWrapped
-	rows, err := tx.QueryContext(ctx, `SELECT app_id, secret FROM apps WHERE kind = 'ehsm'`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		it := store.RootWrapped{Kind: "app"}
-		if err := rows.Scan(&it.ID, &it.Blob); err != nil {
-			rows.Close()
-			return err
-		}
-		items = append(items, it)
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT v.key_id, v.version, k.owner, k.spec, v.material FROM key_versions v JOIN keys k ON k.key_id = v.key_id`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		it := store.RootWrapped{Kind: "key_version"}
-		if err := rows.Scan(&it.ID, &it.Version, &it.Owner, &it.Spec, &it.Blob); err != nil {
-			rows.Close()
-			return err
-		}
-		items = append(items, it)
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, s.q(`SELECT name, value FROM meta WHERE name LIKE ?`), store.WrappedMetaPrefix+"%")
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		it := store.RootWrapped{Kind: "meta"}
-		if err := rows.Scan(&it.ID, &it.Blob); err != nil {
-			rows.Close()
-			return err
-		}
-		items = append(items, it)
-	}
-	rows.Close()
-	for _, it := range items {
-		blob, err := rewrap(it)
-		if err != nil {
-			return err
-		}
-		switch it.Kind {
-		case "app":
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE apps SET secret = ? WHERE app_id = ?`), blob, it.ID)
-		case "meta":
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = ?`), blob, it.ID)
-		default:
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE key_versions SET material = ? WHERE key_id = ? AND version = ?`), blob, it.ID, it.Version)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = ?`), check, checkName); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
