@@ -262,11 +262,12 @@ func (s *Service) createSigningKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wrapped, err := s.root.Wrap(der, store.WrappedMetaAAD(SigningKeyMeta))
-	if err != nil {
-		return fmt.Errorf("wrapping the attestation signing key: %w", err)
-	}
-	wrote, err := s.st.PutMetaIfAbsent(ctx, SigningKeyMeta, wrapped)
+	wrote := false
+	err = s.root.Seal(ctx, der, store.WrappedMetaAAD(SigningKeyMeta), func(wrapped []byte) error {
+		var err error
+		wrote, err = s.st.PutMetaIfAbsent(ctx, SigningKeyMeta, wrapped)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("storing the attestation signing key: %w", err)
 	}

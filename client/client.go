@@ -242,3 +242,50 @@ func (n *Native) Status(ctx context.Context) (map[string]any, error) {
 	err := n.Do(ctx, http.MethodGet, "/v1/operator/status", nil, &out, "")
 	return out, err
 }
+
+// RotateRootKey starts a new root key term (the shares stay the same) and returns it.
+func (n *Native) RotateRootKey(ctx context.Context) (int, error) {
+	var out struct{ Term int }
+	err := n.Do(ctx, http.MethodPost, "/v1/operator/rotate", nil, &out, "admin")
+	return out.Term, err
+}
+
+// PrepareRekey asks for new unseal shares. They replace the old ones only
+// after CommitRekey(id), which the caller sends once they are stored.
+func (n *Native) PrepareRekey(ctx context.Context) (id string, shares []Share, err error) {
+	var out struct {
+		ID     string `json:"rekey_id"`
+		Shares []Share
+	}
+	err = n.Do(ctx, http.MethodPost, "/v1/operator/rekey", nil, &out, "admin")
+	return out.ID, out.Shares, err
+}
+
+// CommitRekey makes the prepared shares the only valid ones (safe to retry).
+func (n *Native) CommitRekey(ctx context.Context, id string) error {
+	return n.Do(ctx, http.MethodPost, "/v1/operator/rekey/commit", map[string]string{"rekey_id": id}, nil, "admin")
+}
+
+// RewrapStatus is the progress of a replica's root key re-wrap job.
+type RewrapStatus struct {
+	Term      int    `json:"term"`
+	Scanned   int    `json:"scanned"`
+	Rewrapped int    `json:"rewrapped"`
+	Done      bool   `json:"done"`
+	Running   bool   `json:"running"`
+	Error     string `json:"error"`
+}
+
+// StartRewrap starts (or joins) the re-wrap job of the replica.
+func (n *Native) StartRewrap(ctx context.Context) (RewrapStatus, error) {
+	var out RewrapStatus
+	err := n.Do(ctx, http.MethodPost, "/v1/operator/rewrap", nil, &out, "admin")
+	return out, err
+}
+
+// Rewrap reports the re-wrap job of the replica.
+func (n *Native) Rewrap(ctx context.Context) (RewrapStatus, error) {
+	var out RewrapStatus
+	err := n.Do(ctx, http.MethodGet, "/v1/operator/rewrap", nil, &out, "admin")
+	return out, err
+}

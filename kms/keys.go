@@ -125,14 +125,12 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	k := store.Key{ID: uuid.NewString(), Owner: c.ID, Name: req.Name, Spec: spec.Name, Origin: req.Origin, Usage: req.Usage,
 		State: store.StateEnabled, CurrentVersion: 1, CreatedAt: now,
 		ReleasePolicies: req.ReleasePolicies, Decrypters: req.Decrypters}
-	wrapped, err := s.cfg.Root.Wrap(material, store.KeyMaterialAAD(k.ID, 1, k.Owner, k.Spec))
-	if err != nil {
-		return ki, s.internal("CreateKey", err)
-	}
 	if k.MAC, err = s.keyMAC(ctx, k); err != nil {
 		return ki, err
 	}
-	err = s.cfg.Store.CreateKey(ctx, k, store.KeyVersion{KeyID: k.ID, Version: 1, Material: wrapped, CreatedAt: now})
+	err = s.cfg.Root.Seal(ctx, material, store.KeyMaterialAAD(k.ID, 1, k.Owner, k.Spec), func(wrapped []byte) error {
+		return s.cfg.Store.CreateKey(ctx, k, store.KeyVersion{KeyID: k.ID, Version: 1, Material: wrapped, CreatedAt: now})
+	})
 	if errors.Is(err, store.ErrExists) {
 		return ki, fault.Errorf(fault.Conflict, "key_exists", "a key named [%s] already exists for this owner; pick another name", req.Name)
 	}
@@ -377,17 +375,15 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInf
 		return ki, s.internal("RotateKey", err)
 	}
 	v := k.CurrentVersion + 1
-	wrapped, err := s.cfg.Root.Wrap(material, store.KeyMaterialAAD(k.ID, v, k.Owner, k.Spec))
-	if err != nil {
-		return ki, s.internal("RotateKey", err)
-	}
 	next := k
 	next.CurrentVersion = v
 	mac, err := s.keyMAC(ctx, next)
 	if err != nil {
 		return ki, err
 	}
-	err = s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()}, k.MAC, mac)
+	err = s.cfg.Root.Seal(ctx, material, store.KeyMaterialAAD(k.ID, v, k.Owner, k.Spec), func(wrapped []byte) error {
+		return s.cfg.Store.AddKeyVersion(ctx, store.KeyVersion{KeyID: k.ID, Version: v, Material: wrapped, CreatedAt: s.now().UTC()}, k.MAC, mac)
+	})
 	if errors.Is(err, store.ErrConflict) {
 		return ki, fault.Errorf(fault.Conflict, "rotation_conflict", "key %s was rotated concurrently; retry", id)
 	}

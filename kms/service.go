@@ -55,6 +55,7 @@ type Service struct {
 	cache   *boundedcache.Map[string, []byte]
 	release ReleaseAuthorizer
 	rows    *rowmac.Keeper
+	rewrap  rewrapJob
 }
 
 // New returns a Service.
@@ -184,11 +185,10 @@ func (s *Service) Enroll(ctx context.Context, c Caller) (appID, apiKey string, e
 	}
 	appID = uuid.NewString()
 	apiKey = randomString(32)
-	wrapped, err := s.cfg.Root.Wrap([]byte(apiKey), store.AppSecretAAD(appID))
+	err = s.cfg.Root.Seal(ctx, []byte(apiKey), store.AppSecretAAD(appID), func(wrapped []byte) error {
+		return s.cfg.Store.CreateApp(ctx, store.App{ID: appID, Kind: "ehsm", Secret: wrapped, CreatedAt: s.now()})
+	})
 	if err != nil {
-		return "", "", s.internal("Enroll", err)
-	}
-	if err := s.cfg.Store.CreateApp(ctx, store.App{ID: appID, Kind: "ehsm", Secret: wrapped, CreatedAt: s.now()}); err != nil {
 		return "", "", s.internal("Enroll", err)
 	}
 	c.ID = appID

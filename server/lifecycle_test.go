@@ -288,13 +288,35 @@ func TestSealAndUnseal(t *testing.T) {
 			if _, _, err := n.Unseal(ctx, shares[0]); err == nil {
 				t.Fatal("share accepted while unsealed")
 			}
-			// Online root rotation re-wraps every key: old data still decrypts.
-			newShares, err := n.InitRootKey(ctx)
-			if err != nil || len(newShares) != 5 {
-				t.Fatalf("root rotation: %v", err)
+			// init again is refused and names rotate and rekey.
+			if _, err := n.InitRootKey(ctx); err == nil || !strings.Contains(err.Error(), "ppml operator rotate") || !strings.Contains(err.Error(), "ppml operator rekey") {
+				t.Fatalf("second init: %v", err)
+			}
+			// Rotation (BigDL's GET /rootKey/rotate too) keeps the shares; old data still decrypts.
+			if term, err := n.RotateRootKey(ctx); err != nil || term != 2 {
+				t.Fatalf("root rotation: %d %v", term, err)
+			}
+			req, _ = http.NewRequest("GET", inst2.URL+"/rootKey/rotate", nil)
+			req.Header.Set("Authorization", "Bearer "+inst2.AdminToken)
+			if resp, err := httpc.Do(req); err != nil || resp.StatusCode != 200 || !strings.Contains(readAll(t, resp), "term 3") {
+				t.Fatalf("BigDL rotate after init: %v", err)
 			}
 			if pt, err := app.Decrypt(ctx, k.ID, ct, nil); err != nil || string(pt) != "sealed secret" {
 				t.Fatalf("decrypt after root rotation: %v", err)
+			}
+			// Rekey: new shares, committed only when asked; until then the old ones stay valid.
+			id, newShares, err := n.PrepareRekey(ctx)
+			if err != nil || len(newShares) != 5 {
+				t.Fatalf("prepare rekey: %v", err)
+			}
+			if err := n.CommitRekey(ctx, id); err != nil {
+				t.Fatalf("commit rekey: %v", err)
+			}
+			if err := n.CommitRekey(ctx, id); err != nil {
+				t.Fatalf("retried commit of the same rekey: %v", err)
+			}
+			if err := n.CommitRekey(ctx, "not-a-rekey"); err == nil {
+				t.Fatal("commit of an unknown rekey succeeded")
 			}
 			inst2.Stop()
 			inst3 := servertest.Start(t, servertest.Options{Store: st, DataDir: inst.DataDir, DB: inst.DB, Modify: shamirConfig})
@@ -303,10 +325,13 @@ func TestSealAndUnseal(t *testing.T) {
 				n3.Unseal(ctx, s)
 			}
 			if st, _ := n3.Status(ctx); st["sealed"] != true {
-				t.Fatal("old shares unsealed after root rotation")
+				t.Fatal("old shares unsealed after rekey")
 			}
 			for _, s := range newShares[2:] {
 				n3.Unseal(ctx, s)
+			}
+			if st, _ := n3.Status(ctx); st["sealed"] != false || st["term"] != float64(3) {
+				t.Fatalf("status after unseal with the new shares: %v", st)
 			}
 			cfg.URL = inst3.URL
 			app, _ = client.NewNative(cfg)
@@ -371,9 +396,10 @@ func fakeShares(t *testing.T) []client.Share {
 	return s
 }
 
-// TestReplicaSeesRootRotation: two replicas on one store; when one rotates
-// the root key, the other seals itself with a clear message instead of
-// reporting tampering, and works again once unsealed with the new shares.
+// TestReplicaSeesRootRotation: two replicas on one store, each unsealed
+// separately. A rotation on one is used by the other without resealing (it
+// learns the term from the store), a rekey on one lets the other rotate
+// under the new unseal key, and after a restart only the new shares unseal.
 func TestReplicaSeesRootRotation(t *testing.T) {
 	for _, st := range servertest.Stores(t) {
 		t.Run(st, func(t *testing.T) {
@@ -394,27 +420,64 @@ func TestReplicaSeesRootRotation(t *testing.T) {
 			cfgB := cfg
 			cfgB.URL = b.URL
 			appB, _ := client.NewNative(cfgB)
-			k, _ := appA.CreateKey(ctx, client.KeyOptions{})
-			ct, _ := appA.Encrypt(ctx, k.ID, []byte("x"), nil)
-			if _, err := appB.Decrypt(ctx, k.ID, ct, nil); err != nil {
-				t.Fatalf("replica b before rotation: %v", err)
+			type ack struct {
+				id string
+				ct []byte
 			}
-			newShares, err := na.InitRootKey(ctx) // rotation on replica a
+			var acks []ack
+			create := func(app *client.Native, who string) {
+				k, err := app.CreateKey(ctx, client.KeyOptions{})
+				if err != nil {
+					t.Fatalf("%s: create: %v", who, err)
+				}
+				ct, err := app.Encrypt(ctx, k.ID, []byte("x"), nil)
+				if err != nil {
+					t.Fatalf("%s: encrypt: %v", who, err)
+				}
+				acks = append(acks, ack{k.ID, ct})
+			}
+			checkAll := func(app *client.Native, who string) {
+				for _, k := range acks {
+					if pt, err := app.Decrypt(ctx, k.id, k.ct, nil); err != nil || string(pt) != "x" {
+						t.Fatalf("%s: key %s: %v", who, k.id, err)
+					}
+				}
+			}
+			create(appA, "a before rotation")
+			if term, err := na.RotateRootKey(ctx); err != nil || term != 2 {
+				t.Fatalf("rotate on a: %d %v", term, err)
+			}
+			create(appA, "a after its rotation")
+			create(appB, "b after a's rotation")
+			checkAll(appB, "b")
+			id, newShares, err := nb.PrepareRekey(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			k2, _ := appA.CreateKey(ctx, client.KeyOptions{})
-			ct2, _ := appA.Encrypt(ctx, k2.ID, []byte("y"), nil)
-			_, err = appB.Decrypt(ctx, k2.ID, ct2, nil)
-			if ae, ok := err.(*client.APIError); !ok || ae.Status != 503 || !strings.Contains(ae.Message, "rotated by another replica") {
-				t.Fatalf("replica b after rotation elsewhere: %v", err)
+			if err := nb.CommitRekey(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if term, err := na.RotateRootKey(ctx); err != nil || term != 3 {
+				t.Fatalf("rotate on a after b rekeyed: %d %v", term, err)
+			}
+			create(appB, "b after a's second rotation")
+			checkAll(appA, "a")
+			checkAll(appB, "b")
+			b.Stop()
+			b2 := servertest.Start(t, servertest.Options{Store: st, DataDir: a.DataDir, DB: a.DB, Modify: shamirConfig})
+			nb2, _ := client.NewNative(b2.Config())
+			for _, s := range shares[:3] {
+				nb2.Unseal(ctx, s)
+			}
+			if st, _ := nb2.Status(ctx); st["sealed"] != true {
+				t.Fatal("old shares unsealed after the rekey")
 			}
 			for _, s := range newShares[1:4] {
-				nb.Unseal(ctx, s)
+				nb2.Unseal(ctx, s)
 			}
-			if pt, err := appB.Decrypt(ctx, k2.ID, ct2, nil); err != nil || string(pt) != "y" {
-				t.Fatalf("replica b after unsealing with the new shares: %v", err)
-			}
+			cfgB.URL = b2.URL
+			appB2, _ := client.NewNative(cfgB)
+			checkAll(appB2, "b restarted")
 		})
 	}
 }

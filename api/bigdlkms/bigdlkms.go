@@ -192,9 +192,12 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		if err := h.svc.CheckAdmin(httputil.BearerToken(r)); err != nil {
 			return "RotateRootKey", fail(err)
 		}
-		shares, err := h.svc.RotateRootKey(ctx, kms.Caller{ID: "admin", API: "bigdl-kms", Remote: r.RemoteAddr})
+		shares, term, err := h.svc.RotateOrInitRootKey(ctx, kms.Caller{ID: "admin", API: "bigdl-kms", Remote: r.RemoteAddr})
 		if err != nil {
 			return "RotateRootKey", fail(err)
+		}
+		if shares == nil {
+			return "RotateRootKey", ok(fmt.Sprintf("root key is rotated! new wraps use root key term %d; the secrets are unchanged (ppml operator rekey replaces them).", term))
 		}
 		parts := make([]string, len(shares))
 		for i, s := range shares {

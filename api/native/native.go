@@ -15,6 +15,7 @@ import (
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/shamir"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
@@ -56,6 +57,11 @@ func New(cfg Config) *Handler {
 	h.handle("GET /v1/operator/status", "Status", h.status)
 	h.handle("POST /v1/operator/init", "InitRootKey", h.admin(h.initRoot))
 	h.handle("POST /v1/operator/unseal", "Unseal", h.admin(h.unseal))
+	h.handle("POST /v1/operator/rotate", "RotateRootKey", h.admin(h.rotateRoot))
+	h.handle("POST /v1/operator/rekey", "PrepareRekey", h.admin(h.prepareRekey))
+	h.handle("POST /v1/operator/rekey/commit", "CommitRekey", h.admin(h.commitRekey))
+	h.handle("POST /v1/operator/rewrap", "StartRewrap", h.admin(h.startRewrap))
+	h.handle("GET /v1/operator/rewrap", "RewrapStatus", h.admin(h.rewrapStatus))
 	if cfg.Attestation != nil {
 		h.attestationRoutes(cfg.Attestation)
 	}
@@ -302,7 +308,7 @@ func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 
 func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {
 	kr := h.root
-	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode(), "open_enrollment": h.svc.OpenEnrollment()}, nil
+	return map[string]any{"sealed": kr.Sealed(), "initialized": kr.Initialized(), "root_key_provider": kr.Mode(), "open_enrollment": h.svc.OpenEnrollment(), "term": kr.Term()}, nil
 }
 
 // Share is a root key share on the wire.
@@ -311,16 +317,55 @@ type Share struct {
 	Content []byte `json:"content"`
 }
 
-func (h *Handler) initRoot(r *http.Request, c kms.Caller) (any, error) {
-	shares, err := h.svc.RotateRootKey(r.Context(), c)
-	if err != nil {
-		return nil, err
-	}
+func wireShares(shares []shamir.Share) []Share {
 	out := make([]Share, len(shares))
 	for i, s := range shares {
 		out[i] = Share{Index: int(s.X), Content: s.Y}
 	}
-	return map[string]any{"shares": out, "threshold": 3}, nil
+	return out
+}
+
+func (h *Handler) initRoot(r *http.Request, c kms.Caller) (any, error) {
+	shares, err := h.svc.InitRootKey(r.Context(), c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"shares": wireShares(shares), "threshold": 3}, nil
+}
+
+func (h *Handler) rotateRoot(r *http.Request, c kms.Caller) (any, error) {
+	term, err := h.svc.RotateRootKey(r.Context(), c)
+	return map[string]any{"term": term}, err
+}
+
+func (h *Handler) prepareRekey(r *http.Request, c kms.Caller) (any, error) {
+	id, shares, err := h.svc.PrepareRekey(r.Context(), c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"rekey_id": id, "shares": wireShares(shares), "threshold": 3}, nil
+}
+
+func (h *Handler) commitRekey(r *http.Request, c kms.Caller) (any, error) {
+	var req struct {
+		ID string `json:"rekey_id"`
+	}
+	if err := Decode(r, &req); err != nil {
+		return nil, err
+	}
+	if req.ID == "" {
+		return nil, invalid("missing_rekey_id", "rekey_id (from POST /v1/operator/rekey) is required")
+	}
+	err := h.svc.CommitRekey(r.Context(), c, req.ID)
+	return map[string]any{"committed": err == nil}, err
+}
+
+func (h *Handler) startRewrap(r *http.Request, c kms.Caller) (any, error) {
+	return h.svc.StartRewrap(c)
+}
+
+func (h *Handler) rewrapStatus(r *http.Request, c kms.Caller) (any, error) {
+	return h.svc.Rewrap(), nil
 }
 
 func (h *Handler) unseal(r *http.Request, c kms.Caller) (any, error) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -207,7 +208,7 @@ func keyAction(action string, body any) func(cmd *cobra.Command, f *clientFlags,
 }
 
 func newOperatorCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "operator", Short: "Root key operations: init, unseal, status"}
+	cmd := &cobra.Command{Use: "operator", Short: "Root key operations: init, unseal, status, rotate, rekey, rewrap"}
 	var f clientFlags
 	var tokenFile, sharesDir string
 	var shareFiles []string
@@ -243,15 +244,105 @@ file to a different person and delete the directory.`,
 			if err != nil {
 				return err
 			}
-			for _, s := range shares {
-				b, _ := json.Marshal(map[string]any{"index": s.Index, "content": base64.StdEncoding.EncodeToString(s.Content)})
-				p := filepath.Join(sharesDir, fmt.Sprintf("share-%d.json", s.Index))
-				if err := os.WriteFile(p, append(b, '\n'), 0o600); err != nil {
-					return err
-				}
+			if err := writeShares(sharesDir, shares); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "root key created; %d shares written to %s (any 3 unseal)\n", len(shares), sharesDir)
 			return nil
+		},
+	}
+	rotateCmd := &cobra.Command{
+		Use:   "rotate",
+		Short: "Start a new root key term: new wraps use it on every replica; the unseal shares stay the same",
+		Long: `Start a new root key term. Every replica uses it for new wraps at once; rows
+wrapped under older terms keep decrypting (run ppml operator rewrap to move
+them to the new term). The unseal shares or key file do not change: to replace
+the shares, run ppml operator rekey.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			term, err := n.RotateRootKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), map[string]int{"term": term}, func(w io.Writer) {
+				fmt.Fprintf(w, "root key rotated: new wraps use term %d\n", term)
+			})
+		},
+	}
+	var rekeyDir string
+	rekeyCmd := &cobra.Command{
+		Use:   "rekey --shares-dir NEWDIR",
+		Short: "Replace the 5 unseal shares (same keys); the new shares are written before the old ones stop working",
+		Long: `Create new unseal shares for the same root keyring. The server prepares them,
+this command writes share-1.json ... share-5.json into --shares-dir (a new or
+empty directory; each file 0600, written atomically and fsynced), and only
+then tells the server to commit: until that commit the old shares keep
+working, so a failure at any point never leaves a KMS nobody can unseal.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rekeyDir == "" {
+				return fmt.Errorf("--shares-dir is required: the new shares are written there, never printed")
+			}
+			if old, _ := filepath.Glob(filepath.Join(rekeyDir, "share-*.json")); len(old) > 0 {
+				return fmt.Errorf("%s already holds share files: give a new, empty directory, so the old shares stay intact until the new ones are committed", rekeyDir)
+			}
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			id, shares, err := n.PrepareRekey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := writeShares(rekeyDir, shares); err != nil {
+				return fmt.Errorf("writing the new shares failed, so the rekey was not committed and the old shares still work: %w", err)
+			}
+			for attempt := 0; ; attempt++ {
+				err = n.CommitRekey(cmd.Context(), id)
+				if err == nil {
+					break
+				}
+				if attempt == 4 {
+					return fmt.Errorf("the rekey was not committed (%v): the old shares still work and the files in %s are NOT valid; delete them and run ppml operator rekey again", err, rekeyDir)
+				}
+				time.Sleep(time.Second)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "rekeyed: %d new shares in %s (any 3 unseal); the old shares no longer work\n", len(shares), rekeyDir)
+			return nil
+		},
+	}
+	rekeyCmd.Flags().StringVar(&rekeyDir, "shares-dir", "", "new, empty directory to write the new share-N.json files into")
+	rewrapCmd := &cobra.Command{
+		Use:   "rewrap",
+		Short: "Re-wrap rows under older root key terms with the current term (background job on the replica, resumable)",
+		Long: `Start the re-wrap job on the replica --kms points at and follow its progress
+until it finishes. Interrupting this command does not stop the job; running it
+again joins it, or resumes after a restart (rows already moved are skipped).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := native()
+			if err != nil {
+				return err
+			}
+			st, err := n.StartRewrap(cmd.Context())
+			for err == nil && st.Running {
+				fmt.Fprintf(cmd.ErrOrStderr(), "re-wrapping to term %d: %d rows scanned, %d moved\n", st.Term, st.Scanned, st.Rewrapped)
+				time.Sleep(500 * time.Millisecond)
+				st, err = n.Rewrap(cmd.Context())
+			}
+			if err != nil {
+				return err
+			}
+			if st.Error != "" {
+				return fmt.Errorf("re-wrap stopped after %d rows (%s); run ppml operator rewrap again to resume", st.Scanned, st.Error)
+			}
+			return f.print(cmd.OutOrStdout(), st, func(w io.Writer) {
+				fmt.Fprintf(w, "re-wrap done: %d rows scanned, %d moved to term %d\n", st.Scanned, st.Rewrapped, st.Term)
+			})
 		},
 	}
 	initCmd.Flags().StringVar(&sharesDir, "shares-dir", "", "directory to write share-N.json files into")
@@ -311,12 +402,12 @@ file to a different person and delete the directory.`,
 				return err
 			}
 			return f.print(cmd.OutOrStdout(), st, func(w io.Writer) {
-				fmt.Fprintf(w, "sealed: %v\ninitialized: %v\nroot key provider: %v\n", st["sealed"], st["initialized"], st["root_key_provider"])
+				fmt.Fprintf(w, "sealed: %v\ninitialized: %v\nroot key provider: %v\nroot key term: %v\n", st["sealed"], st["initialized"], st["root_key_provider"], st["term"])
 			})
 		},
 	}
 	cmd.AddCommand(newImportBigDLCmd())
-	for _, c := range []*cobra.Command{initCmd, unsealCmd, statusCmd} {
+	for _, c := range []*cobra.Command{initCmd, unsealCmd, statusCmd, rotateCmd, rekeyCmd, rewrapCmd} {
 		c.Flags().StringVar(&f.kms, "kms", os.Getenv("PPML_KMS"), "KMS URL (env PPML_KMS)")
 		c.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("PPML_CA_FILE"), "PEM CA certificate(s) to trust besides the system roots (env PPML_CA_FILE)")
 		f.outputFlag.register(c)
@@ -324,4 +415,19 @@ file to a different person and delete the directory.`,
 		cmd.AddCommand(c)
 	}
 	return cmd
+}
+
+// writeShares writes share-N.json files into dir (0700), each atomically,
+// fsynced and 0600, so a crash never leaves a half-written share.
+func writeShares(dir string, shares []client.Share) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, s := range shares {
+		b, _ := json.Marshal(map[string]any{"index": s.Index, "content": base64.StdEncoding.EncodeToString(s.Content)})
+		if err := atomicfile.WriteFile(filepath.Join(dir, fmt.Sprintf("share-%d.json", s.Index)), append(b, '\n'), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }

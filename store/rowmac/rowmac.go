@@ -34,7 +34,9 @@ const (
 
 // Wrapper wraps and unwraps under the root key (rootkey.Keyring).
 type Wrapper interface {
-	Wrap(plaintext, aad []byte) ([]byte, error)
+	// Seal wraps plaintext and stores it with put, wrapping again when the
+	// store moved to a newer root key term meanwhile.
+	Seal(ctx context.Context, plaintext, aad []byte, put func(blob []byte) error) error
 	Unwrap(blob, aad []byte) ([]byte, error)
 }
 
@@ -84,11 +86,10 @@ func (k *Keeper) load(ctx context.Context) ([]byte, error) {
 		if _, err := rand.Read(fresh); err != nil {
 			return nil, err
 		}
-		wrapped, err := k.root.Wrap(fresh, aad)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := k.meta.PutMetaIfAbsent(ctx, KeyMeta, wrapped); err != nil {
+		if err := k.root.Seal(ctx, fresh, aad, func(wrapped []byte) error {
+			_, err := k.meta.PutMetaIfAbsent(ctx, KeyMeta, wrapped)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 		blob, err = k.meta.GetMeta(ctx, KeyMeta) // another replica may have won

@@ -17,11 +17,11 @@ import (
 // unseal key's check value, as before).
 const (
 	metaCheck      = "root_key_check"
-	metaTerm       = "root_term"        // the current term, decimal
-	metaUnsealKey  = "root_unseal_key"  // the unseal key under the current term
-	metaRekey      = "root_rekey"       // pending rekey: id, NUL, wrapped new unseal key
-	metaRekeyDone  = "root_rekey_done"  // id of the last committed rekey
-	metaSchema     = "schema_version"   // 2: root-wrapped blobs carry a term
+	metaTerm       = "root_term"       // the current term, decimal
+	metaUnsealKey  = "root_unseal_key" // the unseal key under the current term
+	metaRekey      = "root_rekey"      // pending rekey: id, NUL, wrapped new unseal key
+	metaRekeyDone  = "root_rekey_done" // id of the last committed rekey
+	metaSchema     = "schema_version"  // 2: root-wrapped blobs carry a term
 	schemaVersion  = "2"
 	legacyTermBlob = 1
 )
