@@ -312,7 +312,7 @@ func TestSigningKeySurvivesRootRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kr.Rotate(ctx); err != nil {
+	if _, err := kr.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cfg := attestation.Config{Store: st, Root: kr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
