@@ -354,7 +354,7 @@ func (h *Handler) commitRekey(r *http.Request, c kms.Caller) (any, error) {
 		return nil, err
 	}
 	if req.ID == "" {
-		return nil, invalid("missing_rekey_id", "rekey_id (from POST /v1/operator/rekey) is required")
+		return nil, fault.Errorf(fault.Invalid, "missing_rekey_id", "rekey_id (from POST /v1/operator/rekey) is required")
 	}
 	err := h.svc.CommitRekey(r.Context(), c, req.ID)
 	return map[string]any{"committed": err == nil}, err
