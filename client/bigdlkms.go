@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -47,6 +48,10 @@ func (b *BigDLKMS) send(ctx context.Context, method, route, name string, q url.V
 	if adminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 	}
+	// ppml answers JSON with statuses on request (and resets a failing
+	// GET /dataKey otherwise, so that BigDL's client never takes an error
+	// text for a key); upstream's KMS ignores the header and answers text.
+	req.Header.Set("Accept", "application/json, text/plain")
 	resp, err := b.HTTP.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("contacting the BigDL KMS at %s: %w", b.URL, err)
@@ -56,10 +61,26 @@ func (b *BigDLKMS) send(ctx context.Context, method, route, name string, q url.V
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("BigDL KMS %s /%s/%s: HTTP %d: %s", method, route, name, resp.StatusCode, strings.TrimSpace(string(body)))}
+	text := string(body)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		var answer struct {
+			Result string `json:"result"`
+			Error  struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(body, &answer); err != nil {
+			return "", fmt.Errorf("BigDL KMS %s /%s/%s: unreadable JSON answer: %w", method, route, name, err)
+		}
+		text = answer.Result
+		if resp.StatusCode != http.StatusOK {
+			text = answer.Error.Message
+		}
 	}
-	return string(body), nil
+	if resp.StatusCode != http.StatusOK {
+		return "", &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("BigDL KMS %s /%s/%s: HTTP %d: %s", method, route, name, resp.StatusCode, strings.TrimSpace(text))}
+	}
+	return text, nil
 }
 
 // CreateUser creates the BigDL KMS user b.User with token b.Token
