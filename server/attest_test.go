@@ -515,3 +515,35 @@ func TestEHSMBindNonce(t *testing.T) {
 		t.Fatalf("unbound nonce: %+v", res)
 	}
 }
+
+// TestAttestTDXQuoteV5: the native flow accepts a TDX quote v5 (TD report
+// 1.0 and 1.5 bodies, simulated TEE) and its token carries the TD's
+// measurements; the same quote with a changed body is refused.
+func TestAttestTDXQuoteV5(t *testing.T) {
+	e := startAS(t, "sqlite", true, nil)
+	ctx := context.Background()
+	runtime := []byte("v5 runtime data")
+	for _, bt := range []uint16{abi.BodyTypeTD10, abi.BodyTypeTD15} {
+		n, err := e.att.Nonce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := measurements(false, bind(n.Nonce, runtime))
+		q, err := e.sim.QuoteV5(m, bt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.att.Verify(ctx, client.VerifyRequest{Quote: q, Nonce: n.Nonce, RuntimeData: runtime})
+		if err != nil {
+			t.Fatalf("body type %d: %v", bt, err)
+		}
+		if res.Claims.TEE != "tdx" || res.Claims.Measurements.MRTD != hex.EncodeToString(m.MRTD[:]) || !res.Claims.Simulated {
+			t.Fatalf("body type %d: claims %+v", bt, res.Claims)
+		}
+		n, _ = e.att.Nonce(ctx)
+		q, _ = e.sim.QuoteV5(measurements(false, bind(n.Nonce, runtime)), bt)
+		q[54+136] ^= 1 // MRTD
+		_, err = e.att.Verify(ctx, client.VerifyRequest{Quote: q, Nonce: n.Nonce, RuntimeData: runtime})
+		wantRefusal(t, err, 403, "quote_not_verified", "(quote_signature)")
+	}
+}

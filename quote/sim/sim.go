@@ -483,7 +483,21 @@ type Measurements struct {
 }
 
 // Quote produces a signed quote: SGX quote v3 or TDX quote v4.
-func (s *SimTEE) Quote(tee abi.TEE, m Measurements) ([]byte, error) {
+func (s *SimTEE) Quote(tee abi.TEE, m Measurements) ([]byte, error) { return s.quote(tee, m, 0) }
+
+// QuoteV5 produces a signed TDX quote v5 with a TD report 1.0
+// (abi.BodyTypeTD10) or 1.5 (abi.BodyTypeTD15, TEE_TCB_SVN_2 and
+// MRSERVICETD zero): header, body descriptor (type and size) and body
+// are signed.
+func (s *SimTEE) QuoteV5(m Measurements, bodyType uint16) ([]byte, error) {
+	if bodyType != abi.BodyTypeTD10 && bodyType != abi.BodyTypeTD15 {
+		return nil, fmt.Errorf("sim: v5 body type %d not supported (want %d or %d, a TD report)", bodyType, abi.BodyTypeTD10, abi.BodyTypeTD15)
+	}
+	return s.quote(abi.TDX, m, bodyType)
+}
+
+// quote builds an SGX v3, TDX v4 or (v5BodyType != 0) TDX v5 quote.
+func (s *SimTEE) quote(tee abi.TEE, m Measurements, v5BodyType uint16) ([]byte, error) {
 	h := abi.Header{AttKeyType: abi.AttKeyTypeECDSAP256, QEVendorID: abi.IntelQEVendorID}
 	copy(h.UserData[:], "ppml-sim")
 	var body []byte
@@ -501,7 +515,7 @@ func (s *SimTEE) Quote(tee abi.TEE, m Measurements) ([]byte, error) {
 		body = r.Marshal()
 	case abi.TDX:
 		h.Version, h.TEEType = 4, abi.TEETypeTDX
-		r := abi.TDReport{TEETCBSVN: s.cfg.TEETCBSVN, MRTD: m.MRTD, RTMR: m.RTMR, ReportData: m.ReportData}
+		r := abi.TDReport{TEETCBSVN: s.cfg.TEETCBSVN, MRTD: m.MRTD, RTMR: m.RTMR, ReportData: m.ReportData, V15: v5BodyType == abi.BodyTypeTD15}
 		r.MRSeam = sha256x48("ppml simulated TDX module")
 		attrs := uint64(1 << 28) // SEPT_VE_DISABLE
 		if m.Debug {
@@ -513,7 +527,14 @@ func (s *SimTEE) Quote(tee abi.TEE, m Measurements) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("sim: tee %q not supported (want sgx or tdx)", tee)
 	}
-	signed := append(h.Marshal(), body...)
+	signed := h.Marshal()
+	if v5BodyType != 0 {
+		h.Version = 5
+		signed = h.Marshal()
+		signed = binary.LittleEndian.AppendUint16(signed, v5BodyType)
+		signed = binary.LittleEndian.AppendUint32(signed, uint32(len(body)))
+	}
+	signed = append(signed, body...)
 
 	p := &abi.SignatureParts{PCKChainPEM: s.chainPEM}
 	ak := s.attestKey.PublicKey

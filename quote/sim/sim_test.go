@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -179,5 +180,57 @@ func TestRevokedPCK(t *testing.T) {
 	c.PCKCRL = hex.EncodeToString(der)
 	if res, err = verify.Verify(q, &c, s.VerifyOptions(time.Now)); err == nil || res.Failure != verify.FailPCKCRL {
 		t.Fatalf("badly signed CRL: %v", err)
+	}
+}
+
+// TestTDXQuoteV5: TDX quote v5 with TD report 1.0 and 1.5 bodies verifies
+// end to end (PCK chain, QE report, quote signature over header, body
+// descriptor and body, TCB), and a change to the body descriptor, the
+// body or the signature is refused.
+func TestTDXQuoteV5(t *testing.T) {
+	s := newSim(t)
+	var m Measurements
+	copy(m.MRTD[:], bytes.Repeat([]byte{0x5d}, 48))
+	copy(m.RTMR[3][:], bytes.Repeat([]byte{0x53}, 48))
+	copy(m.ReportData[:], "v5 nonce")
+	col, _ := s.Collateral(abi.TDX)
+	for _, c := range []struct {
+		bodyType uint16
+		bodySize int
+	}{{abi.BodyTypeTD10, abi.TDReport10Size}, {abi.BodyTypeTD15, abi.TDReport15Size}} {
+		q, err := s.QuoteV5(m, c.bodyType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pq, err := abi.ParseQuote(q)
+		if err != nil || pq.Version() != 5 || pq.BodyType != c.bodyType || len(pq.Signed) != abi.HeaderSize+6+c.bodySize || pq.TDBody.V15 != (c.bodyType == abi.BodyTypeTD15) {
+			t.Fatalf("body type %d: not a v5 layout: %v", c.bodyType, err)
+		}
+		res, err := verify.Verify(q, col, s.VerifyOptions(time.Now))
+		if err != nil || !res.Verified {
+			t.Fatalf("body type %d: simulated v5 quote does not verify: %v", c.bodyType, err)
+		}
+		if res.TEE != "tdx" || res.MRTD != strings.Repeat("5d", 48) || res.RTMR3 != strings.Repeat("53", 48) || !strings.HasPrefix(res.ReportData, hex.EncodeToString([]byte("v5 nonce"))) {
+			t.Fatalf("body type %d: measurements not carried: %+v", c.bodyType, res)
+		}
+		sig := len(pq.Signed)
+		for off, want := range map[int]string{
+			49:          verify.FailFormat,         // body type 2 <-> 3 (declared size no longer matches)
+			50:          verify.FailFormat,         // declared body size
+			54 + 136:    verify.FailQuoteSignature, // MRTD
+			sig - 1:     verify.FailQuoteSignature, // last body byte (report data / MRSERVICETD)
+			sig + 4 + 3: verify.FailQuoteSignature, // quote signature, after the 4-byte signature data length
+		} {
+			bad := bytes.Clone(q)
+			bad[off] ^= 0x01
+			_, err := verify.Verify(bad, col, s.VerifyOptions(time.Now))
+			var ve *verify.Error
+			if !errors.As(err, &ve) || ve.Code != want {
+				t.Errorf("body type %d, byte %d changed: %v, want %s", c.bodyType, off, err, want)
+			}
+		}
+	}
+	if _, err := s.QuoteV5(m, abi.BodyTypeSGX); err == nil {
+		t.Fatal("v5 SGX body accepted by QuoteV5")
 	}
 }
