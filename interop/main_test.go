@@ -185,18 +185,6 @@ func (s *server) ppml(t *testing.T, env []string, args ...string) string {
 	return string(out)
 }
 
-// ppmlErr runs a ppml client command and returns its error (with stderr).
-func (s *server) ppmlErr(t *testing.T, env []string, args ...string) error {
-	t.Helper()
-	cmd := exec.Command(ppmlBin, args...)
-	cmd.Env = append(os.Environ(), append([]string{"PPML_KMS=" + s.URL, "PPML_CA_FILE=" + s.CAFile}, env...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	return nil
-}
-
 // sparkSubmit runs $SPARK_HOME/bin/spark-submit and returns its combined
 // output; it fails the test when spark-submit fails.
 func sparkSubmit(t *testing.T, env []string, args ...string) string {

@@ -17,9 +17,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/bigdl"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/client/kmskeys"
 )
 
 // person is a row of the people dataset of BigDL's simple query example.
@@ -177,15 +177,9 @@ func parquetCryptoProperties(dataKey string) string {
 // configures, runs BigDL's simple query and writes the result encrypted the
 // same way; a second Spark job reads that back (parquet-mr to parquet-mr)
 // and its rows equal the query over the plaintext.
-//
-// The other direction, ppml reading what parquet-mr encrypted, does not work
-// yet: parquet-mr (1.12 to 1.15) encrypts each page header together with the
-// zero padding of its 100-byte thrift buffer (format/Util.java, write:
-// TMemoryBuffer.getArray()), and arrow-go v18.8.0, which ppml uses, skips
-// only the bytes thrift consumed (parquet/file/page_reader.go,
-// readPageHeader), so it reads page data from the wrong offset. The test
-// asserts that failure, so that it turns red, and says so, when a fixed
-// arrow-go arrives (docs/compatibility.md, "Known incompatibilities").
+// Then ppml decrypt and ppml sql read Spark's files (parquet-mr pads its
+// encrypted page headers, which ppml re-frames for arrow-go:
+// dataformat/parquetmod/paddedheaders.go).
 func TestSparkParquetModularEncryption(t *testing.T) {
 	s := startServe(t)
 	a := s.enroll(t)
@@ -243,16 +237,35 @@ func TestSparkParquetModularEncryption(t *testing.T) {
 			// Spark alone does not, so the test copies the input's (same key).
 			meta, _ := os.ReadFile(filepath.Join(enc, ".meta"))
 			writeFile0600(t, filepath.Join(out, ".meta"), string(meta))
-			err := s.ppmlErr(t, env, "decrypt", "--in", out, "--out", filepath.Join(dir, alg, "decrypted-out"), "--api-key-file", a.KeyFile, "-q")
-			const known = "decrypting page data: encrypted payload length prefix is"
-			switch {
-			case err == nil:
-				t.Fatal("ppml decrypt now reads parquet-mr's encrypted pages: the arrow-go page-header bug is fixed; " +
-					"compare its rows with the query here and in ppml sql, and drop the known incompatibility from docs/compatibility.md")
-			case strings.Contains(err.Error(), known):
-				t.Logf("KNOWN INCOMPATIBILITY (docs/compatibility.md): ppml decrypt cannot read parquet-mr-encrypted pages yet: %v", err)
-			default:
-				t.Fatalf("ppml decrypt of Spark's output failed otherwise than the known arrow-go page-header bug: %v", err)
+			dec := filepath.Join(dir, alg, "decrypted-out")
+			s.ppml(t, env, "decrypt", "--in", out, "--out", dec, "--api-key-file", a.KeyFile, "-q")
+			if got := readPeopleParquet(t, dec); !slices.Equal(got, want) {
+				t.Fatalf("ppml decrypt of Spark's output: %d rows, want %d (first %q, want %q)", len(got), len(want), first(got), first(want))
+			}
+
+			// ppml sql reads Spark's part files too (one input each) and
+			// writes its result in the same format, which ppml decrypt reads.
+			res := filepath.Join(dir, alg, "sql-result")
+			sqlArgs := []string{"sql"}
+			var union []string
+			for i, p := range parts {
+				sqlArgs = append(sqlArgs, "--input", fmt.Sprintf("part%d=%s", i, p))
+				union = append(union, fmt.Sprintf("SELECT name, age, job FROM part%d", i))
+			}
+			sqlArgs = append(sqlArgs, "--query", "SELECT * FROM ("+strings.Join(union, " UNION ALL ")+") WHERE age >= 30",
+				"--output", res, "--output-format", "parquet", "--api-key-file", a.KeyFile, "--key-id", keyID)
+			s.ppml(t, env, sqlArgs...)
+			resDec := filepath.Join(dir, alg, "sql-result-decrypted")
+			s.ppml(t, env, "decrypt", "--in", res, "--out", resDec, "--api-key-file", a.KeyFile, "-q")
+			var want30 []string
+			for _, p := range rows {
+				if p.Job == "Developer" && p.Age >= 30 && p.Age <= 40 {
+					want30 = append(want30, p.String())
+				}
+			}
+			slices.Sort(want30)
+			if got := readPeopleParquet(t, resDec); !slices.Equal(got, want30) {
+				t.Fatalf("ppml sql over Spark's output: %d rows, want %d (first %q, want %q)", len(got), len(want30), first(got), first(want30))
 			}
 		})
 	}

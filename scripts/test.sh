@@ -43,7 +43,7 @@ interop_summary() {
   if [ -z "$(engine BIGDL_PPML_JARS)" ]; then
     echo "EXCLUDED: BigDL PPML classes (EHSMKeyManagementService, BigDLKeyManagementService, BigDLEncrypt, PPMLContext/SimpleQuerySparkExample, BigDLRemoteAttestationService, EHSMAttestationService): $(engine BIGDL_PPML_UNAVAILABLE)"
   fi
-  echo "KNOWN INCOMPATIBILITY: ppml decrypt/sql cannot read parquet-mr-encrypted Parquet pages (arrow-go page-header bug; docs/compatibility.md)"
+  echo "KNOWN GAP: in Kubernetes cluster mode Spark copies the secret settings into the driver ConfigMap (docs/compatibility.md)"
 }
 trap 'interop_summary; rm -f "$PPML_ENGINES"; stop_postgres' EXIT
 

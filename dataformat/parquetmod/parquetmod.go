@@ -23,6 +23,10 @@
 // AES key; such datasets cannot be encrypted (a clear error says so); use
 // 32-byte data keys (44 characters).
 //
+// Files parquet-mr wrote (Spark, BigDL) have zero padding inside their
+// encrypted page headers, which arrow-go misreads; Decrypt re-frames those
+// headers first (paddedheaders.go).
+//
 // With AES_GCM_V1 every module, page data included, is authenticated. With
 // AES_GCM_CTR_V1 page data is encrypted with AES-CTR and is NOT
 // authenticated (by the Parquet specification); metadata and page headers
@@ -355,12 +359,17 @@ func (nopCloser) Close() error { return nil }
 // returning the first key-unwrapping error (arrow-go reports such failures
 // only as panics or generic errors).
 func DecryptionProperties(dataKey string) (*parquet.FileDecryptionProperties, func() error, error) {
+	dp, _, keyErr, err := decryptionProperties(dataKey)
+	return dp, keyErr, err
+}
+
+func decryptionProperties(dataKey string) (*parquet.FileDecryptionProperties, *retriever, func() error, error) {
 	fk, ck, err := MasterKeys(dataKey)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	r := &retriever{masters: map[string][]byte{FooterKeyID: fk, ColumnKeyID: ck}}
-	return parquet.NewFileDecryptionProperties(parquet.WithKeyRetriever(r)), func() error {
+	return parquet.NewFileDecryptionProperties(parquet.WithKeyRetriever(r)), r, func() error {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return r.err
@@ -372,7 +381,7 @@ func DecryptionProperties(dataKey string) (*parquet.FileDecryptionProperties, fu
 // is read (AES_GCM_V1; see the package comment for AES_GCM_CTR_V1); on error
 // dst holds an incomplete file that must be discarded.
 func Decrypt(dst io.Writer, src parquet.ReaderAtSeeker, dataKey string) (err error) {
-	dp, keyErr, err := DecryptionProperties(dataKey)
+	dp, keys, keyErr, err := decryptionProperties(dataKey)
 	if err != nil {
 		return err
 	}
@@ -388,6 +397,16 @@ func Decrypt(dst io.Writer, src parquet.ReaderAtSeeker, dataKey string) (err err
 		if ke := keyErr(); ke != nil {
 			return fmt.Errorf("%w: %w", ErrDecrypt, ke)
 		}
+		return fmt.Errorf("%w: %w", ErrDecrypt, err)
+	}
+	defer rdr.Close()
+	// Files parquet-mr wrote need their page headers re-framed for arrow-go
+	// (paddedheaders.go); the fixer reads them through the same keys.
+	fixer, err := newHeaderFixer(src, rdr, keys)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDecrypt, err)
+	}
+	if rdr, err = file.NewParquetReader(fixer, file.WithReadProps(props)); err != nil {
 		return fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
 	defer rdr.Close()
