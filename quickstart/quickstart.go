@@ -203,9 +203,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	// 6. Encrypt as the data owner.
 	r.say("Encrypt it as the data owner (ppml format: chunked AES-256-GCM, data key from the KMS)")
-	ownerEHSM, _ := client.NewEHSM(owner)
+	ownerKeys, err := kmskeys.Select(kmskeys.Choice{KMS: owner, KeyID: key.ID})
+	if err != nil {
+		return nil, err
+	}
 	encFile := filepath.Join(dir, "encrypted", "people.csv.ppml")
-	if _, err := files.Encrypt(ctx, dataFile, encFile, files.Options{Format: files.FormatPPML, Keys: &kmskeys.EHSM{Client: ownerEHSM, KeyID: key.ID}}); err != nil {
+	if _, err := files.Encrypt(ctx, dataFile, encFile, files.Options{Format: files.FormatPPML, Keys: ownerKeys}); err != nil {
 		return nil, fmt.Errorf("encrypting the dataset: %w", err)
 	}
 	r.note("%s", encFile)
@@ -233,7 +236,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	// 8. The data owner decrypts the result.
 	r.say("Decrypt the result as the data owner")
 	resultPlain := filepath.Join(dir, "result", "developers.csv")
-	if _, err := files.Decrypt(ctx, resultEnc, resultPlain, files.Options{Keys: &kmskeys.EHSM{Client: ownerEHSM}}); err != nil {
+	if _, err := files.Decrypt(ctx, resultEnc, resultPlain, files.Options{Keys: ownerKeys}); err != nil {
 		return nil, fmt.Errorf("decrypting the result: %w", err)
 	}
 	r.by(fmt.Sprintf("ppml decrypt --force --in %s --out %s --app-id %s --api-key-file %s", resultEnc, resultPlain, owner.AppID, keyFile(credDir, "owner")))
@@ -256,19 +259,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := enclave.PrepareSim(otherDir, filepath.Join(srvDir, "sim"), "sgx", m); err != nil {
 		return nil, err
 	}
-	q, err := enclave.Gramine(otherDir)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := agent.NewSession(workload, q, pol.ID, io.Discard)
-	if err != nil {
-		return nil, err
-	}
-	err = sess.Attest(ctx)
-	if err == nil {
+	_, err = agent.AttestedKeys(ctx, agent.Attested{Config: workload, AttestationDir: otherDir, PolicyID: pol.ID, Log: io.Discard})
+	var refused *agent.RefusedError
+	switch {
+	case err == nil:
 		return nil, errors.New("an enclave with other measurements was accepted: the policy does not hold")
+	case !errors.As(err, &refused):
+		return nil, err
 	}
-	sum.Refusal = err.Error()
+	sum.Refusal = refused.Err.Error()
 	r.note("refused: %s", sum.Refusal)
 	r.by(fmt.Sprintf("ppml sim enclave --dir %s --sim-dir %s --mr-enclave %s --mr-signer %s && %s", otherDir, filepath.Join(srvDir, "sim"),
 		hex.EncodeToString(otherMR[:]), hex.EncodeToString(mrSigner[:]), sqlCommand(workload.AppID, keyFile(credDir, "workload"), pol.ID, key.ID, otherDir, encFile, filepath.Join(dir, "result", "refused.csv.ppml"))+
@@ -340,23 +339,14 @@ func readCSV(path string) ([][]string, error) {
 // then open the input's key by attested release; the result gets a new data
 // key under the same bound key, so the data owner can decrypt it.
 func (r *run) query(ctx context.Context, workload client.Config, policyID, keyID, enclaveDir, in, out string) error {
-	q, err := enclave.Gramine(enclaveDir)
+	keys, err := agent.AttestedKeys(ctx, agent.Attested{Config: workload, AttestationDir: enclaveDir, PolicyID: policyID, NewKeyID: keyID, Log: io.Discard})
+	if refused := (*agent.RefusedError)(nil); errors.As(err, &refused) {
+		return fmt.Errorf("the expected enclave was refused: %w", refused.Err)
+	}
 	if err != nil {
 		return err
-	}
-	sess, err := agent.NewSession(workload, q, policyID, io.Discard)
-	if err != nil {
-		return err
-	}
-	if err := sess.Attest(ctx); err != nil {
-		return fmt.Errorf("the expected enclave was refused: %w", err)
 	}
 	r.note("attested: simulated SGX quote accepted under the policy; token received")
-	e, err := client.NewEHSM(workload)
-	if err != nil {
-		return err
-	}
-	keys := &agent.ReleaseSource{Session: sess, New: &kmskeys.EHSM{Client: e, KeyID: keyID}}
 	res, err := trustedsql.Run(ctx, trustedsql.Options{Inputs: []trustedsql.Input{{Name: "people", Path: in}},
 		Query: Query, Output: out, OutputFormat: trustedsql.CSV, Keys: keys})
 	if err != nil {

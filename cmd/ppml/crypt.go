@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/files"
 	"github.com/ppml-project/ppml/dataformat/keysource"
@@ -68,59 +67,22 @@ func (f *cryptFlags) register(cmd *cobra.Command, encrypt bool) {
 	cmd.MarkFlagRequired("in")
 }
 
-// keySource builds the key source from the flags. KMS-backed sources (our
-// KMS, eHSM, BigDL KMS) are added here by their own flags.
+// keySource opens the key source the flags name; $PPML_KMS is the KMS
+// when no source is given.
 func (f *cryptFlags) keySource() (keysource.Source, error) {
 	if f.primaryKeyFile == "" && f.bigdlKMS == "" && f.kmsFlags.kms == "" {
 		f.kmsFlags.kms = os.Getenv("PPML_KMS")
 	}
-	n := 0
-	for _, set := range []bool{f.primaryKeyFile != "", f.kmsFlags.kms != "", f.bigdlKMS != ""} {
-		if set {
-			n++
-		}
-	}
-	if n > 1 {
-		return nil, errors.New("give one key source: --primary-key-plaintext-file, --kms or --bigdl-kms")
-	}
-	switch {
-	case f.primaryKeyFile != "":
-		return keysource.LoadPlainTextFile(f.primaryKeyFile)
-	case f.kmsFlags.kms != "":
-		return f.kmsFlags.kmsKeySource(f.keyID)
-	case f.bigdlKMS != "":
-		if f.bigdlTokenFile == "" {
-			return nil, errors.New("--bigdl-kms needs --bigdl-user and --bigdl-token-file")
-		}
-		tok, err := readTrimmed(f.bigdlTokenFile, "--bigdl-token-file")
-		if err != nil {
-			return nil, err
-		}
-		b, err := client.NewBigDLKMS(f.bigdlKMS, f.bigdlUser, tok, f.kmsFlags.caFile)
-		if err != nil {
-			return nil, err
-		}
-		return &kmskeys.BigDL{Client: b, PrimaryKey: f.bigdlPK}, nil
-	}
-	return nil, errors.New("no key source: give --kms URL --app-id ID --api-key-file F --key-id KEY (our KMS or eHSM), --bigdl-kms URL --bigdl-user U --bigdl-token-file F --bigdl-primary-key NAME, or --primary-key-plaintext-file FILE (a base64 AES key, e.g. `openssl rand -base64 32 > key.txt`)")
-}
-
-// kmsKeySource is the data key source of an eHSM-compatible KMS (ours or
-// Intel's) with the client flags' credentials; keyID names the primary key
-// for new data keys.
-func (f *clientFlags) kmsKeySource(keyID string) (keysource.Source, error) {
-	cfg, err := f.config()
+	kms, err := f.kmsFlags.kmsConfig()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.AppID == "" || cfg.APIKey == "" {
-		return nil, errors.New("--kms needs --app-id and --api-key-file (or PPML_APP_ID / PPML_API_KEY)")
+	keys, err := kmskeys.Select(kmskeys.Choice{PlaintextKeyFile: f.primaryKeyFile, KMS: kms, KeyID: f.keyID,
+		BigDL: &kmskeys.BigDLLogin{URL: f.bigdlKMS, User: f.bigdlUser, TokenFile: f.bigdlTokenFile, PrimaryKey: f.bigdlPK, CAFile: f.kmsFlags.caFile}})
+	if errors.Is(err, kmskeys.ErrNoSource) {
+		return nil, errors.New("no key source: give --kms URL --app-id ID --api-key-file F --key-id KEY (our KMS or eHSM), --bigdl-kms URL --bigdl-user U --bigdl-token-file F --bigdl-primary-key NAME, or --primary-key-plaintext-file FILE (a base64 AES key, e.g. `openssl rand -base64 32 > key.txt`)")
 	}
-	e, err := client.NewEHSM(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &kmskeys.EHSM{Client: e, KeyID: keyID}, nil
+	return keys, err
 }
 
 func (f *cryptFlags) options(cmd *cobra.Command) (files.Options, func(), error) {

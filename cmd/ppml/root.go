@@ -109,6 +109,15 @@ func (f *clientFlags) config() (client.Config, error) {
 	return client.Config{URL: f.kms, AppID: f.appID, APIKey: key, CAFile: f.caFile}, nil
 }
 
+// kmsConfig is config for a command where --kms is one key source among
+// others: the zero Config when no --kms is given.
+func (f *clientFlags) kmsConfig() (client.Config, error) {
+	if f.kms == "" {
+		return client.Config{}, nil
+	}
+	return f.config()
+}
+
 func readTrimmed(path, what string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/keysource"
-	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/trustedsql"
 )
 
@@ -113,45 +112,27 @@ func sqlKeySource(cmd *cobra.Command, kf *clientFlags, primaryKeyFile, keyID, ou
 		if primaryKeyFile != "" {
 			return nil, errors.New("--attest and --primary-key-plaintext-file exclude each other")
 		}
-		if quoteType != "gramine" {
-			return nil, fmt.Errorf("--quote-type %q: only gramine is supported", quoteType)
-		}
-		if kf.kms == "" || policyID == "" {
-			return nil, errors.New("--attest needs --kms, --policy-id, --app-id and --api-key-file")
-		}
-		cfg, err := kf.config()
-		if err != nil {
-			return nil, err
-		}
-		q, err := enclave.Gramine(attestDir)
-		if err != nil {
-			return nil, err
-		}
-		s, err := agent.NewSession(cfg, q, policyID, cmd.ErrOrStderr())
-		if err != nil {
-			return nil, err
-		}
-		// Attest before anything else: a refusal ends the command before any input is read.
-		if err := s.Attest(cmd.Context()); err != nil {
-			return nil, fmt.Errorf("attestation: %w", err)
-		}
-		src := &agent.ReleaseSource{Session: s}
-		if outputKeyID != "" {
-			e, err := client.NewEHSM(cfg)
-			if err != nil {
+		var cfg client.Config
+		if kf.kms != "" && policyID != "" {
+			var err error
+			if cfg, err = kf.config(); err != nil {
 				return nil, err
 			}
-			src.New = &kmskeys.EHSM{Client: e, KeyID: outputKeyID}
 		}
-		return src, nil
+		keys, err := agent.AttestedKeys(cmd.Context(), agent.Attested{Config: cfg, QuoteType: quoteType, AttestationDir: attestDir,
+			PolicyID: policyID, NewKeyID: outputKeyID, Log: cmd.ErrOrStderr()})
+		if err != nil {
+			return nil, err
+		}
+		return keys, nil
 	}
-	switch {
-	case primaryKeyFile != "" && kf.kms != "":
-		return nil, errors.New("give one key source: --primary-key-plaintext-file or --kms")
-	case primaryKeyFile != "":
-		return keysource.LoadPlainTextFile(primaryKeyFile)
-	case kf.kms != "":
-		return kf.kmsKeySource(keyID)
+	kms, err := kf.kmsConfig()
+	if err != nil {
+		return nil, err
 	}
-	return nil, errors.New("no key source: --attest (production), --kms with --key-id, or --primary-key-plaintext-file")
+	keys, err := kmskeys.Select(kmskeys.Choice{PlaintextKeyFile: primaryKeyFile, KMS: kms, KeyID: keyID})
+	if errors.Is(err, kmskeys.ErrNoSource) {
+		return nil, errors.New("no key source: --attest (production), --kms with --key-id, or --primary-key-plaintext-file")
+	}
+	return keys, err
 }
