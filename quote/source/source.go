@@ -160,31 +160,35 @@ func (s *Source) Verify(ctx context.Context, q *abi.Quote) (*verify.Result, erro
 	chain, err := s.main.Chain(q.PCKChainPEM)
 	if chain != nil && (s.cfg.Sim != nil || s.cfg.RefuseSimulated) && namesSimulationRoot(chain.Certs) {
 		if s.sim == nil {
-			res, _ := verify.InspectQuote(q)
+			res, e := s.refuse(q, ReasonSimulated, "the quote's PCK chain names a simulation root, which this verifier does not trust")
 			res.Simulated = true
-			return res, &Error{Reason: ReasonSimulated, Msg: "the quote's PCK chain names a simulation root, which this verifier does not trust"}
+			return res, e
 		}
 		col, err := s.cfg.Sim.Collateral(q.TEE)
 		if err != nil {
-			res, _ := verify.InspectQuote(q)
-			return res, &Error{Reason: ReasonNoCollateral, Msg: err.Error()}
+			return s.refuse(q, ReasonNoCollateral, err.Error())
 		}
 		return s.sim.VerifyQuote(q, col)
 	}
 	if err != nil {
-		res, _ := verify.InspectQuote(q)
-		return res, &Error{Reason: ReasonChain, Msg: err.Error()}
+		return s.refuse(q, ReasonChain, err.Error())
 	}
 	tee := string(q.TEE)
 	col, err := s.cfg.Collateral.Get(ctx, tee, chain.FMSPC, chain.CAType)
 	if err != nil {
-		res, _ := verify.InspectQuote(q)
-		return res, &Error{Reason: ReasonNoCollateral, Msg: err.Error()}
+		return s.refuse(q, ReasonNoCollateral, err.Error())
 	}
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(tee, chain.FMSPC, col)
 	}
 	return s.main.VerifyQuote(q, col)
+}
+
+// refuse returns the quote's unverified measurements and why it did not
+// reach the verifier.
+func (s *Source) refuse(q *abi.Quote, reason, msg string) (*verify.Result, error) {
+	res, _ := s.main.Inspect(q)
+	return res, &Error{Reason: reason, Msg: msg}
 }
 
 // VerifyRaw parses a raw quote once and verifies it. A quote that does not

@@ -18,10 +18,22 @@ func Inspect(raw []byte) (*Result, error) {
 
 // InspectQuote is Inspect of a parsed quote; the Result is always non-nil.
 func InspectQuote(q *abi.Quote) (*Result, error) {
+	return inspect(q, decodeChain(q.PCKChainPEM))
+}
+
+// Inspect is InspectQuote with the PCK chain read from the verifier's
+// cache, and the result marked simulated as the verifier's results are.
+func (v *Verifier) Inspect(q *abi.Quote) (*Result, error) {
+	res, err := inspect(q, v.chainEntry(q.PCKChainPEM).parts)
+	res.Simulated = v.simulated
+	return res, err
+}
+
+func inspect(q *abi.Quote, parts *chainParts) (*Result, error) {
 	res := &Result{AdvisoryIDs: []string{}}
 	res.Detail.Checks = map[string]bool{}
 	res.fillMeasurements(q)
-	c, e := decodeChain(q.PCKChainPEM).chain(false)
+	c, e := parts.chain(false)
 	if e != nil {
 		return res, e
 	}

@@ -560,6 +560,7 @@ func (v *Verifier) Chain(pemChain []byte) (*Chain, error) {
 // pckChain is a parsed PCK chain and the result of its time-independent
 // checks against the verifier's root.
 type pckChain struct {
+	parts    *chainParts
 	facts    *Chain
 	factsErr *Error
 	err      *Error              // the first failed check
@@ -596,7 +597,7 @@ func (v *Verifier) pckChainFor(pemChain []byte) (*pckChain, *Error) {
 // checkPCKChain decodes a chain and performs its time-independent checks.
 func (v *Verifier) checkPCKChain(pemChain []byte) *pckChain {
 	parts := decodeChain(pemChain)
-	pc := &pckChain{}
+	pc := &pckChain{parts: parts}
 	pc.facts, pc.factsErr = parts.chain(true)
 	pc.err = v.checkParts(pc, parts)
 	return pc
