@@ -242,6 +242,7 @@ func TestSealAndUnseal(t *testing.T) {
 			app, _ := client.NewNative(cfg)
 			k, _ := app.CreateKey(ctx, client.KeyOptions{Spec: "EH_AES_GCM_256"})
 			ct, _ := app.Encrypt(ctx, k.ID, []byte("sealed secret"), nil)
+			ok(t, newRaw(t, inst, cfg).call("CreateSecret", `{"secretName":"pw","secretData":"kept across root rotation"}`))
 
 			// Restart on the same state: sealed again.
 			inst.Stop()
@@ -303,6 +304,10 @@ func TestSealAndUnseal(t *testing.T) {
 			}
 			if pt, err := app.Decrypt(ctx, k.ID, ct, nil); err != nil || string(pt) != "sealed secret" {
 				t.Fatalf("decrypt after root rotation: %v", err)
+			}
+			// Secret values stay readable across the rotation.
+			if v := ok(t, newRaw(t, inst2, cfg).call("GetSecretValue", `{"secretName":"pw"}`)); v["secretData"] != "kept across root rotation" {
+				t.Fatalf("secret after root rotation: %v", v)
 			}
 			// Rekey: new shares, committed only when asked; until then the old ones stay valid.
 			id, newShares, err := n.PrepareRekey(ctx)

@@ -24,7 +24,8 @@ func TestNoServerErrorForClientMistakes(t *testing.T) {
 		strings.Repeat("{", 10000), `{"quote":"` + strings.Repeat("A", 20000) + `"}`, "\x00\xff\xfe"}
 	ehsmActions := []string{"CreateKey", "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ExportDataKey",
 		"Sign", "Verify", "AsymmetricEncrypt", "AsymmetricDecrypt", "GetPublicKey", "ListKey", "DeleteKey", "EnableKey", "DisableKey",
-		"UploadQuotePolicy", "GetQuotePolicy", "VerifyQuote", "GenerateQuote", "Nope"}
+		"UploadQuotePolicy", "GetQuotePolicy", "VerifyQuote", "GenerateQuote", "CreateSecret", "UpdateSecretDesc", "PutSecretValue",
+		"ListSecretVersionIds", "ListSecrets", "DescribeSecret", "DeleteSecret", "GetSecretValue", "RestoreSecret", "Nope"}
 	type target struct{ method, path string }
 	var targets []target
 	for _, a := range ehsmActions {

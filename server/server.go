@@ -36,6 +36,7 @@ import (
 	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
+	"github.com/ppml-project/ppml/kms/secrets"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/store"
 	"github.com/ppml-project/ppml/store/instrumented"
@@ -97,6 +98,7 @@ type Server struct {
 	store    store.Store
 	root     *rootkey.Keyring
 	svc      *kms.Service
+	secrets  *secrets.Service
 	attest   *attestation.Service
 	self     enclave.Quoter
 	audit    *audit.Logger
@@ -191,6 +193,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.svc = kms.New(kms.Config{Store: st, Root: kr, Audit: s.audit, Logger: s.log, Now: cfg.Now,
 		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
+	s.secrets = secrets.New(secrets.Config{Store: db, Root: kr, Keys: s.svc, Audit: s.audit, Logger: s.log, Now: s.svc.Now})
 	if cfg.OpenEnrollment {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
 	}
@@ -312,6 +315,9 @@ func (s *Server) Service() *kms.Service { return s.svc }
 // Attestation returns the Attestation Service core.
 func (s *Server) Attestation() *attestation.Service { return s.attest }
 
+// Secrets returns the secret manager (tests run its housekeeping directly).
+func (s *Server) Secrets() *secrets.Service { return s.secrets }
+
 // Metrics returns the metrics registry holder.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
@@ -325,7 +331,7 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Attestation: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self})
+	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Attestation: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self, Secrets: s.secrets})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
 	mux.Handle("/v1/", native.New(native.Config{KMS: s.svc, Root: s.root, Metrics: s.metrics, Attestation: s.attest}))
@@ -473,6 +479,9 @@ func (s *Server) housekeeping(ctx context.Context) {
 				s.log.Error("destroying keys due for deletion", "err", err)
 			} else if len(ids) > 0 {
 				s.log.Info("destroyed keys whose scheduled deletion date passed", "count", len(ids))
+			}
+			if _, err := s.secrets.DestroyDue(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("destroying secrets due for deletion", "err", err)
 			}
 		}
 		if err := s.store.PurgeRequests(ctx, s.svc.Now().Add(-ehsm.ReplayRetention)); err != nil && ctx.Err() == nil {

@@ -101,6 +101,11 @@ type KeyringStore interface {
 
 // Cursor is the position of a row in ListRootWrapped order.
 func (r RootWrapped) Cursor() string {
+	if r.Kind == "secret" {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(r.Version))
+		return r.Owner + "\x00" + r.ID + "\x00" + string(b[:])
+	}
 	if r.Kind == "key_version" {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(r.Version))

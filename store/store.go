@@ -76,10 +76,10 @@ type DataKey struct {
 // RootWrapped is a row whose blob is wrapped under the root keyring (see
 // ListRootWrapped).
 type RootWrapped struct {
-	Kind    string // "key_version", "app" or "meta" (a WrappedMetaPrefix entry)
-	ID      string // app id, key id, or meta name
+	Kind    string // "key_version", "app", "meta" (a WrappedMetaPrefix entry) or "secret" (a secret version)
+	ID      string // app id, key id, meta name or secret name
 	Version int
-	Owner   string // key owner (key_version only)
+	Owner   string // key or secret owner (key_version and secret)
 	Spec    string // key spec (key_version only)
 	Blob    []byte
 }
@@ -91,6 +91,9 @@ func (r RootWrapped) AAD() []byte {
 	}
 	if r.Kind == "meta" {
 		return WrappedMetaAAD(r.ID)
+	}
+	if r.Kind == "secret" {
+		return SecretAAD(r.Owner, r.ID, r.Version)
 	}
 	return KeyMaterialAAD(r.ID, r.Version, r.Owner, r.Spec)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
+	"github.com/ppml-project/ppml/kms/secrets"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/wire/ehsmsig"
 )
@@ -48,6 +49,8 @@ type Handler struct {
 	replay       ReplayStore
 	table        map[string]actionFunc  // the key actions, built once
 	quotes       map[string]quoteAction // the quote actions, built once
+	secretTable  map[string]secretAction
+	secrets      *secrets.Service
 	attestation  *attestation.Service
 	bindNonce    bool
 	self         enclave.Quoter
@@ -69,6 +72,9 @@ type Options struct {
 	BindNonce bool
 	// Self quotes this server (GenerateQuote); nil: not in an enclave.
 	Self enclave.Quoter
+	// Secrets serves the secret manager actions (ehsm-protocol.md §14);
+	// nil answers them as unknown.
+	Secrets *secrets.Service
 	// MirrorStatus sets the HTTP status to the body code (upstream always
 	// answers HTTP 200; that stays the default).
 	MirrorStatus bool
@@ -80,9 +86,10 @@ func New(svc *kms.Service, o Options) *Handler {
 		panic("ehsm.New: Options.Replay is required")
 	}
 	h := &Handler{svc: svc, replay: o.Replay, metrics: o.Metrics, attestation: o.Attestation, bindNonce: o.BindNonce,
-		self: o.Self, mirrorStatus: o.MirrorStatus}
+		self: o.Self, mirrorStatus: o.MirrorStatus, secrets: o.Secrets}
 	h.table = h.actions()
 	h.quotes = h.quoteActions()
+	h.secretTable = h.secretActions()
 	return h
 }
 
@@ -156,6 +163,9 @@ func (h *Handler) route(action string) (actionFunc, bool) {
 	if f, ok := h.table[action]; ok {
 		return f, true
 	}
+	if _, ok := h.secretTable[action]; ok {
+		return nil, true
+	}
 	_, ok := h.quotes[action]
 	return nil, ok
 }
@@ -216,6 +226,16 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 		return nil, "", bad("replay", "Timestamp can't be repeated in 20 minutes")
 	}
 	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
+	if sa, ok := h.secretTable[action]; ok {
+		if env.payload == nil {
+			env.payload = payload{}
+		}
+		if err := validate(env.payload, secretFields[action]); err != nil {
+			return nil, "", err
+		}
+		res, msg, err := sa(ctx, caller, env.payload)
+		return res, msg, err
+	}
 	if fn == nil {
 		return h.quotes[action](ctx, env.appID, string(apiKey), env.payload)
 	}

@@ -656,7 +656,7 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(RewrapProgress)) (Re
 		return p, err
 	}
 	p.Term = k.Term()
-	for _, kind := range []string{"app", "key_version", "meta"} {
+	for _, kind := range []string{"app", "key_version", "meta", "secret"} {
 		after := ""
 		for {
 			page, err := k.store.ListRootWrapped(ctx, kind, after, 100)

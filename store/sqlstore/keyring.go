@@ -381,6 +381,14 @@ func (s *DB) ListRootWrapped(ctx context.Context, kind, after string, limit int)
 		}
 		rows, err = s.db.QueryContext(ctx, s.q(`SELECT v.key_id, v.version, k.owner, k.spec, v.material FROM key_versions v JOIN keys k ON k.key_id = v.key_id
 			WHERE v.key_id > ? OR (v.key_id = ? AND v.version > ?) ORDER BY v.key_id, v.version LIMIT ?`), id, id, version, limit)
+	case "secret":
+		owner, name, version := "", "", -1
+		if parts := strings.SplitN(after, "\x00", 3); len(parts) == 3 && len(parts[2]) == 4 {
+			owner, name, version = parts[0], parts[1], int(binary.BigEndian.Uint32([]byte(parts[2])))
+		}
+		rows, err = s.db.QueryContext(ctx, s.q(`SELECT owner, name, version, wrapped FROM secret_versions
+			WHERE owner > ? OR (owner = ? AND (name > ? OR (name = ? AND version > ?))) ORDER BY owner, name, version LIMIT ?`),
+			owner, owner, name, name, version, limit)
 	default:
 		return nil, fmt.Errorf("unknown root-wrapped kind %q", kind)
 	}
@@ -394,6 +402,9 @@ func (s *DB) ListRootWrapped(ctx context.Context, kind, after string, limit int)
 		dest := []any{&it.ID, &it.Blob}
 		if kind == "key_version" {
 			dest = []any{&it.ID, &it.Version, &it.Owner, &it.Spec, &it.Blob}
+		}
+		if kind == "secret" {
+			dest = []any{&it.Owner, &it.ID, &it.Version, &it.Blob}
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
@@ -421,6 +432,8 @@ func (s *DB) ReplaceRootWrapped(ctx context.Context, it store.RootWrapped, blob 
 		res, err = tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = ? AND value = ?`), blob, it.ID, it.Blob)
 	case "key_version":
 		res, err = tx.ExecContext(ctx, s.q(`UPDATE key_versions SET material = ? WHERE key_id = ? AND version = ? AND material = ?`), blob, it.ID, it.Version, it.Blob)
+	case "secret":
+		res, err = tx.ExecContext(ctx, s.q(`UPDATE secret_versions SET wrapped = ? WHERE owner = ? AND name = ? AND version = ? AND wrapped = ?`), blob, it.Owner, it.ID, it.Version, it.Blob)
 	default:
 		return false, fmt.Errorf("unknown root-wrapped kind %q", it.Kind)
 	}

@@ -120,6 +120,12 @@ func (s *DB) migrate(ctx context.Context) error {
 		`CREATE INDEX IF NOT EXISTS attest_nonces_expiry ON attest_nonces (expires_at)`,
 		`CREATE TABLE IF NOT EXISTS root_terms (term INTEGER PRIMARY KEY, by_unseal ` + blob + ` NOT NULL, by_previous ` + blob + `,
 			created_at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS secrets (owner TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+			encryption_key_id TEXT NOT NULL, rotation_interval TEXT NOT NULL, created_at BIGINT NOT NULL,
+			deletion_at BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (owner, name))`,
+		`CREATE INDEX IF NOT EXISTS secrets_deletion ON secrets (deletion_at)`,
+		`CREATE TABLE IF NOT EXISTS secret_versions (owner TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+			wrapped ` + blob + ` NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (owner, name, version))`,
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
