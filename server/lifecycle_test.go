@@ -18,6 +18,7 @@ import (
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
+	"github.com/ppml-project/ppml/store"
 )
 
 func openDB(t *testing.T, inst *servertest.Instance) *sql.DB {
@@ -308,6 +309,30 @@ func TestSealAndUnseal(t *testing.T) {
 			// Secret values stay readable across the rotation.
 			if v := ok(t, newRaw(t, inst2, cfg).call("GetSecretValue", `{"secretName":"pw"}`)); v["secretData"] != "kept across root rotation" {
 				t.Fatalf("secret after root rotation: %v", v)
+			}
+			// The re-wrap job moves secret values to the current term too.
+			if _, err := n.StartRewrap(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if rs, err := n.Rewrap(ctx); err != nil || rs.Error != "" {
+					t.Fatalf("rewrap: %v %+v", err, rs)
+				} else if rs.Done && !rs.Running {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("rewrap did not finish")
+				}
+			}
+			var wrapped []byte
+			if err := openDB(t, inst2).QueryRow(`SELECT wrapped FROM secret_versions`).Scan(&wrapped); err != nil {
+				t.Fatal(err)
+			}
+			if term, _ := store.BlobTerm(wrapped); term != 3 {
+				t.Fatalf("secret value under term %d after rewrap, want 3", term)
+			}
+			if v := ok(t, newRaw(t, inst2, cfg).call("GetSecretValue", `{"secretName":"pw"}`)); v["secretData"] != "kept across root rotation" {
+				t.Fatalf("secret after rewrap: %v", v)
 			}
 			// Rekey: new shares, committed only when asked; until then the old ones stay valid.
 			id, newShares, err := n.PrepareRekey(ctx)

@@ -33,15 +33,15 @@ var layers = [][]string{
 	{"store/", "metrics"},               // store backends and wrappers, metrics
 	{"kms/rootkey"},                     // root keyring
 	{"kms"},                             // the KMS core
-	{"attestation", "migrate/bigdlkms"}, // the Attestation Service core; BigDL KMS import
-	{"api/httputil"},                    // shared HTTP helpers of the adapters
-	{"api/"},                            // protocol adapters: ehsm, native, bigdlkms, bigdlas
-	{"server"},                          // ppml serve: wires stores, cores and adapters
-	{"dataformat/keysource"},            // where data keys come from
-	{"dataformat/stream"},               // the ppml file format
-	{"dataformat/"},                     // BigDL and Parquet formats, directory driver
-	{"client"},                          // Go client of every API
-	{"client/kmskeys"},                  // data keys from a KMS
+	{"attestation", "kms/secrets", "migrate/bigdlkms"}, // the Attestation Service core; the secret manager; BigDL KMS import
+	{"api/httputil"},         // shared HTTP helpers of the adapters
+	{"api/"},                 // protocol adapters: ehsm, native, bigdlkms, bigdlas
+	{"server"},               // ppml serve: wires stores, cores and adapters
+	{"dataformat/keysource"}, // where data keys come from
+	{"dataformat/stream"},    // the ppml file format
+	{"dataformat/"},          // BigDL and Parquet formats, directory driver
+	{"client"},               // Go client of every API
+	{"client/kmskeys"},       // data keys from a KMS
 	{"k8s/kube", "k8s/material", "k8s/manifests", "k8s/image", "k8s/k8stest"},
 	{"k8s/setup"},  // ppml k8s setup
 	{"k8s/doctor"}, // ppml doctor
