@@ -33,6 +33,7 @@ import (
 	"github.com/ppml-project/ppml/api/native"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/internal/fileperm"
 	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
@@ -119,6 +120,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
+	// Everything under the data directory is private: keys, tokens, the
+	// database and its -wal/-shm (which SQLite creates with the mode of
+	// the database file), the audit log.
+	if err := fileperm.Tighten(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	ok := false
 	defer func() {
@@ -129,6 +136,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	dsn := cfg.DB
 	if dsn == "" {
 		dsn = filepath.Join(cfg.DataDir, "ppml.db")
+		// Created 0600 here so that SQLite's -wal and -shm files are too.
+		f, err := os.OpenFile(dsn, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("creating the database file: %w", err)
+		}
+		f.Close()
 	}
 	db, err := sqlstore.Open(ctx, dsn)
 	if err != nil {

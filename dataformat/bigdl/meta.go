@@ -70,7 +70,7 @@ func ReadMeta(dir string) (string, error) {
 
 // WriteMeta writes <dir>/.meta atomically.
 func WriteMeta(dir, encryptedDataKey string) error {
-	return atomicfile.WriteFile(filepath.Join(dir, MetaName), MarshalMeta(encryptedDataKey), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, MetaName), MarshalMeta(encryptedDataKey), 0o600)
 }
 
 // EncryptedName returns the name BigDL/Hadoop expects for an encrypted file.

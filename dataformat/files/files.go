@@ -216,7 +216,7 @@ func (o *Options) run(ctx context.Context, p *plan, do func(ctx context.Context,
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := os.MkdirAll(filepath.Dir(j.out), 0o755); err != nil {
+				if err := os.MkdirAll(filepath.Dir(j.out), 0o700); err != nil {
 					err = fmt.Errorf("creating output directory: %w", err)
 					mu.Lock()
 					firstErr = cmpErr(firstErr, err)
@@ -257,9 +257,10 @@ func cmpErr(first, err error) error {
 	return first
 }
 
-// writeAtomic creates out atomically with the contents produced by fill.
+// writeAtomic creates out atomically with the contents produced by fill,
+// mode 0600 (decrypted outputs are plaintext; new directories are 0700).
 func writeAtomic(out string, fill func(w io.Writer) error) error {
-	f, err := atomicfile.Create(out, 0o644)
+	f, err := atomicfile.Create(out, 0o600)
 	if err != nil {
 		return err
 	}

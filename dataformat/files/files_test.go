@@ -340,3 +340,40 @@ func TestEmptyBigDLPartition(t *testing.T) {
 		t.Fatalf("0-byte file without .cbc: %v", err)
 	}
 }
+
+// Outputs are private: plaintext is decrypted into files 0600 in new
+// directories 0700, whatever the umask and the input's modes.
+func TestOutputModes(t *testing.T) {
+	ctx := context.Background()
+	keys := pk(t, "EREREREREREREREREREREQ==")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	os.MkdirAll(filepath.Join(in, "sub"), 0o755)
+	os.WriteFile(filepath.Join(in, "sub", "data.csv"), []byte("name,age\nalice,30\n"), 0o644)
+	for _, f := range []Format{FormatPPML, FormatBigDL} {
+		enc := filepath.Join(dir, "enc-"+string(f))
+		out := filepath.Join(dir, "out-"+string(f))
+		if _, err := Encrypt(ctx, in, enc, Options{Format: f, Keys: keys}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decrypt(ctx, enc, out, Options{Keys: keys}); err != nil {
+			t.Fatal(err)
+		}
+		for _, root := range []string{enc, out} {
+			filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err != nil || p == root {
+					return err
+				}
+				st, _ := os.Stat(p)
+				want := os.FileMode(0o600)
+				if d.IsDir() {
+					want = 0o700
+				}
+				if st.Mode().Perm() != want {
+					t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), want)
+				}
+				return nil
+			})
+		}
+	}
+}

@@ -143,7 +143,7 @@ func Encrypt(ctx context.Context, in, out string, opt Options) (Result, error) {
 		return res, err
 	}
 	for _, d := range p.metaDirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return res, err
 		}
 		if err := bigdl.WriteMeta(d, key.Wrapped); err != nil {

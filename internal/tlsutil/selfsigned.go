@@ -70,7 +70,7 @@ func EnsureSelfSigned(dir string) (cert tls.Certificate, certPath string, create
 	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return cert, certPath, false, err
 	}
-	if err := writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return cert, certPath, false, err
 	}
 	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
