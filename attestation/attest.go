@@ -35,6 +35,10 @@ func (s *Service) internal(op string, err error) error {
 	if errors.As(err, &ke) {
 		return err
 	}
+	if store.IsUnavailable(err) {
+		s.log.Warn("database unreachable", "op", op, "err", err)
+		return &fault.Error{Kind: fault.Unavailable, Code: "store_unavailable", Msg: op + " not done: this replica cannot reach its database right now; retry in a moment (another replica may answer)"}
+	}
 	s.log.Error("attestation internal error", "op", op, "err", err)
 	return &fault.Error{Kind: fault.Internal, Code: "internal", Msg: "Server internal error during " + op + ", please contact the administrator"}
 }

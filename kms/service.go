@@ -145,8 +145,18 @@ func (s *Service) internal(op string, err error) error {
 	if errors.As(err, &ke) {
 		return err
 	}
+	if store.IsUnavailable(err) {
+		s.cfg.Logger.Warn("database unreachable", "op", op, "err", err)
+		return StoreUnavailable(op)
+	}
 	s.cfg.Logger.Error("kms internal error", "op", op, "err", err)
 	return fault.Errorf(fault.Internal, "internal", "Server internal error during %s, please contact the administrator", op)
+}
+
+// StoreUnavailable is the retryable error of a request this replica could
+// not serve because its database is unreachable.
+func StoreUnavailable(op string) error {
+	return fault.Errorf(fault.Unavailable, "store_unavailable", "%s not done: this replica cannot reach its database right now; retry in a moment (another replica may answer)", op)
 }
 
 func (s *Service) requireUnsealed() error {

@@ -140,6 +140,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.mirrorStatus && resp.Code != 200 {
 		status = resp.Code
 	}
+	if fault.KindOf(err) == fault.Unavailable {
+		status = http.StatusServiceUnavailable // retryable: tell proxies and clients, whatever the mode
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	httputil.EncodeJSON(w, resp)
@@ -220,7 +223,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	now := h.svc.Now()
 	fresh, err := h.replay.RecordRequest(ctx, env.appID, env.nonce, env.timestamp, now, now.Add(-ReplayRetention))
 	if err != nil {
-		return nil, "", bad("database_error", "database error: could not record the request timestamp; retry")
+		return nil, "", kms.StoreUnavailable("recording the request timestamp")
 	}
 	if !fresh {
 		return nil, "", bad("replay", "Timestamp can't be repeated in 20 minutes")
