@@ -5,7 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/postgres.sh
-trap stop_postgres EXIT
+
+# Every go test run goes through internal/testsummary (go test -json in,
+# plain go test output out) and the summary closes the script, also on
+# failure: packages, passed/failed/skipped (skipped by name), fuzz
+# executions, and the bar of 0 skipped (a skip fails the run).
+SUMMARY_DIR=$(mktemp -d)
+go build -o "$SUMMARY_DIR/testsummary" ./internal/testsummary
+summary() {
+  local rc=$?
+  stop_postgres
+  if [ -s "$SUMMARY_DIR/state" ]; then
+    "$SUMMARY_DIR/testsummary" -state "$SUMMARY_DIR/state" -report || rc=1
+  fi
+  rm -rf "$SUMMARY_DIR"
+  exit $rc
+}
+trap summary EXIT
+gotest() { # gotest LABEL ARGS...: go test -json ARGS through the summary
+  local label=$1; shift
+  go test -json "$@" | "$SUMMARY_DIR/testsummary" -state "$SUMMARY_DIR/state" -label "$label"
+}
 
 # etcd, kube-apiserver, kube-controller-manager and kubectl for the cluster
 # tests (built from the Go proxy's Kubernetes modules, cached).
@@ -54,17 +74,17 @@ export PROMETHEUS PROMTOOL
 go vet ./...
 # The container image builds ppml static (CGO_ENABLED=0, no DuckDB): keep that working.
 CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o /dev/null ./cmd/ppml   # the flags of k8s/image.BuildFlags: warms the cache for its test
-go test -count=1 -timeout 60m "$@" ./...
+gotest tests -count=1 -timeout 60m "$@" ./...
 
 # The concurrent service code once more under the race detector.
-go test -race -count=1 -timeout 30m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
+gotest race -race -count=1 -timeout 30m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
 
 # A short fuzzing run of every parser of untrusted input (their seed corpora
 # already ran above as ordinary tests). The budget is a number of executions,
 # not a duration: Go 1.26's fuzz coordinator can report a spurious "context
 # deadline exceeded" when a duration expires under load (golang/go#75804).
 while read -r pkg target; do
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "${PPML_FUZZTIME:-50000x}" "./$pkg"
+  gotest fuzz -run '^$' -fuzz "^${target}\$" -fuzztime "${PPML_FUZZTIME:-50000x}" "./$pkg"
 done <<'FUZZ'
 quote/abi FuzzParseQuote
 quote/pck FuzzParseExtension
