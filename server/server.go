@@ -33,15 +33,12 @@ import (
 	"github.com/ppml-project/ppml/api/native"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/audit"
-	"github.com/ppml-project/ppml/internal/fileperm"
 	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/kms/secrets"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/store"
-	"github.com/ppml-project/ppml/store/instrumented"
-	"github.com/ppml-project/ppml/store/sqlstore"
 )
 
 // Config is everything `ppml serve` takes.
@@ -114,99 +111,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("--data-dir is empty")
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
-	}
-	// Everything under the data directory is private: keys, tokens, the
-	// database and its -wal/-shm (which SQLite creates with the mode of
-	// the database file), the audit log.
-	if err := fileperm.Tighten(cfg.DataDir, cfg.Logger); err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	// Every store call is timed (ppml_store_operation_duration_seconds);
+	// calls made before the metrics exist are not recorded.
+	core, err := openCore(ctx, cfg, func(op string, err error, d time.Duration) { s.metrics.ObserveStore(op, err, d) })
+	if err != nil {
+		return nil, err
+	}
+	s.store, s.root, s.svc, s.audit = core.Store, core.Root, core.Service, core.Audit
 	ok := false
 	defer func() {
 		if !ok {
 			s.Close()
 		}
 	}()
-	dsn := cfg.DB
-	if dsn == "" {
-		dsn = filepath.Join(cfg.DataDir, "ppml.db")
-		// Created 0600 here so that SQLite's -wal and -shm files are too.
-		f, err := os.OpenFile(dsn, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("creating the database file: %w", err)
-		}
-		f.Close()
-	}
-	db, err := sqlstore.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	// Every store call is timed (ppml_store_operation_duration_seconds);
-	// calls made before the metrics exist are not recorded.
-	st := instrumented.New(db, func(op string, err error, d time.Duration) { s.metrics.ObserveStore(op, err, d) })
-	s.store = st
-
-	var kr *rootkey.Keyring
-	switch cfg.RootKeyProvider {
-	case "", "file":
-		path, create := cfg.RootKeyFile, false
-		if path == "" {
-			path, create = filepath.Join(cfg.DataDir, "root.key"), true
-		}
-		var created bool
-		kr, created, err = rootkey.OpenFile(ctx, st, path, create)
-		if err != nil {
-			return nil, err
-		}
-		if create {
-			s.log.Warn("root key kept in a file in the data directory: for development only; use --root-key-file (a mounted Secret) or --root-key-provider shamir in production", "path", path, "created", created)
-		}
-	case "shamir":
-		kr, err = rootkey.NewShamir(ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		if kr.Initialized() {
-			s.log.Warn("KMS is sealed: submit 3 of 5 root key shares with `ppml operator unseal` (or PUT /rootKey/recover)")
-		} else {
-			s.log.Warn("KMS has no root key yet: run `ppml operator init` to create it and receive the 5 shares")
-		}
-	default:
-		return nil, fmt.Errorf("--root-key-provider %q: want file or shamir", cfg.RootKeyProvider)
-	}
-
-	adminToken, err := loadAdminToken(cfg)
-	if err != nil {
-		return nil, err
-	}
-	auditPath := cfg.AuditLog
-	if auditPath == "" {
-		auditPath = filepath.Join(cfg.DataDir, "audit.log")
-	}
-	auditSync, err := audit.ParseSync(cfg.AuditSync)
-	if err != nil {
-		return nil, err
-	}
-	if s.audit, err = audit.OpenFile(auditPath, auditSync); err != nil {
-		return nil, fmt.Errorf("opening audit log: %w", err)
-	}
-	dkBytes := 32
-	switch cfg.BigDLDataKeyBits {
-	case 0, 256:
-	case 128:
-		dkBytes = 16
-	default:
-		return nil, fmt.Errorf("--bigdl-data-key-bits %d: want 128 or 256", cfg.BigDLDataKeyBits)
-	}
-	s.svc = kms.New(kms.Config{Store: st, Root: kr, Audit: s.audit, Logger: s.log, Now: cfg.Now,
-		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
-	s.secrets = secrets.New(secrets.Config{Store: db, Root: kr, Keys: s.svc, Audit: s.audit, Logger: s.log, Now: s.svc.Now})
+	st, kr := core.Store, core.Root
+	s.secrets = secrets.New(secrets.Config{Store: core.db, Root: kr, Keys: s.svc, Audit: s.audit, Logger: s.log, Now: s.svc.Now})
 	if cfg.OpenEnrollment {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
 	}
@@ -221,7 +141,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if simDir == "" {
 		simDir = filepath.Join(cfg.DataDir, "sim")
 	}
-	s.root = kr
 	s.attest, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: s.svc.Now, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
 		AllowSimulation: cfg.AllowSimulation, AllowDebugEnclaves: cfg.AllowDebugEnclaves, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
 		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -35,13 +34,9 @@ a Shamir-sealed store cannot be opened offline).`,
 			if from == "" || rootFile == "" || user == "" || tokenFile == "" || primary == "" {
 				return errors.New("--from, --upstream-root-key-file, --user, --token-file and --primary-key are required")
 			}
-			rootText, err := readTrimmed(rootFile, "--upstream-root-key-file")
+			root, err := bigdlkms.ReadRootKeyFile(rootFile)
 			if err != nil {
 				return err
-			}
-			root, err := base64.StdEncoding.DecodeString(rootText)
-			if err != nil {
-				return errors.New("--upstream-root-key-file must hold upstream's ROOT_KEY: standard base64")
 			}
 			token, err := readTrimmed(tokenFile, "--token-file")
 			if err != nil {
@@ -53,12 +48,12 @@ a Shamir-sealed store cannot be opened offline).`,
 			}
 			defer up.Close()
 			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-			srv, err := server.New(cmd.Context(), cfg)
+			core, err := server.OpenCore(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			defer srv.Close()
-			rep, err := bigdlkms.Import{User: user, Token: token, RootKey: root, PrimaryKey: primary, DataKeys: dataKeys}.Run(cmd.Context(), up, srv.Service())
+			defer core.Close()
+			rep, err := bigdlkms.Import{User: user, Token: token, RootKey: root, PrimaryKey: primary, DataKeys: dataKeys}.Run(cmd.Context(), up, core.Service)
 			for _, l := range rep.Lines {
 				fmt.Fprintln(cmd.OutOrStdout(), l)
 			}

@@ -2,7 +2,11 @@ package bigdlkms
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
@@ -16,6 +20,20 @@ type Import struct {
 	RootKey     []byte // upstream ROOT_KEY, decoded
 	PrimaryKey  string
 	DataKeys    []string
+}
+
+// ReadRootKeyFile reads upstream's ROOT_KEY (standard base64, surrounding
+// white space ignored) from a file.
+func ReadRootKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --upstream-root-key-file: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, errors.New("--upstream-root-key-file must hold upstream's ROOT_KEY: standard base64")
+	}
+	return key, nil
 }
 
 // Report says what happened to each name.

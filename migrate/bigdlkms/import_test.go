@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,5 +117,22 @@ func TestImportUpstreamDatabase(t *testing.T) {
 	rep, err = im.Run(ctx, up, svc)
 	if err != nil || !strings.Contains(strings.Join(rep.Lines, "\n"), "already present") {
 		t.Fatalf("re-run: %v %v", rep.Lines, err)
+	}
+}
+
+func TestReadRootKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	key := random(32)
+	good, bad := filepath.Join(dir, "root"), filepath.Join(dir, "bad")
+	os.WriteFile(good, []byte(" "+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+	os.WriteFile(bad, []byte("not base64!\n"), 0o600)
+	if got, err := bigdlkms.ReadRootKeyFile(good); err != nil || !bytes.Equal(got, key) {
+		t.Fatalf("good file: %x, %v", got, err)
+	}
+	if _, err := bigdlkms.ReadRootKeyFile(bad); err == nil || err.Error() != "--upstream-root-key-file must hold upstream's ROOT_KEY: standard base64" {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, err := bigdlkms.ReadRootKeyFile(filepath.Join(dir, "missing")); err == nil || !strings.HasPrefix(err.Error(), "reading --upstream-root-key-file: open ") {
+		t.Fatalf("missing file: %v", err)
 	}
 }
