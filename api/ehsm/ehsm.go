@@ -9,7 +9,9 @@ package ehsm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,8 +222,13 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	if !ehsmsig.Verify(apiKey, canon, env.sign) {
 		return nil, "", bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines")
 	}
+	// The replay record is the hash of the whole signed string (values may
+	// hold '&' and '=', e.g. base64 padding or secret text): every request
+	// a captured signature is valid for, however its JSON is arranged,
+	// counts as that one request.
 	now := h.svc.Now()
-	fresh, err := h.replay.RecordRequest(ctx, env.appID, env.nonce, env.timestamp, now, now.Add(-ReplayRetention))
+	signed := sha256.Sum256([]byte(canon))
+	fresh, err := h.replay.RecordRequest(ctx, env.appID, "sha256:"+hex.EncodeToString(signed[:]), env.timestamp, now, now.Add(-ReplayRetention))
 	if err != nil {
 		return nil, "", kms.StoreUnavailable("recording the request timestamp")
 	}
@@ -293,6 +300,14 @@ func parseEnvelope(body []byte, action string, now time.Time) (*envelope, error)
 	if len(e.nonce) > 64 {
 		return nil, bad("nonce_length", "Nonce length error: the nonce is longer than 64 characters")
 	}
+	// The signed string is key=value pairs joined with '&', unescaped: a
+	// nonce or a field name with '&' or '=' could pose as other fields.
+	if strings.ContainsAny(e.nonce, "&=") {
+		return nil, bad("nonce_invalid", "Parameter invalid, The nonce may not contain '&' or '=' (they would make the signed string ambiguous)")
+	}
+	if k := ambiguousKey(e.rawPayload); k != "" {
+		return nil, bad("param_name", "Parameter invalid, The payload field name %q contains '&' or '=', which would make the signed string ambiguous", k)
+	}
 	if len(e.timestamp) != 13 {
 		return nil, bad("timestamp_length", "Timestamp length error: timestamp must be 13 digits of Unix time in milliseconds")
 	}
@@ -304,6 +319,29 @@ func parseEnvelope(body []byte, action string, now time.Time) (*envelope, error)
 		return nil, bad("timestamp_window", "Timestamp error: the timestamp is more than 10 minutes away from the server clock; check the client's clock")
 	}
 	return e, nil
+}
+
+// ambiguousKey returns the first object key, at any depth, containing '&'
+// or '='.
+func ambiguousKey(v any) string {
+	switch o := v.(type) {
+	case map[string]any:
+		for k, x := range o {
+			if strings.ContainsAny(k, "&=") {
+				return k
+			}
+			if bad := ambiguousKey(x); bad != "" {
+				return bad
+			}
+		}
+	case []any:
+		for _, x := range o {
+			if bad := ambiguousKey(x); bad != "" {
+				return bad
+			}
+		}
+	}
+	return ""
 }
 
 // payload is the decoded payload object.
