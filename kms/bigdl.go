@@ -67,7 +67,7 @@ func (s *Service) storeNamedDataKey(ctx context.Context, c Caller, action, pkNam
 	if err != nil {
 		return err
 	}
-	aead, err := aeadFor(m)
+	aead, err := aeadFor(pk.Spec, m)
 	if err != nil {
 		return s.internal(action, err)
 	}
@@ -148,7 +148,7 @@ func (s *Service) GetNamedDataKey(ctx context.Context, c Caller, pkName, dkName 
 	if err != nil {
 		return "", err
 	}
-	aead, err := aeadFor(m)
+	aead, err := aeadFor(pk.Spec, m)
 	if err != nil {
 		return "", s.internal("GetDataKey", err)
 	}

@@ -14,6 +14,10 @@ import (
 	"encoding/pem"
 	"errors"
 
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/sm3"
+	"github.com/emmansun/gmsm/sm4"
+	"github.com/emmansun/gmsm/smx509"
 	"github.com/google/uuid"
 
 	"github.com/ppml-project/ppml/fault"
@@ -24,7 +28,9 @@ import (
 //
 //	version(1)=0x01 | key id (16, UUID bytes) | key version (4, big endian) | nonce (12) | AES-GCM(ciphertext || tag)
 //
-// The 21-byte header followed by the caller's AAD is the GCM associated
+// AES keys use AES-GCM, SM4 keys (EH_SM4_CTR, EH_SM4_CBC) SM4-GCM; the key
+// spec, bound to the material, says which. The 21-byte header followed by
+// the caller's AAD is the GCM associated
 // data, so a ciphertext cannot be moved to another key or version. A 32-byte
 // data key becomes 81 bytes (108 base64 characters), well below the 376
 // bytes BigDL's file header allows.
@@ -39,8 +45,12 @@ const (
 	MaxDataKeyLen = 1024
 )
 
-func aeadFor(material []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(material)
+func aeadFor(spec string, material []byte) (cipher.AEAD, error) {
+	newCipher := aes.NewCipher
+	if sp, _ := LookupSpec(spec); sp.Family == FamilySM4 {
+		newCipher = sm4.NewCipher
+	}
+	block, err := newCipher(material)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +62,7 @@ func (s *Service) seal(ctx context.Context, k store.Key, plaintext, aad []byte) 
 	if err != nil {
 		return nil, err
 	}
-	aead, err := aeadFor(m)
+	aead, err := aeadFor(k.Spec, m)
 	if err != nil {
 		return nil, s.internal("encrypt", err)
 	}
@@ -87,7 +97,7 @@ func (s *Service) open(ctx context.Context, k store.Key, ct, aad []byte) ([]byte
 	if err != nil {
 		return nil, err
 	}
-	aead, err := aeadFor(m)
+	aead, err := aeadFor(k.Spec, m)
 	if err != nil {
 		return nil, s.internal("decrypt", err)
 	}
@@ -107,8 +117,8 @@ func (s *Service) checkAES(k store.Key, err error) (store.Key, error) {
 	if err != nil {
 		return k, err
 	}
-	if spec, _ := LookupSpec(k.Spec); spec.Family != FamilyAES {
-		return k, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an AES-GCM key", k.ID, k.Spec)
+	if spec, _ := LookupSpec(k.Spec); !spec.Symmetric() {
+		return k, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs a symmetric key (AES-GCM or SM4)", k.ID, k.Spec)
 	}
 	return k, nil
 }
@@ -186,14 +196,19 @@ func (s *Service) parsePrivateKey(ctx context.Context, id string, k store.Key, e
 	if err != nil {
 		return k, nil, err
 	}
-	if spec, _ := LookupSpec(k.Spec); spec.Family == FamilyAES {
-		return k, nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an RSA or EC key", id, k.Spec)
+	spec, _ := LookupSpec(k.Spec)
+	if spec.Symmetric() {
+		return k, nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, key %s is %s; this operation needs an RSA, EC or SM2 key", id, k.Spec)
 	}
 	m, err := s.material(ctx, k, k.CurrentVersion)
 	if err != nil {
 		return k, nil, err
 	}
-	priv, err := x509.ParsePKCS8PrivateKey(m)
+	parse := x509.ParsePKCS8PrivateKey
+	if spec.Family == FamilySM2 {
+		parse = smx509.ParsePKCS8PrivateKey
+	}
+	priv, err := parse(m)
 	if err != nil {
 		return k, nil, s.internal("key parse", err)
 	}
@@ -212,13 +227,16 @@ func (s *Service) ExportDataKey(ctx context.Context, c Caller, keyID, ukeyID str
 	if err != nil {
 		return nil, err
 	}
-	pub, ok := signer.Public().(*rsa.PublicKey)
-	if !ok {
-		return nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, ukeyid %s is not an RSA key; export needs an RSA key", ukeyID)
-	}
 	pt, err := s.open(ctx, k, oldCT, aad)
 	if err != nil {
 		return nil, err
+	}
+	if sk, ok := signer.(*sm2.PrivateKey); ok {
+		return sm2.EncryptASN1(rand.Reader, &sk.PublicKey, pt)
+	}
+	pub, ok := signer.Public().(*rsa.PublicKey)
+	if !ok {
+		return nil, fault.Errorf(fault.Invalid, "wrong_key_type", "Parameter invalid, ukeyid %s is neither an RSA nor an SM2 key; export needs one", ukeyID)
 	}
 	out, err = rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, pt, nil)
 	if err != nil {
@@ -265,15 +283,22 @@ func checkUsage(k store.Key, want, action string) error {
 // Sign signs a message or digest.
 func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []byte, err error) {
 	defer func() { err = s.record(c, "Sign", req.KeyID, err) }()
-	h, digest, err := s.digest(req)
-	if err != nil {
-		return nil, err
-	}
 	k, signer, err := s.signingKey(ctx, c, req.KeyID)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkUsage(k, UsageSignVerify, "Sign"); err != nil {
+		return nil, err
+	}
+	if priv, ok := signer.(*sm2.PrivateKey); ok {
+		e, err := sm2Digest(&priv.PublicKey, req)
+		if err != nil {
+			return nil, err
+		}
+		return sm2.SignASN1(rand.Reader, priv, e, nil)
+	}
+	h, digest, err := s.digest(req)
+	if err != nil {
 		return nil, err
 	}
 	switch priv := signer.(type) {
@@ -294,15 +319,22 @@ func (s *Service) Sign(ctx context.Context, c Caller, req SignRequest) (sig []by
 // Verify checks a signature made by Sign.
 func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []byte) (ok bool, err error) {
 	defer func() { err = s.record(c, "Verify", req.KeyID, err) }()
-	h, digest, err := s.digest(req)
-	if err != nil {
-		return false, err
-	}
 	k, signer, err := s.privateKey(ctx, c, req.KeyID)
 	if err != nil {
 		return false, err
 	}
 	if err := checkUsage(k, UsageSignVerify, "Verify"); err != nil {
+		return false, err
+	}
+	if priv, ok := signer.(*sm2.PrivateKey); ok {
+		e, err := sm2Digest(&priv.PublicKey, req)
+		if err != nil {
+			return false, err
+		}
+		return sm2.VerifyASN1(&priv.PublicKey, e, sig), nil
+	}
+	h, digest, err := s.digest(req)
+	if err != nil {
 		return false, err
 	}
 	switch pub := signer.Public().(type) {
@@ -318,6 +350,45 @@ func (s *Service) Verify(ctx context.Context, c Caller, req SignRequest, sig []b
 		return ecdsa.VerifyASN1(pub, digest, sig), nil
 	}
 	return false, s.internal("Verify", errors.New("unexpected key type"))
+}
+
+// sm2DefaultUID is the user id of GB/T 32918.2 that eHSM (SM2_DEFAULT_USERID) uses.
+var sm2DefaultUID = []byte("1234567812345678")
+
+// sm2Digest is what SM2 signs: for EH_RAW, SM3(ZA || message) with the
+// default user id 1234567812345678 (GB/T 32918.2; eHSM signs SM2 with SM3
+// whatever digest_mode says, and so do we); for EH_DIGEST, the 32-byte
+// value the caller computed that way.
+func sm2Digest(pub *ecdsa.PublicKey, req SignRequest) ([]byte, error) {
+	switch req.MessageType {
+	case MessageRaw:
+		za, err := sm2.CalculateZA(pub, sm2DefaultUID)
+		if err != nil {
+			return nil, err
+		}
+		h := sm3.New()
+		h.Write(za)
+		h.Write(req.Message)
+		return h.Sum(nil), nil
+	case MessageHash:
+		if len(req.Message) != sm3.Size {
+			return nil, fault.Errorf(fault.Invalid, "invalid_digest_length", "Parameter invalid, The message is %d bytes but an SM2 digest (SM3 of ZA || message) is %d bytes", len(req.Message), sm3.Size)
+		}
+		return req.Message, nil
+	}
+	return nil, fault.Errorf(fault.Invalid, "invalid_message_type", "Parameter invalid, The message_type %q must be EH_RAW or EH_DIGEST", req.MessageType)
+}
+
+// sm2EncryptionKey checks an SM2 key and padding for asymmetric
+// encryption (eHSM: SM2 encryption takes no padding).
+func sm2EncryptionKey(k store.Key, padding string) error {
+	if err := checkUsage(k, UsageEncryptDecrypt, "asymmetric encryption"); err != nil {
+		return err
+	}
+	if padding != "" && padding != PadNone {
+		return fault.Errorf(fault.Invalid, "invalid_padding", "Parameter invalid, SM2 encryption takes padding_mode EH_PAD_NONE (got %q)", padding)
+	}
+	return nil
 }
 
 func rsaEncryptionKey(k store.Key, signer crypto.Signer, padding string) (*rsa.PrivateKey, error) {
@@ -344,6 +415,15 @@ func (s *Service) AsymmetricEncrypt(ctx context.Context, c Caller, keyID string,
 	if err != nil {
 		return nil, err
 	}
+	if sk, ok := signer.(*sm2.PrivateKey); ok {
+		if err := sm2EncryptionKey(k, padding); err != nil {
+			return nil, err
+		}
+		if len(plaintext) == 0 || len(plaintext) > MaxPlaintext {
+			return nil, fault.Errorf(fault.Invalid, "invalid_plaintext", "Parameter invalid, The plaintext must be 1..%d bytes (got %d)", MaxPlaintext, len(plaintext))
+		}
+		return sm2.EncryptASN1(rand.Reader, &sk.PublicKey, plaintext)
+	}
 	priv, err := rsaEncryptionKey(k, signer, padding)
 	if err != nil {
 		return nil, err
@@ -363,6 +443,15 @@ func (s *Service) AsymmetricDecrypt(ctx context.Context, c Caller, keyID string,
 	if err != nil {
 		return nil, err
 	}
+	if sk, ok := signer.(*sm2.PrivateKey); ok {
+		if err := sm2EncryptionKey(k, padding); err != nil {
+			return nil, err
+		}
+		if pt, err = sm2.Decrypt(sk, ct); err != nil {
+			return nil, fault.Errorf(fault.Invalid, "decrypt_failed", "Parameter invalid, The ciphertext does not decrypt with SM2 key %s (wrong key or modified ciphertext)", keyID)
+		}
+		return pt, nil
+	}
 	priv, err := rsaEncryptionKey(k, signer, padding)
 	if err != nil {
 		return nil, err
@@ -381,7 +470,11 @@ func (s *Service) GetPublicKey(ctx context.Context, c Caller, keyID string) (pem
 	if err != nil {
 		return "", err
 	}
-	der, err := x509.MarshalPKIXPublicKey(signer.Public())
+	marshal := x509.MarshalPKIXPublicKey
+	if _, ok := signer.(*sm2.PrivateKey); ok {
+		marshal = smx509.MarshalPKIXPublicKey
+	}
+	der, err := marshal(signer.Public())
 	if err != nil {
 		return "", s.internal("GetPublicKey", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +59,16 @@ func generateMaterial(spec Spec) ([]byte, error) {
 			return nil, err
 		}
 		return x509.MarshalPKCS8PrivateKey(k)
+	case FamilySM4:
+		b := make([]byte, 16)
+		_, err := rand.Read(b)
+		return b, err
+	case FamilySM2:
+		k, err := sm2.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return smx509.MarshalPKCS8PrivateKey(k)
 	}
 	return nil, errors.New("unknown key family")
 }
@@ -89,7 +101,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	case "":
 		if spec.Family == FamilyEC {
 			req.Usage = UsageSignVerify
-		} else if spec.Family == FamilyAES {
+		} else if spec.Symmetric() {
 			req.Usage = UsageEncryptDecrypt
 		}
 	case UsageEncryptDecrypt:
@@ -97,8 +109,8 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 			return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, EC keys cannot encrypt; use EH_KEYUSAGE_SIGN_VERIFY or an RSA spec")
 		}
 	case UsageSignVerify:
-		if spec.Family == FamilyAES {
-			return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, AES keys cannot sign; use EH_KEYUSAGE_ENCRYPT_DECRYPT or an RSA/EC spec")
+		if spec.Symmetric() {
+			return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, %s keys cannot sign; use EH_KEYUSAGE_ENCRYPT_DECRYPT or an RSA, EC or SM2 spec", spec.Name)
 		}
 	default:
 		return ki, fault.Errorf(fault.Invalid, "invalid_keyusage", "Parameter invalid, The keyusage %q must be EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY", req.Usage)
@@ -147,7 +159,7 @@ func (s *Service) checkBinding(ctx context.Context, c Caller, req CreateKeyReque
 	if len(req.ReleasePolicies) == 0 {
 		return nil
 	}
-	if spec, _ := LookupSpec(req.Spec); spec.Family != FamilyAES {
+	if spec, _ := LookupSpec(req.Spec); !spec.Symmetric() {
 		return fault.Errorf(fault.Invalid, "unbindable_spec", "Parameter invalid, a %s key cannot be bound to a release policy: release hands an attested workload data keys made under an AES key, while %s keys sign and decrypt in the server, with the API key alone; bind an AES key (EH_AES_GCM_256) and wrap the data keys under it", req.Spec, req.Spec)
 	}
 	if s.release == nil {
@@ -367,7 +379,7 @@ func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInf
 		return ki, err
 	}
 	spec, _ := LookupSpec(k.Spec)
-	if spec.Family != FamilyAES {
+	if !spec.Symmetric() {
 		return ki, fault.Errorf(fault.Unsupported, "rotate_asymmetric", "key %s is asymmetric (%s): rotation would invalidate its public key; create a new key instead", id, k.Spec)
 	}
 	material, err := generateMaterial(spec)

@@ -12,6 +12,8 @@ const (
 	FamilyAES = "aes"
 	FamilyRSA = "rsa"
 	FamilyEC  = "ec"
+	FamilySM2 = "sm2" // SM2 (GB/T 32918): sign, verify, encrypt, decrypt
+	FamilySM4 = "sm4" // SM4 (GB/T 32907) keys, used as SM4-GCM
 )
 
 // Spec describes a key spec by its eHSM name.
@@ -32,13 +34,20 @@ var specs = map[string]Spec{
 	"EH_EC_P256":     {Name: "EH_EC_P256", Family: FamilyEC, Bits: 256, Curve: elliptic.P256()},
 	"EH_EC_P384":     {Name: "EH_EC_P384", Family: FamilyEC, Bits: 384, Curve: elliptic.P384()},
 	"EH_EC_P521":     {Name: "EH_EC_P521", Family: FamilyEC, Bits: 521, Curve: elliptic.P521()},
+	"EH_SM2":         {Name: "EH_SM2", Family: FamilySM2, Bits: 256},
+	// Both SM4 specs encrypt with SM4-GCM in our ciphertext layout:
+	// eHSM's CTR and CBC modes are unauthenticated and ignore the AAD, and
+	// clients never look inside a ciphertext.
+	"EH_SM4_CTR": {Name: "EH_SM4_CTR", Family: FamilySM4, Bits: 128},
+	"EH_SM4_CBC": {Name: "EH_SM4_CBC", Family: FamilySM4, Bits: 128},
 }
+
+// Symmetric reports whether keys of the spec encrypt with an AEAD in our
+// ciphertext layout (AES-GCM or SM4-GCM).
+func (s Spec) Symmetric() bool { return s.Family == FamilyAES || s.Family == FamilySM4 }
 
 // eHSM names that exist upstream but that we refuse on purpose.
 var unsupportedSpecs = map[string]string{
-	"EH_SM2":      "SM2 is not supported by this KMS; use EH_EC_P256 or an RSA spec",
-	"EH_SM4_CTR":  "SM4 is not supported by this KMS (unauthenticated mode); use EH_AES_GCM_256",
-	"EH_SM4_CBC":  "SM4 is not supported by this KMS (unauthenticated mode); use EH_AES_GCM_256",
 	"EH_EC_P224":  "EH_EC_P224 is not supported; use EH_EC_P256, EH_EC_P384 or EH_EC_P521",
 	"EH_EC_P256K": "EH_EC_P256K (secp256k1) is not supported; use EH_EC_P256",
 	"EH_HMAC":     "EH_HMAC is not supported (upstream does not support it either)",
@@ -53,7 +62,7 @@ func LookupSpec(name string) (Spec, error) {
 		return Spec{}, fault.Errorf(fault.Unsupported, "unsupported_keyspec", "%s", why)
 	}
 	return Spec{}, fault.Errorf(fault.Invalid, "invalid_keyspec",
-		"Parameter invalid, The keyspec %q is not a key spec; use one of EH_AES_GCM_128/192/256, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521", name)
+		"Parameter invalid, The keyspec %q is not a key spec; use one of EH_AES_GCM_128/192/256, EH_SM4_CTR, EH_SM4_CBC, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521, EH_SM2", name)
 }
 
 // Key usages and origins (eHSM names).

@@ -198,8 +198,8 @@ func TestEHSMActions(t *testing.T) {
 			for _, spec := range []string{"EH_EC_P384", "EH_EC_P521", "EH_RSA_3072"} {
 				ok(t, r.call("CreateKey", fmt.Sprintf(`{"keyspec":%q,"origin":"EH_INTERNAL_KEY"}`, spec)))
 			}
-			expectCode(t, r.call("CreateKey", `{"keyspec":"EH_SM2","origin":"EH_INTERNAL_KEY"}`), 400, "not supported")
-			expectCode(t, r.call("CreateKey", `{"keyspec":"EH_SM4_CBC","origin":"EH_INTERNAL_KEY"}`), 400, "not supported")
+			expectCode(t, r.call("CreateKey", `{"keyspec":"EH_EC_P224","origin":"EH_INTERNAL_KEY"}`), 400, "not supported")
+			expectCode(t, r.call("CreateKey", `{"keyspec":"EH_HMAC","origin":"EH_INTERNAL_KEY"}`), 400, "not supported")
 
 			// ListKey, DisableKey, EnableKey, DeleteKey.
 			list := ok(t, r.call("ListKey", `{}`))["list"].([]any)
