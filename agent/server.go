@@ -12,9 +12,7 @@ import (
 
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/quote/abi"
-	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/policy"
-	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/source"
 	"github.com/ppml-project/ppml/quote/verify"
 )
@@ -58,14 +56,14 @@ func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result,
 	cfg := source.Config{Now: now}
 	p := sc.Policy
 	if sc.SimDir != "" {
-		s, lerr := sim.Load(sc.SimDir)
+		root, s, lerr := source.Anchor(sc.SimDir, "")
 		if lerr != nil {
 			return nil, lerr
 		}
 		if err != nil {
 			return nil, fmt.Errorf("the attestation service's quote: %w", err)
 		}
-		cfg.Root, cfg.Collateral = s.Root(), source.SimCollateral{Sim: s}
+		cfg.Root, cfg.Collateral = root, source.SimCollateral{Sim: s}
 		if p == nil {
 			p = &policy.Policy{AllowSimulated: true}
 		}
@@ -73,18 +71,18 @@ func (sc *ServerCheck) Run(ctx context.Context, e *client.EHSM) (*verify.Result,
 		if err != nil {
 			return nil, fmt.Errorf("the attestation service's quote does not parse: %v", err)
 		}
-		switch {
-		case sc.CollateralDir != "":
-			dir, err := collateral.LoadDir(sc.CollateralDir)
-			if err != nil {
-				return nil, err
-			}
-			cfg.Collateral = &source.Collateral{Sources: []source.Named{{Getter: dir}}}
-		case sc.PCCSURL != "":
-			cfg.Collateral = &source.Collateral{Sources: []source.Named{{Getter: &collateral.Fetcher{BaseURL: sc.PCCSURL, Now: now}}}}
-		default:
+		cs := source.CollateralSettings{Dir: sc.CollateralDir, PCCSURL: sc.PCCSURL, Now: now}
+		if cs.Dir != "" {
+			cs.PCCSURL = "" // the directory wins, nothing falls back to the network
+		}
+		cols, err := cs.Open()
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := cols.(*source.Collateral); ok && c.Empty() {
 			return nil, errors.New("to verify the attestation service's quote, give its collateral: --server-collateral-dir or --server-pccs-url")
 		}
+		cfg.Collateral = cols
 	}
 	if p == nil {
 		p = &policy.Policy{}

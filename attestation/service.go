@@ -159,31 +159,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
 	}
-	cols := &source.Collateral{
+	cols, err := source.CollateralSettings{File: cfg.CollateralFile, Dir: cfg.CollateralDir, PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey,
+		Now: cfg.Now, Named: true,
 		Warn: func(err error) { s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err) },
 		NoSource: func(tee, fmspc, ca string) error {
 			return fmt.Errorf("no collateral for %s FMSPC %s (%s CA): the server has no collateral source; start it with --collateral, --collateral-dir or --pccs-url", tee, fmspc, ca)
-		},
+		}}.Open()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.CollateralFile != "" {
-		col, err := collateral.LoadFile(cfg.CollateralFile)
-		if err != nil {
-			return nil, fmt.Errorf("--collateral: %w", err)
-		}
-		cols.Sources = append(cols.Sources, source.Named{Name: "--collateral", Getter: source.Fixed{Collateral: col}})
-	}
-	if cfg.CollateralDir != "" {
-		dir, err := collateral.LoadDir(cfg.CollateralDir)
-		if err != nil {
-			return nil, fmt.Errorf("--collateral-dir: %w", err)
-		}
-		cols.Sources = append(cols.Sources, source.Named{Name: "--collateral-dir", Getter: dir})
-	}
-	if cfg.PCCSURL != "" {
-		cols.Sources = append(cols.Sources, source.Named{Name: "--pccs-url",
-			Getter: &collateral.Fetcher{BaseURL: cfg.PCCSURL, APIKey: cfg.PCCSAPIKey, Now: cfg.Now}})
-	}
-	if len(cols.Sources) == 0 {
+	if cols.(*source.Collateral).Empty() {
 		s.log.Info("no collateral source for Intel quotes (--collateral, --collateral-dir, --pccs-url): real quotes will be refused with no_collateral")
 	}
 	s.quotes, err = source.New(source.Config{Collateral: cols, Sim: s.simTEE, RefuseSimulated: true, Now: cfg.Now,

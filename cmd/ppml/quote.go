@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/policy"
-	"github.com/ppml-project/ppml/quote/sim"
 	"github.com/ppml-project/ppml/quote/source"
 	"github.com/ppml-project/ppml/quote/verify"
 )
@@ -132,22 +129,12 @@ is expired collateral; the verdict still says verified: false.`,
 				}
 			}
 			cfg := source.Config{Now: func() time.Time { return now }, RejectTrailingBytes: rejectTrailing}
-			if rootPath != "" && simDir != "" {
-				return errors.New("--root and --sim-dir both set a trust anchor: give only one")
+			if cfg.Root, _, err = source.Anchor(simDir, rootPath); err != nil {
+				return err
 			}
-			if simDir != "" {
-				s, err := sim.Load(simDir)
-				if err != nil {
-					return err
-				}
-				cfg.Root = s.Root()
-			}
-			if rootPath != "" {
-				if cfg.Root, err = source.ReadRoot("--root", rootPath); err != nil {
-					return err
-				}
-			}
-			if cfg.Collateral, err = collateralFlags(cmd.ErrOrStderr(), colPath, colDir, pccsURL, pccsKey, pccsCache, now); err != nil {
+			cfg.Collateral, err = source.CollateralSettings{File: colPath, Dir: colDir, PCCSURL: pccsURL, PCCSAPIKey: pccsKey,
+				PCCSCacheDir: pccsCache, Now: cfg.Now, Warn: func(err error) { fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err) }}.Open()
+			if err != nil {
 				return err
 			}
 			src, err := source.New(cfg)
@@ -200,23 +187,4 @@ is expired collateral; the verdict still says verified: false.`,
 	f.StringVar(&simDir, "sim-dir", "", "trust the simulation root in this directory (created by \"ppml sim init\"); results are marked simulated: true")
 	f.BoolVar(&rejectTrailing, "reject-trailing-bytes", false, "refuse quotes with bytes after the signature data (default: tolerated and reported)")
 	return cmd
-}
-
-// collateralFlags is the one collateral source the flags name.
-func collateralFlags(stderr io.Writer, file, dir, pccsURL, apiKey, cacheDir string, now time.Time) (source.Getter, error) {
-	if file != "" {
-		col, err := collateral.LoadFile(file)
-		return source.Fixed{Collateral: col}, err
-	}
-	var g source.Getter
-	if dir != "" {
-		d, err := collateral.LoadDir(dir)
-		if err != nil {
-			return nil, err
-		}
-		g = d
-	} else {
-		g = &collateral.Fetcher{BaseURL: pccsURL, APIKey: apiKey, CacheDir: cacheDir, Now: func() time.Time { return now }}
-	}
-	return &source.Collateral{Sources: []source.Named{{Getter: g}}, Warn: func(err error) { fmt.Fprintf(stderr, "warning: %v\n", err) }}, nil
 }

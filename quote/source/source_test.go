@@ -117,3 +117,45 @@ func TestCollateralSources(t *testing.T) {
 		t.Fatalf("stale with Warn: %v %v", err, warned)
 	}
 }
+
+// Settings open to the same sources every consumer used to build itself.
+func TestSettings(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sim.Init(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := s.CollateralPath(abi.SGX)
+	g, err := source.CollateralSettings{File: file}.Open()
+	if _, ok := g.(source.Fixed); err != nil || !ok {
+		t.Fatalf("a lone file: %T %v", g, err)
+	}
+	g, err = source.CollateralSettings{File: file, Named: true}.Open()
+	if _, ok := g.(*source.Collateral); err != nil || !ok {
+		t.Fatalf("a named file: %T %v", g, err)
+	}
+	if _, err := (source.CollateralSettings{File: dir + "/missing.json", Named: true}).Open(); err == nil || !strings.HasPrefix(err.Error(), "--collateral: ") {
+		t.Fatalf("named load error: %v", err)
+	}
+	if _, err := (source.CollateralSettings{Dir: dir + "/missing"}).Open(); err == nil || strings.HasPrefix(err.Error(), "--collateral-dir") {
+		t.Fatalf("unnamed load error: %v", err)
+	}
+	g, _ = source.CollateralSettings{}.Open()
+	if c, ok := g.(*source.Collateral); !ok || !c.Empty() {
+		t.Fatalf("no settings: %T", g)
+	}
+
+	root, got, err := source.Anchor(dir, "")
+	if err != nil || got == nil || !root.Equal(s.Root()) {
+		t.Fatalf("simulation anchor: %v", err)
+	}
+	if root, _, err := source.Anchor("", ""); err != nil || root != nil {
+		t.Fatalf("Intel anchor: %v %v", root, err)
+	}
+	if _, _, err := source.Anchor(dir, file); err == nil || !strings.Contains(err.Error(), "give only one") {
+		t.Fatalf("two anchors: %v", err)
+	}
+	if _, _, err := source.Anchor("", file); err == nil || !strings.HasPrefix(err.Error(), "--root "+file+": ") {
+		t.Fatalf("a collateral file as the PEM anchor: %v", err)
+	}
+}
