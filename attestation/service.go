@@ -1,8 +1,9 @@
 // Package attestation is the Attestation Service core inside `ppml serve`:
-// it verifies Intel SGX/TDX quotes (parse → choose collateral → verify with
-// the service clock → policy → decision), keeps nonces and per-app policies
-// in the store, and issues signed result tokens (wire/token). The
-// protocol adapters (api/bigdlas, api/ehsm, api/native) only translate wire formats.
+// it verifies Intel SGX/TDX quotes (parse once → anchor and collateral chosen
+// by quote/source → verify with the service clock → policy → decision),
+// keeps nonces and per-app policies in the store, and issues signed result
+// tokens (wire/token). The protocol adapters (api/bigdlas, api/ehsm,
+// api/native) only translate wire formats.
 //
 // Trust anchors: quotes are verified against the pinned Intel SGX Root CA.
 // With AllowSimulation the simulation root of <data-dir>/sim is a second,
