@@ -153,7 +153,7 @@ func newKeyCmd() *cobra.Command {
 	var days int
 	cmd.AddCommand(
 		withNative("create", "Create a primary key and print its id", cobra.NoArgs, func(c *cobra.Command) {
-			c.Flags().StringVar(&spec, "spec", "EH_AES_GCM_256", "key spec: EH_AES_GCM_128/192/256, EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521")
+			c.Flags().StringVar(&spec, "spec", "EH_AES_GCM_256", "key spec: EH_AES_GCM_128/192/256, EH_SM4_CTR, EH_SM4_CBC (both SM4-GCM), EH_RSA_2048/3072/4096, EH_EC_P256/P384/P521, EH_SM2")
 			c.Flags().StringVar(&usage, "usage", "", "EH_KEYUSAGE_ENCRYPT_DECRYPT or EH_KEYUSAGE_SIGN_VERIFY (default by spec)")
 			c.Flags().StringVar(&name, "name", "", "optional name, unique per app")
 			c.Flags().StringArrayVar(&policies, "release-policy", nil, "bind the key to this attestation policy id (repeatable): its plaintext then reaches only attested workloads")
