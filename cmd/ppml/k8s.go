@@ -255,7 +255,7 @@ serve (KMS + AS) in a cluster:
 
 --sgx-device-plugin prints instead what the --sgx variant needs on the
 cluster: Intel's SGX device plugin and node feature discovery for pinned
-releases (`+manifests.SGXDevicePluginRelease+`).
+releases (` + manifests.SGXDevicePluginRelease + `).
 
 --secrets prints instead fresh ppml-root-key and ppml-admin-token Secrets:
 create them once with kubectl create (a new root key cannot read the keys

@@ -331,7 +331,10 @@ func TestHeaderEditsFailTheMAC(t *testing.T) {
 // chunk size are rejected by the parser, before any key is asked for.
 func TestFormatRejectedBeforeKeys(t *testing.T) {
 	ct := encrypt(t, []byte("x"), nil)
-	never := func(*Header) (string, error) { t.Error("key requested for a malformed header"); return "", errors.New("no") }
+	never := func(*Header) (string, error) {
+		t.Error("key requested for a malformed header")
+		return "", errors.New("no")
+	}
 	for name, mut := range map[string]func([]byte){
 		"magic":      func(b []byte) { b[0] = 0x88 },
 		"version":    func(b []byte) { b[8] = 0 },

@@ -74,7 +74,7 @@ func TestEnsureSelfSignedCreatesAndReuses(t *testing.T) {
 	if err != nil || !created || path != filepath.Join(dir, "server.crt") {
 		t.Fatalf("first call: created %v, %v", created, err)
 	}
-	for p, mode := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "server.key"): 0o600, path: 0o644} {
+	for p, mode := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "server.key"): 0o600, path: 0o600} {
 		if st, err := os.Stat(p); err != nil {
 			t.Error(err)
 		} else if st.Mode().Perm() != mode {
