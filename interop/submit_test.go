@@ -76,7 +76,7 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	// Submitting as the spark service account, which may not read Secrets:
 	// those checks are reported as not done, and the ConfigMap gap is told.
 	for _, want := range []string{"note: not checked: Secret default/ssl-keys", "note: not checked: ServiceAccount default/spark",
-		"warning: in Kubernetes cluster mode Spark copies every setting into the driver's ConfigMap"} {
+		"warning: in Kubernetes cluster mode Spark copies every setting into the driver's ConfigMap (spark-drv-*-conf-map), these secret ones too: spark.bigdl.primaryKey.defaultKey.kms.apiKey;"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("ppml submit did not say %q:\n%s", want, tailString(out, 3000))
 		}
@@ -132,7 +132,7 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	for _, m := range ctr.VolumeMounts {
 		mounts[m.Name] = m.MountPath
 	}
-	for secret, path := range map[string]string{"ssl-keys": "/ppml/keys", "kubeconfig-secret": "/root/.kube"} {
+	for secret, path := range map[string]string{"ssl-keys": "/ppml/keys", "kubeconfig-secret": "/root/.kube", "spark-secret": "/ppml/spark-secret"} {
 		if v, ok := secretVolumes[secret]; !ok || mounts[v] != path {
 			t.Errorf("Secret %s not mounted at %s (volumes %v, mounts %v)", secret, path, secretVolumes, mounts)
 		}
@@ -152,6 +152,9 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 			t.Errorf("driver env lacks %s", name)
 		}
 	}
+	if e := env["SPARK_SSL_KEYSTORE_PW"]; e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "spark-secret" {
+		t.Errorf("SPARK_SSL_KEYSTORE_PW (spark.ssl.*Password=${env:SPARK_SSL_KEYSTORE_PW}) is not taken from spark-secret: %+v", e)
+	}
 	if e := env["SPARK_AUTHENTICATE_SECRET"]; e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "spark-secret" {
 		t.Errorf("SPARK_AUTHENTICATE_SECRET is not taken from spark-secret: %+v", e)
 	}
@@ -164,9 +167,9 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	}
 	// Spark's submission client copies the whole configuration, the
 	// settings ppml keeps in its 0600 properties file included, into the
-	// driver's ConfigMap (spark.properties). That is a known gap
-	// (docs/compatibility.md): the test pins exactly which settings leak, so
-	// that a new one, or the fix, shows up here.
+	// driver's ConfigMap (spark.properties). The test pins exactly which
+	// secret settings are there (docs/compatibility.md), so that a new one,
+	// or a fix, shows up here.
 	var driverConf string
 	leaked := map[string]bool{}
 	for _, cm := range cms.Items {
@@ -193,8 +196,9 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	if driverConf == "" {
 		t.Fatalf("found no driver ConfigMap (with spark.properties) among %d", len(cms.Items))
 	}
-	knownGap := []string{"spark.authenticate.secret", "spark.bigdl.primaryKey.defaultKey.kms.apiKey",
-		"spark.ssl.keyPassword", "spark.ssl.keyStorePassword", "spark.ssl.trustStorePassword"}
+	// The password is not among them (the pods read it from spark-secret);
+	// BigDL reads the KMS API key only from its setting.
+	knownGap := []string{"spark.bigdl.primaryKey.defaultKey.kms.apiKey"}
 	var got []string
 	for k := range leaked {
 		got = append(got, k)
@@ -203,7 +207,10 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	if !slices.Equal(got, knownGap) {
 		t.Errorf("secret settings in the driver ConfigMap %s: %v, the documented gap is %v (update docs/compatibility.md)", driverConf, got, knownGap)
 	} else {
-		t.Logf("KNOWN SECURITY GAP (docs/compatibility.md): Spark 3.1.3 copies %v into the driver ConfigMap %s", got, driverConf)
+		t.Logf("KNOWN GAP (docs/compatibility.md): Spark 3.1.3 copies %v into the driver ConfigMap %s", got, driverConf)
+	}
+	if p := cmConf(cms.Items, "spark.ssl.keyStorePassword"); p != "${env:SPARK_SSL_KEYSTORE_PW}" {
+		t.Errorf("driver ConfigMap: spark.ssl.keyStorePassword=%q, want the ${env:SPARK_SSL_KEYSTORE_PW} reference", p)
 	}
 	argv := strings.Join(args, " ")
 	for what, secret := range map[string]string{"password": password, "kms-secret API key": enrolledKey} {
@@ -223,4 +230,17 @@ func TestSubmitClusterModeRealSparkSubmit(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "spark-secrets.properties")); !os.IsNotExist(err) {
 		t.Error("the secret properties file was left behind")
 	}
+}
+
+// cmConf is a setting of the driver ConfigMap's spark.properties (a Java
+// properties file: ":" and "=" in values are escaped).
+func cmConf(cms []corev1.ConfigMap, key string) string {
+	for _, cm := range cms {
+		for _, line := range strings.Split(cm.Data["spark.properties"], "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == key {
+				return strings.NewReplacer(`\:`, ":", `\=`, "=", `\\`, `\`).Replace(strings.TrimSpace(v))
+			}
+		}
+	}
+	return ""
 }

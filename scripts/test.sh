@@ -63,7 +63,7 @@ interop_summary() {
   if [ -z "$(engine BIGDL_PPML_JARS)" ]; then
     echo "EXCLUDED: BigDL PPML classes (EHSMKeyManagementService, BigDLKeyManagementService, BigDLEncrypt, PPMLContext/SimpleQuerySparkExample, BigDLRemoteAttestationService, EHSMAttestationService): $(engine BIGDL_PPML_UNAVAILABLE)"
   fi
-  echo "KNOWN GAP: in Kubernetes cluster mode Spark copies the secret settings into the driver ConfigMap (docs/compatibility.md)"
+  echo "KNOWN GAP: in Kubernetes cluster mode Spark copies spark.bigdl.primaryKey.<name>.kms.apiKey into the driver ConfigMap (docs/compatibility.md)"
 }
 trap 'interop_summary; rm -f "$PPML_ENGINES"; stop_postgres' EXIT
 

@@ -24,8 +24,12 @@ const (
 	DefaultServiceAccount   = "spark"
 	DefaultPPMLHome         = "/ppml"
 
-	SSLKeysSecret    = "ssl-keys"
-	SparkSecret      = "spark-secret"
+	SSLKeysSecret = "ssl-keys"
+	SparkSecret   = "spark-secret"
+	// SparkSecretDir is where cluster-mode pods mount spark-secret, and
+	// SSLPasswordEnv the variable that holds its password there.
+	SparkSecretDir   = "/ppml/spark-secret"
+	SSLPasswordEnv   = "SPARK_SSL_KEYSTORE_PW"
 	KMSSecret        = "kms-secret"
 	KubeconfigSecret = "kubeconfig-secret"
 
@@ -140,7 +144,10 @@ var secretKeys = regexp.MustCompile(`(?i)(password|secret|\.kms\.apiKey$|\.kms\.
 
 // IsSecretKey reports whether a Spark setting holds a secret.
 func IsSecretKey(k string) bool {
-	return secretKeys.MatchString(k) && !strings.Contains(k, "secretKeyRef")
+	// Settings that only name where a secret is are not secrets.
+	return secretKeys.MatchString(k) && !strings.Contains(k, "secretKeyRef") &&
+		!strings.HasPrefix(k, "spark.kubernetes.driver.secrets.") && !strings.HasPrefix(k, "spark.kubernetes.executor.secrets.") &&
+		!strings.HasSuffix(k, ".secret.driver.file") && !strings.HasSuffix(k, ".secret.executor.file")
 }
 
 // Build validates o and returns the plan.
@@ -194,8 +201,25 @@ func Build(o Options) (*Plan, error) {
 		if o.LegacyCrypto {
 			bits = "128"
 		}
+		// In Kubernetes cluster mode Spark copies every setting into the
+		// driver's ConfigMap, so the password must not be one: the pods
+		// read it from spark-secret, as a mounted file for authentication
+		// (Spark base64-encodes the file's bytes into the shared secret) and
+		// through ${env:...} substitution for the key store.
+		inPods := p.Kubernetes && cluster
+		sslPw := pw
 		set("spark.authenticate", "true")
-		set("spark.authenticate.secret", pw)
+		if inPods {
+			set("spark.kubernetes.driver.secrets."+SparkSecret, SparkSecretDir)
+			set("spark.kubernetes.executor.secrets."+SparkSecret, SparkSecretDir)
+			set("spark.authenticate.secret.driver.file", SparkSecretDir+"/secret")
+			set("spark.authenticate.secret.executor.file", SparkSecretDir+"/secret")
+			set("spark.kubernetes.driver.secretKeyRef."+SSLPasswordEnv, SparkSecret+":secret")
+			set("spark.kubernetes.executor.secretKeyRef."+SSLPasswordEnv, SparkSecret+":secret")
+			sslPw = "${env:" + SSLPasswordEnv + "}"
+		} else {
+			set("spark.authenticate.secret", pw)
+		}
 		if p.Kubernetes {
 			set("spark.kubernetes.executor.secretKeyRef.SPARK_AUTHENTICATE_SECRET", SparkSecret+":secret")
 			set("spark.kubernetes.driver.secretKeyRef.SPARK_AUTHENTICATE_SECRET", SparkSecret+":secret")
@@ -210,9 +234,9 @@ func Build(o Options) (*Plan, error) {
 		set("spark.io.encryption.keygen.algorithm", "HmacSHA1")
 		set("spark.ssl.enabled", "true")
 		set("spark.ssl.port", "8043")
-		set("spark.ssl.keyPassword", pw)
-		set("spark.ssl.keyStorePassword", pw)
-		set("spark.ssl.trustStorePassword", pw)
+		set("spark.ssl.keyPassword", sslPw)
+		set("spark.ssl.keyStorePassword", sslPw)
+		set("spark.ssl.trustStorePassword", sslPw)
 		set("spark.ssl.keyStore", o.KeyStore)
 		set("spark.ssl.trustStore", o.KeyStore)
 		set("spark.ssl.keyStoreType", "JKS")
@@ -311,7 +335,7 @@ func Build(o Options) (*Plan, error) {
 	for _, k := range p.ConfOrder {
 		if IsSecretKey(k) {
 			fmt.Fprintf(&props, "%s=%s\n", k, escapeProperty(p.Conf[k]))
-			if p.Kubernetes && o.DeployMode == "cluster" {
+			if p.Kubernetes && cluster && !strings.HasPrefix(p.Conf[k], "${env:") {
 				p.ConfigMapSecrets = append(p.ConfigMapSecrets, k)
 			}
 			continue

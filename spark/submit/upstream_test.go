@@ -143,6 +143,13 @@ func deviations(o Options) map[string]deviation {
 		d["spark.driver.host"] = deviation{"", why}
 		d["spark.driver.port"] = deviation{"", why}
 	}
+	if k8s && o.DeployMode == "cluster" && len(o.Password) > 0 {
+		why := "in Kubernetes cluster mode Spark copies every setting into the driver's ConfigMap, so the pods read the password from spark-secret (authentication from a mounted file, SSL through ${env:...}) instead (checked against real Spark by interop.TestSubmitClusterModeRealSparkSubmit)"
+		d["spark.authenticate.secret"] = deviation{"", why}
+		for _, k := range []string{"spark.ssl.keyPassword", "spark.ssl.keyStorePassword", "spark.ssl.trustStorePassword"} {
+			d[k] = deviation{"${env:" + SSLPasswordEnv + "}", why}
+		}
+	}
 	if !k8s {
 		why := "Kubernetes settings only for k8s:// masters (upstream sets them for every master, where Spark ignores them)"
 		for _, k := range []string{"spark.kubernetes.authenticate.driver.serviceAccountName", "spark.kubernetes.driver.podTemplateFile",
