@@ -14,6 +14,8 @@ require (
 
 require github.com/emmansun/gmsm v0.15.5
 
+require github.com/BurntSushi/toml v1.6.0
+
 require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/opencontainers/go-digest v1.0.0 // indirect

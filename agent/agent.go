@@ -246,6 +246,11 @@ func attest(ctx context.Context, c *Config) (env []string, warning string, err e
 	}
 	cfg := client.Config{URL: c.URL, AppID: c.AppID, APIKey: c.APIKey, CAFile: c.CAFile}
 	if c.Server != nil {
+		pin, hc, err := pinningClient(c.CAFile)
+		if err != nil {
+			return nil, "", err
+		}
+		cfg.HTTP = hc
 		e, err := client.NewEHSM(cfg)
 		if err != nil {
 			return nil, "", err
@@ -253,6 +258,15 @@ func attest(ctx context.Context, c *Config) (env []string, warning string, err e
 		r, err := c.Server.Run(ctx, e)
 		if err != nil {
 			return nil, "", fmt.Errorf("the attestation service itself failed attestation: %w", err)
+		}
+		bound, err := pin.bind(r)
+		if err != nil {
+			return nil, "", fmt.Errorf("the attestation service itself failed attestation: %w", err)
+		}
+		if bound {
+			fmt.Fprintf(c.Stderr, "[INFO] the attestation service's quote binds the TLS key of this connection (RA-TLS); later requests must use the same key\n")
+		} else {
+			fmt.Fprintf(c.Stderr, "[WARN] the attestation service's quote does not bind its TLS key (a server without --tls-in-memory): whoever holds that key outside the enclave could relay the quote\n")
 		}
 		sim := ""
 		if r.Simulated {

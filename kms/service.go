@@ -38,8 +38,11 @@ type Config struct {
 	DeletionWindow time.Duration
 	// AdminToken is the operator credential for enrollment and root key
 	// operations; OpenEnrollment lets anyone enroll (development only).
-	AdminToken     string
-	OpenEnrollment bool
+	AdminToken string
+	// AdminTokenSHA256, when set, is the SHA-256 of the admin token
+	// instead of AdminToken (the server never holds the token).
+	AdminTokenSHA256 [32]byte
+	OpenEnrollment   bool
 	// BigDLDataKeyBytes is the size of BigDL KMS data keys (16 or 32).
 	BigDLDataKeyBytes int
 }
@@ -109,11 +112,15 @@ func (s *Service) record(c Caller, action, keyID string, err error) error {
 
 // CheckAdmin compares a presented admin token in constant time.
 func (s *Service) CheckAdmin(token string) error {
-	if s.cfg.AdminToken == "" || token == "" {
+	hashOnly := s.cfg.AdminTokenSHA256 != [32]byte{}
+	if (s.cfg.AdminToken == "" && !hashOnly) || token == "" {
 		return fault.Errorf(fault.Unauthenticated, "admin_required", "this operation needs the admin credential: send 'Authorization: Bearer <token>' with the token from the server's admin token file")
 	}
 	a := sha256.Sum256([]byte(token))
-	b := sha256.Sum256([]byte(s.cfg.AdminToken))
+	b := s.cfg.AdminTokenSHA256
+	if !hashOnly {
+		b = sha256.Sum256([]byte(s.cfg.AdminToken))
+	}
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
 		return fault.Errorf(fault.Unauthenticated, "admin_invalid", "the admin token is wrong: use the token from the server's admin token file")
 	}

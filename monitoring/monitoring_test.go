@@ -95,6 +95,14 @@ type ruleFile struct {
 	} `json:"groups"`
 }
 
+// podDiscovery is the in-cluster discovery of prometheus-scrape.yaml.
+const podDiscovery = `# One A record per pod: the headless Service (ppml k8s manifests).
+    dns_sd_configs:
+      - names: [ppml-headless.ppml.svc.cluster.local]
+        type: A
+        port: 9000
+`
+
 func alerts(t *testing.T) ruleFile {
 	var rf ruleFile
 	if err := yaml.Unmarshal([]byte(readFile(t, "alerts.yaml")), &rf); err != nil {
@@ -346,8 +354,10 @@ func TestPrometheusScrapesServer(t *testing.T) {
 		"scrape_interval: 30s":        "scrape_interval: 1s",
 		"evaluation_interval: 30s":    "evaluation_interval: 1s",
 		"/etc/prometheus/ppml-ca.crt": inst.CAFile,
-		"'ppml.ppml.svc:9000'":        "'" + target + "'",
-		"- alerts.yaml":               "- " + abs(t, filepath.Join(dir, "alerts.yaml")),
+		// Pod discovery needs a cluster: a static target instead.
+		podDiscovery:        "static_configs:\n      - targets: ['" + target + "']\n        labels: {instance: ppml-0}\n",
+		"server_name: ppml": "server_name: localhost",
+		"- alerts.yaml":     "- " + abs(t, filepath.Join(dir, "alerts.yaml")),
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("prometheus-scrape.yaml no longer contains %q", old)
@@ -452,7 +462,7 @@ func TestPrometheusScrapesServer(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if !slices.Contains(names, "PPMLKMSSealed") || len(names) != 7 {
+	if !slices.Contains(names, "PPMLKMSSealed") || !slices.Contains(names, "PPMLTargetDown") || len(names) != 9 {
 		t.Errorf("rules loaded: %v", names)
 	}
 }

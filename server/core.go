@@ -111,7 +111,7 @@ func openCore(ctx context.Context, cfg Config, observe func(op string, err error
 		return nil, fmt.Errorf("--root-key-provider %q: want file or shamir", cfg.RootKeyProvider)
 	}
 
-	adminToken, err := loadAdminToken(cfg)
+	adminToken, adminHash, err := adminCredential(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func openCore(ctx context.Context, cfg Config, observe func(op string, err error
 	}
 	c.Root = kr
 	c.Service = kms.New(kms.Config{Store: st, Root: kr, Audit: c.Audit, Logger: cfg.Logger, Now: cfg.Now,
-		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
+		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, AdminTokenSHA256: adminHash, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes})
 	ok = true
 	return c, nil
 }

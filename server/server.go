@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,11 +53,20 @@ type Config struct {
 	TLSCert      string
 	TLSKey       string
 	InsecureHTTP bool
+	// TLSInMemory generates the TLS key at start, in memory only (inside
+	// an enclave the host never sees it), for TLSDNSNames; only the public
+	// certificate is written (<data-dir>/tls/server.crt).
+	TLSInMemory bool
+	TLSDNSNames []string
 
 	RootKeyProvider string // file (default) or shamir
 	RootKeyFile     string // default <data-dir>/root.key (created)
 	AdminTokenFile  string // default <data-dir>/admin.token (created)
-	OpenEnrollment  bool
+	// AdminTokenSHA256 (hex) replaces the admin token file: only the hash
+	// is configured (in an enclave: measured in the manifest), the
+	// operator keeps the token.
+	AdminTokenSHA256 string
+	OpenEnrollment   bool
 
 	DeletionWindow   time.Duration
 	BigDLDataKeyBits int
@@ -154,7 +164,24 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	if !cfg.InsecureHTTP {
 		var cert tls.Certificate
-		if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSInMemory {
+			if cfg.TLSCert != "" || cfg.TLSKey != "" {
+				return nil, errors.New("--tls-in-memory generates the key: do not give --tls-cert or --tls-key")
+			}
+			var certPEM []byte
+			if cert, certPEM, err = tlsutil.InMemory(cfg.TLSDNSNames); err != nil {
+				return nil, err
+			}
+			dir := filepath.Join(cfg.DataDir, "tls")
+			s.CertPath = filepath.Join(dir, "server.crt")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(s.CertPath, certPEM, 0o644); err != nil {
+				return nil, fmt.Errorf("writing the public certificate: %w", err)
+			}
+			s.log.Info("TLS key generated in memory (--tls-in-memory): the self-quote binds its hash", "certificate", s.CertPath)
+		} else if cfg.TLSCert != "" || cfg.TLSKey != "" {
 			if cfg.TLSCert == "" || cfg.TLSKey == "" {
 				return nil, errors.New("--tls-cert and --tls-key go together")
 			}
@@ -196,6 +223,9 @@ func selfQuoter(cfg Config, simDir string) (enclave.Quoter, error) {
 	case "", "none":
 		return nil, nil
 	case "gramine":
+		if cfg.DB == "" || !strings.Contains(cfg.DB, "://") {
+			return nil, errors.New("--self-attestation gramine needs --db postgres://...: the embedded SQLite store uses WAL, whose shared-memory file Gramine-SGX refuses to map, and its files would be plaintext and unauthenticated on the host")
+		}
 		q, err := enclave.Gramine("/dev/attestation")
 		if err != nil {
 			return nil, fmt.Errorf("--self-attestation gramine: %w", err)
@@ -212,6 +242,24 @@ func selfQuoter(cfg Config, simDir string) (enclave.Quoter, error) {
 		return enclave.Gramine(dir)
 	}
 	return nil, fmt.Errorf("--self-attestation %q: want none, gramine or simulated", cfg.SelfAttestation)
+}
+
+// adminCredential is the admin token (from --admin-token-file or the
+// data directory), or only its SHA-256 with --admin-token-sha256.
+func adminCredential(cfg Config) (token string, hash [32]byte, err error) {
+	if cfg.AdminTokenSHA256 == "" {
+		token, err = loadAdminToken(cfg)
+		return token, hash, err
+	}
+	if cfg.AdminTokenFile != "" {
+		return "", hash, errors.New("--admin-token-sha256 and --admin-token-file: give one")
+	}
+	h, err := hex.DecodeString(cfg.AdminTokenSHA256)
+	if err != nil || len(h) != 32 {
+		return "", hash, errors.New("--admin-token-sha256: want 64 hex digits, the SHA-256 of the admin token (sha256sum < admin.token, without the trailing newline)")
+	}
+	copy(hash[:], h)
+	return "", hash, nil
 }
 
 func loadAdminToken(cfg Config) (string, error) {
@@ -263,7 +311,11 @@ func (s *Server) buildHandler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
-	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Attestation: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self, Secrets: s.secrets})
+	var selfKey [32]byte
+	if s.self != nil && s.tlsCert != nil && s.tlsCert.Leaf != nil {
+		selfKey = tlsutil.KeyHash(s.tlsCert.Leaf)
+	}
+	eh := ehsm.New(s.svc, ehsm.Options{Replay: s.store, Metrics: s.metrics, MirrorStatus: s.cfg.EHSMMirrorStatus, Attestation: s.attest, BindNonce: s.cfg.EHSMBindNonce, Self: s.self, SelfTLSKeyHash: selfKey, Secrets: s.secrets})
 	mux.Handle("/ehsm", eh)
 	mux.Handle("/ehsm/", eh)
 	mux.Handle("/v1/", native.New(native.Config{KMS: s.svc, Root: s.root, Metrics: s.metrics, Attestation: s.attest}))

@@ -56,6 +56,7 @@ type Handler struct {
 	attestation  *attestation.Service
 	bindNonce    bool
 	self         enclave.Quoter
+	selfKeyHash  [32]byte
 	metrics      *metrics.Metrics
 	mirrorStatus bool
 }
@@ -77,6 +78,10 @@ type Options struct {
 	// Secrets serves the secret manager actions (ehsm-protocol.md §14);
 	// nil answers them as unknown.
 	Secrets *secrets.Service
+	// SelfTLSKeyHash is SHA-256 of the serving certificate's public key,
+	// bound in the second half of the self-quote's report data (RA-TLS);
+	// zero leaves it zero.
+	SelfTLSKeyHash [32]byte
 	// MirrorStatus sets the HTTP status to the body code (upstream always
 	// answers HTTP 200; that stays the default).
 	MirrorStatus bool
@@ -88,7 +93,7 @@ func New(svc *kms.Service, o Options) *Handler {
 		panic("ehsm.New: Options.Replay is required")
 	}
 	h := &Handler{svc: svc, replay: o.Replay, metrics: o.Metrics, attestation: o.Attestation, bindNonce: o.BindNonce,
-		self: o.Self, mirrorStatus: o.MirrorStatus, secrets: o.Secrets}
+		self: o.Self, selfKeyHash: o.SelfTLSKeyHash, mirrorStatus: o.MirrorStatus, secrets: o.Secrets}
 	h.table = h.actions()
 	h.quotes = h.quoteActions()
 	h.secretTable = h.secretActions()

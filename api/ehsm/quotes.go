@@ -115,11 +115,14 @@ func (h *Handler) quoteActions() map[string]quoteAction {
 			if err := validate(p, quoteFields["GenerateQuote"]); err != nil {
 				return nil, "", err
 			}
-			// Unlike upstream (all-zero report data), bind the challenge:
-			// report_data = SHA-256(base64-decoded challenge) || zeros.
+			// Unlike upstream (all-zero report data), bind the challenge
+			// and this server's TLS key (RA-TLS): report_data =
+			// SHA-256(base64-decoded challenge) || SHA-256(TLS SPKI), the
+			// second half zero when the server has no TLS key of its own.
 			var rd [64]byte
 			sum := sha256.Sum256(p.bytes("challenge"))
 			copy(rd[:], sum[:])
+			copy(rd[32:], h.selfKeyHash[:])
 			quote, err := h.self.Quote(rd)
 			if err != nil {
 				return nil, "", &fault.Error{Kind: fault.Internal, Code: "self_quote", Msg: "Server exception. [self_quote] could not produce this server's quote: " + err.Error()}

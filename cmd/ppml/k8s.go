@@ -306,9 +306,11 @@ with overlays embedded, postgres and sgx.`,
 	fs.StringVar(&o.DB, "db", "", "PostgreSQL URL without password with --postgres (default "+manifests.DefaultDB+")")
 	fs.StringVar(&o.StorageSize, "storage", "", "PVC size of the embedded store (default "+manifests.DefaultStorageSize+")")
 	fs.BoolVar(&o.SGX, "sgx", false, "run inside Gramine-SGX and request the SGX device plugin resources")
-	fs.StringVar(&o.EPC, "epc", "", "sgx.intel.com/epc with --sgx (default "+manifests.DefaultEPC+")")
+	fs.StringVar(&o.EPC, "epc", "", "sgx.intel.com/epc with --sgx: the enclave size the image was built with, ENCLAVE_SIZE (default "+manifests.DefaultEPC+")")
 	fs.StringVar(&o.PCCSURL, "pccs-url", "", "PCCS URL passed as --pccs-url (without --sgx; the Gramine manifest carries its own)")
 	fs.BoolVar(&o.ServiceMonitor, "service-monitor", false, "add a Prometheus Operator ServiceMonitor")
+	fs.StringVar(&o.DBPeer, "egress-db", "", "where the NetworkPolicy lets the pods reach PostgreSQL (port 5432): a CIDR or a pod label selector (default "+manifests.DefaultDBPeer+" with --postgres)")
+	fs.StringVar(&o.PCCSPeer, "egress-pccs", "", "where the NetworkPolicy lets the pods reach the PCCS (port of --pccs-url, else 8081): a CIDR or a pod label selector (default "+manifests.DefaultPCCSPeer+")")
 	fs.BoolVar(&secrets, "secrets", false, "print fresh ppml-root-key and ppml-admin-token Secrets instead")
 	fs.BoolVar(&devicePlugin, "sgx-device-plugin", false, "print instead the SGX prerequisite: Intel's SGX device plugin and node feature discovery ("+manifests.SGXDevicePluginRelease+"); apply it twice (the NodeFeatureRule needs its CRD)")
 	return cmd

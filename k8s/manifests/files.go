@@ -30,17 +30,17 @@ func Files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(base) != 6 {
-		return nil, fmt.Errorf("deploy: %d base objects, want 6 (update Files)", len(base))
+	if len(base) != 7 {
+		return nil, fmt.Errorf("deploy: %d base objects, want 7 (update Files)", len(base))
 	}
 	for _, f := range []struct {
 		path string
 		objs []any
 	}{
 		{"base/serviceaccount.yaml", base[0:1]},
-		{"base/services.yaml", base[1:4]},
-		{"base/poddisruptionbudget.yaml", base[4:5]},
-		{"base/networkpolicy.yaml", base[5:6]},
+		{"base/services.yaml", base[1:5]},
+		{"base/poddisruptionbudget.yaml", base[5:6]},
+		{"base/networkpolicy.yaml", base[6:7]},
 		{"overlays/embedded/statefulset.yaml", work},
 	} {
 		if err := put(f.path, f.objs...); err != nil {

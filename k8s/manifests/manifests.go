@@ -15,6 +15,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -34,6 +36,7 @@ const (
 	Name             = "ppml"
 	BigDLKMSService  = "bigdl-key-management-service"
 	BigDLASService   = "remote-attestation-service"
+	HeadlessService  = "ppml-headless"
 	PortHTTPS        = 9000
 	PortBigDLKMS     = 9876
 	PortBigDLAS      = 9875
@@ -49,11 +52,14 @@ const (
 	// PostgresCAKey (in Secret ppml-postgres, next to the password) is the
 	// CA that signed the PostgreSQL server's certificate: DefaultDB verifies
 	// the server (sslmode=verify-full), not just encrypts (require).
-	PostgresCAKey      = "ca.crt"
-	PostgresCADir      = "/etc/ppml/postgres"
-	DefaultDB          = "postgres://ppml@postgres:5432/ppml?sslmode=verify-full&sslrootcert=" + PostgresCADir + "/" + PostgresCAKey
-	DefaultReplicas    = 3
-	DefaultEPC         = "1Gi"
+	PostgresCAKey   = "ca.crt"
+	PostgresCADir   = "/etc/ppml/postgres"
+	DefaultDB       = "postgres://ppml@postgres:5432/ppml?sslmode=verify-full&sslrootcert=" + PostgresCADir + "/" + PostgresCAKey
+	DefaultReplicas = 3
+	// DefaultEPC is the sgx.intel.com/epc request of the SGX variant: the
+	// enclave size deploy/gramine builds with (ENCLAVE_SIZE=2G). Without
+	// EDMM the whole enclave is committed when it is created.
+	DefaultEPC         = "2Gi"
 	DefaultStorageSize = "1Gi"
 	DataDir            = "/var/lib/ppml"
 	uid                = 65532 // "nonroot" of distroless
@@ -82,9 +88,23 @@ type Options struct {
 	// PCCSURL is passed as --pccs-url (without SGX; the Gramine manifest
 	// carries its own).
 	PCCSURL string
+	// DBPeer and PCCSPeer are where the NetworkPolicy lets the pods
+	// connect besides DNS: a CIDR (10.0.0.5/32) or a label selector of
+	// pods in the namespace (app.kubernetes.io/name=postgresql). Defaults:
+	// DefaultDBPeer with --postgres, DefaultPCCSPeer.
+	DBPeer   string
+	PCCSPeer string
 	// ServiceMonitor adds a Prometheus Operator ServiceMonitor.
 	ServiceMonitor bool
 }
+
+// NetworkPolicy defaults: the PostgreSQL and PCCS pods of common charts.
+const (
+	DefaultDBPeer   = "app.kubernetes.io/name=postgresql"
+	DefaultPCCSPeer = "app.kubernetes.io/name=pccs"
+	PortPostgres    = 5432
+	PortPCCS        = 8081 // Intel's PCCS default
+)
 
 func (o Options) withDefaults() (Options, error) {
 	if o.Image == "" {
@@ -96,17 +116,23 @@ func (o Options) withDefaults() (Options, error) {
 	if err := checkImageRef(o.Image); err != nil {
 		return o, err
 	}
+	if o.SGX && !o.Postgres {
+		return o, fmt.Errorf("--sgx needs --postgres: the embedded SQLite store uses WAL, whose shared-memory file Gramine-SGX refuses to map, and its data directory would be plaintext and unauthenticated on the host")
+	}
+	if o.SGX && o.DB != "" {
+		return o, fmt.Errorf("--db with --sgx: the Gramine manifest fixes the command line, so the URL would be ignored; build the image with --build-arg PPML_DB=URL instead")
+	}
 	if o.Postgres {
 		if o.Replicas == 0 {
 			o.Replicas = DefaultReplicas
 		}
-		if o.DB == "" {
+		if o.DB == "" && !o.SGX {
 			o.DB = DefaultDB
 		}
-		if !strings.HasPrefix(o.DB, "postgres://") && !strings.HasPrefix(o.DB, "postgresql://") {
+		if !o.SGX && !strings.HasPrefix(o.DB, "postgres://") && !strings.HasPrefix(o.DB, "postgresql://") {
 			return o, fmt.Errorf("--db %q: want a postgres:// URL (the password comes from Secret %s, not the URL)", o.DB, PostgresSecret)
 		}
-		if strings.Contains(strings.SplitN(strings.SplitN(o.DB, "://", 2)[1], "@", 2)[0], ":") && strings.Contains(o.DB, "@") {
+		if !o.SGX && strings.Contains(strings.SplitN(strings.SplitN(o.DB, "://", 2)[1], "@", 2)[0], ":") && strings.Contains(o.DB, "@") {
 			return o, fmt.Errorf("--db: the URL holds a password; put it in Secret %s key %s instead (it becomes PGPASSWORD)", PostgresSecret, PostgresKey)
 		}
 	} else {
@@ -135,6 +161,23 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if _, err := resource.ParseQuantity(o.EPC); err != nil {
 		return o, fmt.Errorf("--epc %q: %v", o.EPC, err)
+	}
+	if o.Postgres && o.DBPeer == "" {
+		o.DBPeer = DefaultDBPeer
+	}
+	if !o.Postgres && o.DBPeer != "" {
+		return o, fmt.Errorf("--egress-db needs --postgres (the embedded store has no database to reach)")
+	}
+	if o.PCCSPeer == "" {
+		o.PCCSPeer = DefaultPCCSPeer
+	}
+	for flag, v := range map[string]string{"--egress-db": o.DBPeer, "--egress-pccs": o.PCCSPeer} {
+		if v == "" {
+			continue
+		}
+		if _, err := peer(v); err != nil {
+			return o, fmt.Errorf("%s %q: %v", flag, v, err)
+		}
 	}
 	return o, nil
 }
@@ -205,16 +248,24 @@ func Objects(opts Options) (base, workload []any, err error) {
 		svc(BigDLKMSService, []corev1.ServicePort{{Name: "bigdl-kms-port", Port: PortBigDLKMS, TargetPort: intstr.FromString("bigdl-kms"), Protocol: corev1.ProtocolTCP}}, true),
 		svc(BigDLASService, []corev1.ServicePort{{Name: "bigdl-as-port", Port: PortBigDLAS, TargetPort: intstr.FromString("bigdl-as"), Protocol: corev1.ProtocolTCP}}, false),
 	)
+	// A headless Service: one DNS record per pod, published before the pod
+	// is ready (a sealed replica still answers /metrics and unseal). It
+	// governs the StatefulSet (ppml-0.ppml-headless) and is how a plain
+	// Prometheus finds every pod (dns_sd_configs).
+	headless := svc(HeadlessService, []corev1.ServicePort{port("https", PortHTTPS)}, false)
+	headless.Spec.ClusterIP = corev1.ClusterIPNone
+	headless.Spec.PublishNotReadyAddresses = true
+	base = append(base, headless)
 	one := intstr.FromInt32(1)
 	base = append(base, &policyv1.PodDisruptionBudget{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
 		ObjectMeta: meta(Name, ns),
 		Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: &one, Selector: &metav1.LabelSelector{MatchLabels: sel()}},
 	})
-	base = append(base, networkPolicy(ns))
+	base = append(base, networkPolicy(o))
 
-	pod := podSpec(o)
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: meta("", "").Labels}, Spec: pod}
+	annotations, pod := podSpec(o)
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: meta("", "").Labels, Annotations: annotations}, Spec: pod}
 	replicas := o.Replicas
 	if o.Postgres {
 		workload = append(workload, &appsv1.Deployment{
@@ -232,7 +283,7 @@ func Objects(opts Options) (base, workload []any, err error) {
 			ObjectMeta: meta(Name, ns),
 			Spec: appsv1.StatefulSetSpec{
 				Replicas:    &replicas,
-				ServiceName: Name,
+				ServiceName: HeadlessService,
 				Selector:    &metav1.LabelSelector{MatchLabels: sel()},
 				Template:    tmpl,
 				VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
@@ -251,7 +302,14 @@ func Objects(opts Options) (base, workload []any, err error) {
 	return base, workload, nil
 }
 
-func podSpec(o Options) corev1.PodSpec {
+// SGX pod details.
+const (
+	AESMSocketDir           = "/var/run/aesmd"
+	QuoteProviderAnnotation = "sgx.intel.com/quote-provider"
+	SGXAuditDir             = "/var/log/ppml"
+)
+
+func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 	yes, no := true, false
 	user := int64(uid)
 	mounts := []corev1.VolumeMount{
@@ -273,8 +331,10 @@ func podSpec(o Options) corev1.PodSpec {
 	}
 	if o.Postgres {
 		vols = append([]corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}, vols...)
-		vols = append(vols, secretVol("postgres-ca", PostgresSecret, corev1.KeyToPath{Key: PostgresCAKey, Path: PostgresCAKey}))
-		mounts = append(mounts, corev1.VolumeMount{Name: "postgres-ca", MountPath: PostgresCADir, ReadOnly: true})
+		if !o.SGX { // the Gramine image carries the PostgreSQL CA as a measured file
+			vols = append(vols, secretVol("postgres-ca", PostgresSecret, corev1.KeyToPath{Key: PostgresCAKey, Path: PostgresCAKey}))
+			mounts = append(mounts, corev1.VolumeMount{Name: "postgres-ca", MountPath: PostgresCADir, ReadOnly: true})
+		}
 	}
 	args := []string{"serve",
 		"--addr=0.0.0.0:" + strconv.Itoa(PortHTTPS),
@@ -304,20 +364,27 @@ func podSpec(o Options) corev1.PodSpec {
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
 	}
 	c := corev1.Container{
-		Name:            Name,
-		Image:           o.Image,
-		Args:            args,
-		Env:             env,
-		Ports:           []corev1.ContainerPort{{Name: "https", ContainerPort: PortHTTPS, Protocol: corev1.ProtocolTCP}, {Name: "bigdl-kms", ContainerPort: PortBigDLKMS, Protocol: corev1.ProtocolTCP}, {Name: "bigdl-as", ContainerPort: PortBigDLAS, Protocol: corev1.ProtocolTCP}},
-		Resources:       res,
-		VolumeMounts:    mounts,
+		Name:         Name,
+		Image:        o.Image,
+		Args:         args,
+		Env:          env,
+		Ports:        []corev1.ContainerPort{{Name: "https", ContainerPort: PortHTTPS, Protocol: corev1.ProtocolTCP}, {Name: "bigdl-kms", ContainerPort: PortBigDLKMS, Protocol: corev1.ProtocolTCP}, {Name: "bigdl-as", ContainerPort: PortBigDLAS, Protocol: corev1.ProtocolTCP}},
+		Resources:    res,
+		VolumeMounts: mounts,
+		// The startup probe holds the other two off while the process (or
+		// the enclave: up to 5 minutes) starts.
+		StartupProbe:    probe("/healthz", 5, 24),
 		LivenessProbe:   probe("/healthz", 10, 6),
 		ReadinessProbe:  probe("/readyz", 5, 3),
 		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 	}
+	var annotations map[string]string
 	if o.SGX {
 		// Gramine fixes the command line in its manifest (trusted argv):
-		// root key provider shamir, --db baked in at build time.
+		// root key provider shamir, --db and --pccs-url baked in at build
+		// time, the TLS key generated in the enclave, only the admin
+		// token's hash measured. Nothing secret comes from the host, so no
+		// Secret but the PostgreSQL password is mounted.
 		c.Command = []string{"gramine-sgx", "ppml"}
 		c.Args = nil
 		epc := resource.MustParse(o.EPC)
@@ -327,10 +394,25 @@ func podSpec(o Options) corev1.PodSpec {
 			l["sgx.intel.com/enclave"] = oneQ
 			l["sgx.intel.com/provision"] = oneQ
 		}
-		c.VolumeMounts = removeMount(c.VolumeMounts, "root-key")
-		vols = removeVolume(vols, "root-key")
+		for _, n := range []string{"root-key", "tls", "admin-token", "data"} {
+			c.VolumeMounts = removeMount(c.VolumeMounts, n)
+			vols = removeVolume(vols, n)
+		}
+		// DCAP quotes (sgx.remote_attestation = "dcap") go through the
+		// node's AESM service: its socket, and the annotation Intel's
+		// admission webhook and device plugin read.
+		// (First: the order kustomize's strategic merge gives the SGX patch.)
+		vols = append([]corev1.Volume{
+			{Name: "aesmd-socket", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: AESMSocketDir, Type: ptr(corev1.HostPathDirectory)}}},
+			// The audit log is the one file the enclave writes to the host.
+			{Name: "audit", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		}, vols...)
+		c.VolumeMounts = append([]corev1.VolumeMount{{Name: "aesmd-socket", MountPath: AESMSocketDir}, {Name: "audit", MountPath: SGXAuditDir}}, c.VolumeMounts...)
+		annotations = map[string]string{QuoteProviderAnnotation: "aesmd"}
+		// Enclave creation commits the whole enclave first.
+		c.StartupProbe = probe("/healthz", 5, 60)
 	}
-	return corev1.PodSpec{
+	return annotations, corev1.PodSpec{
 		ServiceAccountName:            Name,
 		AutomountServiceAccountToken:  &no,
 		TerminationGracePeriodSeconds: ptr(int64(30)),
@@ -374,23 +456,53 @@ func probe(path string, period, failures int32) *corev1.Probe {
 	}
 }
 
-func networkPolicy(ns string) *networkingv1.NetworkPolicy {
+// peer parses a NetworkPolicy destination: a CIDR or a pod label selector
+// ("k=v,k2=v2") in the namespace.
+func peer(v string) (networkingv1.NetworkPolicyPeer, error) {
+	if _, _, err := net.ParseCIDR(v); err == nil {
+		return networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: v}}, nil
+	}
+	sel, err := metav1.ParseToLabelSelector(v)
+	if err != nil || len(sel.MatchLabels)+len(sel.MatchExpressions) == 0 {
+		return networkingv1.NetworkPolicyPeer{}, fmt.Errorf("want a CIDR (10.0.0.5/32) or a pod label selector (app.kubernetes.io/name=postgresql)")
+	}
+	return networkingv1.NetworkPolicyPeer{PodSelector: sel}, nil
+}
+
+func networkPolicy(o Options) *networkingv1.NetworkPolicy {
 	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
 	np := func(proto *corev1.Protocol, p int32) networkingv1.NetworkPolicyPort {
 		v := intstr.FromInt32(p)
 		return networkingv1.NetworkPolicyPort{Protocol: proto, Port: &v}
 	}
+	pccsPort := int32(PortPCCS)
+	if u, err := url.Parse(o.PCCSURL); err == nil && u.Port() != "" {
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			pccsPort = int32(p)
+		}
+	}
+	// Egress: DNS to the cluster DNS pods, the database and the PCCS,
+	// each only on its port; nothing else.
+	dns := networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "kube-system"}},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}},
+	}
+	egress := []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{dns}, Ports: []networkingv1.NetworkPolicyPort{np(&udp, 53), np(&tcp, 53)}}}
+	if o.Postgres {
+		p, _ := peer(o.DBPeer)
+		egress = append(egress, networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{p}, Ports: []networkingv1.NetworkPolicyPort{np(&tcp, PortPostgres)}})
+	}
+	p, _ := peer(o.PCCSPeer)
+	egress = append(egress, networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{p}, Ports: []networkingv1.NetworkPolicyPort{np(&tcp, pccsPort)}})
 	return &networkingv1.NetworkPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: meta(Name, ns),
+		ObjectMeta: meta(Name, o.Namespace),
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: sel()},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 			// Clients anywhere may reach the API ports; nothing else.
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{np(&tcp, PortHTTPS), np(&tcp, PortBigDLKMS), np(&tcp, PortBigDLAS)}}},
-			// DNS, PostgreSQL, and HTTPS to the PCCS / Intel PCS.
-			Egress: []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{
-				np(&udp, 53), np(&tcp, 53), np(&tcp, 5432), np(&tcp, 443), np(&tcp, 8081), np(&tcp, 18081)}}},
+			Egress:  egress,
 		},
 	}
 }

@@ -51,8 +51,12 @@ func TestRenderBadInput(t *testing.T) {
 		{manifests.Options{Postgres: true, DB: "mysql://x"}, "want a postgres:// URL"},
 		{manifests.Options{Postgres: true, DB: "postgres://u:secret@h/db"}, "holds a password"},
 		{manifests.Options{Postgres: true, Replicas: -1}, "want at least 1"},
-		{manifests.Options{SGX: true, EPC: "lots"}, "--epc"},
-		{manifests.Options{SGX: true, PCCSURL: "https://pccs:8081"}, "PPML_PCCS_URL"},
+		{manifests.Options{Postgres: true, SGX: true, EPC: "lots"}, "--epc"},
+		{manifests.Options{Postgres: true, SGX: true, PCCSURL: "https://pccs:8081"}, "PPML_PCCS_URL"},
+		{manifests.Options{SGX: true}, "--sgx needs --postgres"},
+		{manifests.Options{Postgres: true, SGX: true, DB: "postgres://ppml@db/ppml"}, "--build-arg PPML_DB"},
+		{manifests.Options{DBPeer: "app=pg"}, "--egress-db needs --postgres"},
+		{manifests.Options{PCCSPeer: "not a selector!"}, "--egress-pccs"},
 	} {
 		_, err := manifests.Render(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -70,7 +74,7 @@ func TestRenderVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	for _, want := range []string{"replicas: 5", "namespace: kms", "sgx.intel.com/epc: 1Gi", "sgx.intel.com/enclave: \"1\"", "sgx.intel.com/provision: \"1\"",
+	for _, want := range []string{"replicas: 5", "namespace: kms", "sgx.intel.com/epc: 2Gi", "sgx.intel.com/enclave: \"1\"", "sgx.intel.com/provision: \"1\"",
 		"gramine-sgx", "PGPASSWORD", "kind: Deployment", "kind: PodDisruptionBudget", "kind: NetworkPolicy", "path: /readyz", "path: /healthz"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("SGX render lacks %q", want)
@@ -227,7 +231,7 @@ func TestDeployAgainstAPIServer(t *testing.T) {
 		for _, o := range []manifests.Options{
 			{ServiceMonitor: true, PCCSURL: "https://pccs.example:8081"},
 			{Postgres: true, Replicas: 2, ServiceMonitor: true, Namespace: "default", DB: "postgres://ppml@db.example:5432/ppml?sslmode=verify-full"},
-			{SGX: true, EPC: "512Mi", Image: "registry.example/ppml-gramine:1"},
+			{SGX: true, Postgres: true, EPC: "512Mi", Image: "registry.example/ppml-gramine:1", PCCSPeer: "10.1.2.3/32", DBPeer: "app=db"},
 		} {
 			b, err := manifests.Render(o)
 			if err != nil {
