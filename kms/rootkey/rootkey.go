@@ -606,16 +606,24 @@ func (k *Keyring) CommitRekey(ctx context.Context, id string) error {
 		}
 		k.mu.RLock()
 		byUnseal := map[int][]byte{}
+		missing := 0
 		for _, t := range sk.Terms {
 			tk := k.terms[t.Term]
 			if tk == nil {
-				k.mu.RUnlock()
-				return fmt.Errorf("root key term %d is not loaded", t.Term)
+				missing = t.Term
+				break
 			}
 			byUnseal[t.Term] = seal(uk.aead, tk.raw, termAAD(t.Term))
 		}
 		curKey := k.terms[sk.Current]
 		k.mu.RUnlock()
+		if missing != 0 || curKey == nil {
+			// A rotation elsewhere landed between our reload and our read.
+			if attempt >= 8 {
+				return fmt.Errorf("root key term %d is not loaded", missing)
+			}
+			continue
+		}
 		newCheck := seal(uk.aead, []byte(checkPlaintext), []byte(checkAAD))
 		done, err := k.store.CommitRekey(ctx, id, sk.Check, newCheck, sk.Current, byUnseal,
 			store.WithTerm(sk.Current, seal(curKey.aead, uk.raw, unsealAAD(sk.Current))))
