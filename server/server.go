@@ -180,7 +180,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			if err := os.WriteFile(s.CertPath, certPEM, 0o644); err != nil {
 				return nil, fmt.Errorf("writing the public certificate: %w", err)
 			}
-			s.log.Info("TLS key generated in memory (--tls-in-memory): the self-quote binds its hash", "certificate", s.CertPath)
+			// The certificate is public; logging it lets operators pin it
+			// (kubectl logs) where the file is inside an enclave.
+			s.log.Info("TLS key generated in memory (--tls-in-memory): the self-quote binds its hash", "path", s.CertPath, "certificate", string(certPEM))
 		} else if cfg.TLSCert != "" || cfg.TLSKey != "" {
 			if cfg.TLSCert == "" || cfg.TLSKey == "" {
 				return nil, errors.New("--tls-cert and --tls-key go together")
