@@ -26,8 +26,6 @@ type Core struct {
 	Root    *rootkey.Keyring
 	Audit   *audit.Logger
 	Service *kms.Service
-
-	db *sqlstore.DB // the store without timing (the secret manager's)
 }
 
 // OpenCore opens the core that cfg describes. It reads DataDir, DB,
@@ -80,7 +78,7 @@ func openCore(ctx context.Context, cfg Config, observe func(op string, err error
 		observe = func(string, error, time.Duration) {}
 	}
 	st := instrumented.New(db, observe)
-	c.Store, c.db = st, db
+	c.Store = st
 
 	var kr *rootkey.Keyring
 	switch cfg.RootKeyProvider {

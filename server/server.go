@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	st, kr := core.Store, core.Root
-	s.secrets = secrets.New(secrets.Config{Store: core.db, Root: kr, Keys: s.svc, Audit: s.audit, Logger: s.log, Now: s.svc.Now})
+	s.secrets = secrets.New(secrets.Config{Store: st, Root: kr, Keys: s.svc, Audit: s.audit, Logger: s.log, Now: s.svc.Now})
 	if cfg.OpenEnrollment {
 		s.log.Warn("open enrollment: anyone who reaches this server can create apps and BigDL users (--open-enrollment)")
 	}
