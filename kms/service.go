@@ -110,8 +110,31 @@ func (s *Service) record(c Caller, action, keyID string, err error) error {
 	return err
 }
 
-// CheckAdmin compares a presented admin token in constant time.
+// AuthFailed audits a refused authentication (bad signature, token, API
+// key, admin token, replay) and returns err, or the audit refusal when the
+// record cannot be written. Adapters call it for the checks they make
+// themselves; the checks of this package call it on their own.
+func (s *Service) AuthFailed(c Caller, action string, err error) error {
+	if c.ID == "" {
+		c.ID = "-"
+	}
+	if aerr := s.record(c, action, "", err); fault.CodeOf(aerr) == "audit_unavailable" {
+		return aerr
+	}
+	return err
+}
+
+// CheckAdmin compares a presented admin token in constant time; a wrong
+// token is audited.
 func (s *Service) CheckAdmin(token string) error {
+	err := s.checkAdmin(token)
+	if err != nil && token != "" {
+		return s.AuthFailed(Caller{ID: "admin?", API: "auth"}, "AdminAuthenticate", err)
+	}
+	return err
+}
+
+func (s *Service) checkAdmin(token string) error {
 	hashOnly := s.cfg.AdminTokenSHA256 != [32]byte{}
 	if (s.cfg.AdminToken == "" && !hashOnly) || token == "" {
 		return fault.Errorf(fault.Unauthenticated, "admin_required", "this operation needs the admin credential: send 'Authorization: Bearer <token>' with the token from the server's admin token file")
@@ -223,7 +246,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	}
 	a, err := s.cfg.Store.GetApp(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "ehsm") {
-		return nil, fault.Errorf(fault.Unauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID)
+		return nil, s.AuthFailed(Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID))
 	}
 	if err != nil {
 		return nil, s.internal("authentication", err)
@@ -248,7 +271,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, appID, apiKey string) err
 	a := sha256.Sum256(key)
 	b := sha256.Sum256([]byte(apiKey))
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-		return fault.Errorf(fault.Unauthenticated, "bad_api_key", "the API key does not match app %s", appID)
+		return s.AuthFailed(Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "bad_api_key", "the API key does not match app %s", appID))
 	}
 	return nil
 }
@@ -324,16 +347,16 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
 	if errors.Is(err, store.ErrNotFound) {
 		hashToken(token, make([]byte, 16)) // same cost whether or not the user exists
-		return bad
+		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	if err != nil {
 		return s.internal("authentication", err)
 	}
 	if a.Kind != "bigdl" || len(a.Secret) != 48 {
-		return bad
+		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	if subtle.ConstantTimeCompare(hashToken(token, a.Secret[:16]), a.Secret[16:]) != 1 {
-		return bad
+		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	return nil
 }

@@ -119,6 +119,16 @@ func bad(tag, format string, args ...any) *apiError {
 	return &apiError{code: 400, msg: fmt.Sprintf(format, args...), tag: tag}
 }
 
+// refuse audits a refused authentication and answers e (or the audit
+// refusal when the record cannot be written).
+func (h *Handler) refuse(c kms.Caller, action string, e *apiError) error {
+	aerr := h.svc.AuthFailed(c, action, &fault.Error{Kind: fault.Unauthenticated, Code: e.tag, Msg: e.msg})
+	if fault.CodeOf(aerr) == "audit_unavailable" {
+		return aerr
+	}
+	return e
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	action := r.URL.Query().Get("Action")
@@ -224,8 +234,9 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 		return nil, "", err
 	}
 	canon := ehsmsig.Canonical(ehsmsig.Envelope(env.appID, env.nonce, env.timestamp, env.rawPayload))
+	refused := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
 	if !ehsmsig.Verify(apiKey, canon, env.sign) {
-		return nil, "", bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines")
+		return nil, "", h.refuse(refused, action, bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines"))
 	}
 	// The replay record is the hash of the whole signed string (values may
 	// hold '&' and '=', e.g. base64 padding or secret text): every request
@@ -238,7 +249,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 		return nil, "", kms.StoreUnavailable("recording the request timestamp")
 	}
 	if !fresh {
-		return nil, "", bad("replay", "Timestamp can't be repeated in 20 minutes")
+		return nil, "", h.refuse(refused, action, bad("replay", "Timestamp can't be repeated in 20 minutes"))
 	}
 	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
 	if sa, ok := h.secretTable[action]; ok {
