@@ -168,3 +168,35 @@ func compact(t *testing.T, s string) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestSimSigstructCLI: ppml sim sigstruct writes a .sig that ppml policy
+// from-sigstruct accepts, with the printed MRSIGNER.
+func TestSimSigstructCLI(t *testing.T) {
+	dir := t.TempDir()
+	simDir := filepath.Join(dir, "sim")
+	if _, err := runCLI(t, nil, "sim", "init", "--sim-dir", simDir); err != nil {
+		t.Fatal(err)
+	}
+	sigPath := filepath.Join(dir, "app.sig")
+	mre := strings.Repeat("5a", 32)
+	out, err := runCLI(t, nil, "sim", "sigstruct", "--sim-dir", simDir, "--mr-enclave", mre, "--isv-prod-id", "3", "--isv-svn", "7", "--out", sigPath)
+	if err != nil || !strings.Contains(out, "SIMULATED") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	i := strings.Index(out, "mr_signer: ")
+	if i < 0 {
+		t.Fatalf("no mr_signer in %q", out)
+	}
+	mrs := strings.TrimSpace(out[i+len("mr_signer: "):])
+	pol, err := runCLI(t, nil, "policy", "from-sigstruct", sigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"tee":"sgx","mr_enclave":["` + mre + `"],"mr_signer":["` + mrs + `"],"isv_prod_id":3,"min_isv_svn":7}`
+	if compact(t, pol) != compact(t, want) {
+		t.Fatalf("policy %s, want %s", pol, want)
+	}
+	if _, err := runCLI(t, nil, "sim", "sigstruct", "--sim-dir", simDir, "--mr-enclave", "abcd", "--out", sigPath+"2"); err == nil || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("short MRENCLAVE: %v", err)
+	}
+}

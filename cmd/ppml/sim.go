@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppml-project/ppml/enclave"
+	"github.com/ppml-project/ppml/enclave/sigstruct"
+	"github.com/ppml-project/ppml/internal/atomicfile"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/sim"
 )
@@ -27,7 +29,7 @@ SGX v3 and TDX v4 binary layouts. Verify them with
 every such verdict says simulated: true. Simulated quotes prove nothing about
 real hardware: never trust a simulation root in production.`,
 	}
-	cmd.AddCommand(newSimInitCmd(), newSimQuoteCmd(), newSimEnclaveCmd())
+	cmd.AddCommand(newSimInitCmd(), newSimQuoteCmd(), newSimEnclaveCmd(), newSimSigstructCmd())
 	return cmd
 }
 
@@ -209,5 +211,56 @@ real SGX v3 / TDX v4 layout. Everything it yields is marked simulated.`,
 	mf.register(cmd)
 	cmd.Flags().StringVar(&dir, "dir", "", "directory to prepare (required)")
 	cmd.Flags().StringVar(&simDir, "sim-dir", "", "simulation PKI directory (ppml sim init, or <data-dir>/sim of ppml serve --allow-simulation) (required)")
+	return cmd
+}
+
+func newSimSigstructCmd() *cobra.Command {
+	var (
+		dir, mrEnclave, out string
+		prodID, svn         uint16
+		debug               bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sigstruct --sim-dir DIR --mr-enclave HEX --out FILE.sig",
+		Short: "Sign a simulated enclave: a SIGSTRUCT (Gramine .sig) made with the simulation's enclave key",
+		Long: `Write the SIGSTRUCT gramine-sgx-sign would write for an enclave with this
+MRENCLAVE, product id and SVN, signed with the simulation's enclave key
+(RSA-3072, exponent 3, created in --sim-dir on first use). Try the production
+flow without Gramine: ppml policy from-sigstruct FILE.sig derives the policy,
+and ppml sim quote --mr-enclave HEX --mr-signer <printed> makes a quote of
+that enclave.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" || out == "" || mrEnclave == "" {
+				return errors.New("--sim-dir, --mr-enclave and --out are required")
+			}
+			mre, err := sim.ParseHex("--mr-enclave", mrEnclave, 32, true)
+			if err != nil {
+				return err
+			}
+			s, err := sim.Load(dir)
+			if err != nil {
+				return err
+			}
+			var m [32]byte
+			copy(m[:], mre)
+			sig, meas, err := s.SignEnclave(sigstruct.GramineFields(m, prodID, svn, debug))
+			if err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile(out, sig, 0o644); err != nil {
+				return fmt.Errorf("writing the SIGSTRUCT: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (SIMULATED signer)\nmr_enclave: %x\nmr_signer: %x\n", out, meas.MREnclave, meas.MRSigner)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "sim-dir", "", "simulation directory created by \"ppml sim init\" (required)")
+	f.StringVar(&mrEnclave, "mr-enclave", "", "MRENCLAVE, 64 hex digits (required)")
+	f.Uint16Var(&prodID, "isv-prod-id", 0, "ISVPRODID")
+	f.Uint16Var(&svn, "isv-svn", 0, "ISVSVN")
+	f.BoolVar(&debug, "debug", false, "sign it as a debug enclave (ATTRIBUTES.DEBUG)")
+	f.StringVar(&out, "out", "", "file to write the SIGSTRUCT to (required)")
 	return cmd
 }
