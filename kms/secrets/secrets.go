@@ -306,8 +306,11 @@ func (s *Service) PutValue(ctx context.Context, c kms.Caller, name, data string)
 	if err != nil {
 		return 0, err
 	}
-	// Concurrent puts race for the next number; the loser retries.
-	for range 5 {
+	// Concurrent puts race for the next number (the value is bound to it,
+	// so it is chosen before sealing); the loser retries. Each retry means
+	// another put was committed, so the system progresses; the bound only
+	// guards against a broken store.
+	for range 100 {
 		last, err := s.cfg.Store.GetSecretVersion(ctx, c.ID, name, 0)
 		if err != nil {
 			return 0, s.internal("PutSecretValue", err)
