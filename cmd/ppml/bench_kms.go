@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -47,9 +46,7 @@ percentiles. Without an app id and API key it enrolls a fresh app with the admin
 			cfg.HTTP = httpc
 			ctx := cmd.Context()
 			if cfg.AppID == "" || cfg.APIKey == "" { // no complete credentials: a fresh benchmark app
-				if tok, err := os.ReadFile(tokenFile); err == nil {
-					cfg.AdminToken = string(trimBytes(tok))
-				}
+				cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
 				e, err := client.NewEHSM(cfg)
 				if err != nil {
 					return err

@@ -39,9 +39,7 @@ func newBenchReleaseCmd() *cobra.Command {
 				return fmt.Errorf("--sim-dir is required: <data-dir>/sim of a server started with --allow-simulation")
 			}
 			ctx := cmd.Context()
-			if tok, err := os.ReadFile(tokenFile); err == nil {
-				cfg.AdminToken = string(trimBytes(tok))
-			}
+			cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
 			admin, err := client.NewNative(cfg)
 			if err != nil {
 				return err

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ppml-project/ppml/client"
-	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 func adminTokenFlag(cmd *cobra.Command, p *string) {
@@ -46,9 +41,7 @@ server runs with --open-enrollment (on a trusted network only).`,
 			if err != nil {
 				return err
 			}
-			if tok, err := os.ReadFile(tokenFile); err == nil {
-				cfg.AdminToken = string(trimBytes(tok))
-			}
+			cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
 			if bigdlUser != "" || bigdlTokenFile != "" {
 				return enrollBigDLUser(cmd, &f, cfg, bigdlUser, bigdlTokenFile)
 			}
@@ -78,23 +71,9 @@ func enrollBigDLUser(cmd *cobra.Command, f *clientFlags, cfg client.Config, user
 	if user == "" || tokenFile == "" {
 		return fmt.Errorf("a BigDL KMS user needs both --bigdl-user NAME and --bigdl-token-file FILE")
 	}
-	created := false
-	token, err := readTrimmed(tokenFile, "--bigdl-token-file")
-	if errors.Is(err, os.ErrNotExist) {
-		raw := make([]byte, 24)
-		if _, err := rand.Read(raw); err != nil {
-			return err
-		}
-		token = base64.RawURLEncoding.EncodeToString(raw)
-		if err := atomicfile.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-			return fmt.Errorf("writing --bigdl-token-file: %w", err)
-		}
-		created = true
-	} else if err != nil {
+	token, created, err := client.ReadOrCreateTokenFile(tokenFile)
+	if err != nil {
 		return err
-	}
-	if token == "" {
-		return fmt.Errorf("--bigdl-token-file %s is empty: put the user's token in it, or remove it to have one generated", tokenFile)
 	}
 	b, err := client.NewBigDLKMS(cfg.URL, user, token, cfg.CAFile)
 	if err != nil {
@@ -109,13 +88,6 @@ func enrollBigDLUser(cmd *cobra.Command, f *clientFlags, cfg client.Config, user
 	return f.print(cmd.OutOrStdout(), map[string]any{"bigdl_user": user, "token_file": tokenFile, "token_file_created": created}, func(w io.Writer) {
 		fmt.Fprintf(w, "BigDL KMS user %s created; its token is in %s\n", user, tokenFile)
 	})
-}
-
-func trimBytes(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 func printKey(f *clientFlags, w io.Writer, k client.Key) error {
@@ -217,9 +189,7 @@ func newOperatorCmd() *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		if tok, err := os.ReadFile(tokenFile); err == nil {
-			cfg.AdminToken = string(trimBytes(tok))
-		}
+		cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
 		return client.NewNative(cfg)
 	}
 	initCmd := &cobra.Command{
@@ -244,7 +214,7 @@ file to a different person and delete the directory.`,
 			if err != nil {
 				return err
 			}
-			if err := writeShares(sharesDir, shares); err != nil {
+			if err := client.WriteShareFiles(sharesDir, shares); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "root key created; %d shares written to %s (any 3 unseal)\n", len(shares), sharesDir)
@@ -287,7 +257,7 @@ working, so a failure at any point never leaves a KMS nobody can unseal.`,
 			if rekeyDir == "" {
 				return fmt.Errorf("--shares-dir is required: the new shares are written there, never printed")
 			}
-			if old, _ := filepath.Glob(filepath.Join(rekeyDir, "share-*.json")); len(old) > 0 {
+			if old := client.ShareFilesIn(rekeyDir); len(old) > 0 {
 				return fmt.Errorf("%s already holds share files: give a new, empty directory, so the old shares stay intact until the new ones are committed", rekeyDir)
 			}
 			n, err := native()
@@ -298,7 +268,7 @@ working, so a failure at any point never leaves a KMS nobody can unseal.`,
 			if err != nil {
 				return err
 			}
-			if err := writeShares(rekeyDir, shares); err != nil {
+			if err := client.WriteShareFiles(rekeyDir, shares); err != nil {
 				return fmt.Errorf("writing the new shares failed, so the rekey was not committed and the old shares still work: %w", err)
 			}
 			for attempt := 0; ; attempt++ {
@@ -359,22 +329,11 @@ again joins it, or resumes after a restart (rows already moved are skipped).`,
 				return err
 			}
 			for _, p := range shareFiles {
-				b, err := os.ReadFile(p)
+				s, err := client.ReadShareFile(p)
 				if err != nil {
 					return err
 				}
-				var s struct {
-					Index   int    `json:"index"`
-					Content string `json:"content"`
-				}
-				if err := json.Unmarshal(b, &s); err != nil {
-					return fmt.Errorf("%s is not a share file {\"index\":N,\"content\":\"...\"}: %v", p, err)
-				}
-				content, err := base64.StdEncoding.DecodeString(s.Content)
-				if err != nil {
-					return fmt.Errorf("%s: content is not base64", p)
-				}
-				held, sealed, err := n.Unseal(cmd.Context(), client.Share{Index: s.Index, Content: content})
+				held, sealed, err := n.Unseal(cmd.Context(), s)
 				if err != nil {
 					return err
 				}
@@ -415,19 +374,4 @@ again joins it, or resumes after a restart (rows already moved are skipped).`,
 		cmd.AddCommand(c)
 	}
 	return cmd
-}
-
-// writeShares writes share-N.json files into dir (0700), each atomically,
-// fsynced and 0600, so a crash never leaves a half-written share.
-func writeShares(dir string, shares []client.Share) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, s := range shares {
-		b, _ := json.Marshal(map[string]any{"index": s.Index, "content": base64.StdEncoding.EncodeToString(s.Content)})
-		if err := atomicfile.WriteFile(filepath.Join(dir, fmt.Sprintf("share-%d.json", s.Index)), append(b, '\n'), 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
