@@ -1,21 +1,13 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/ppml-project/ppml/k8s/kube"
-	"github.com/ppml-project/ppml/k8s/material"
 	"github.com/ppml-project/ppml/spark/submit"
 )
 
@@ -62,57 +54,32 @@ Example (client mode, SGX):
 		// separate word), which a boolean flag would take for the application.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cmd.Flags().Parse(normalizeSubmitArgs(cmd.Flags(), args)); err != nil {
+			fs := cmd.Flags()
+			takesValue := func(name string) bool { f := fs.Lookup(name); return f != nil && f.NoOptDefVal == "" }
+			if err := fs.Parse(submit.NormalizeArgs(args, takesValue)); err != nil {
 				return err
 			}
-			if help, _ := cmd.Flags().GetBool("help"); help {
+			if help, _ := fs.GetBool("help"); help {
 				return cmd.Help()
 			}
-			args = cmd.Flags().Args()
+			args = fs.Args()
 			if len(args) == 0 {
 				return errors.New("no application: give the jar or Python file after the options (ppml submit --help)")
 			}
 			o.Application, o.AppArgs = args[0], args[1:]
 			o.SGXEnabled = sgxFlag
-			if o.SparkHome == "" {
-				o.SparkHome = os.Getenv("SPARK_HOME")
-			}
-			if o.DriverHost == "" {
-				o.DriverHost = firstEnv("LOCAL_IP", "RUNTIME_DRIVER_HOST")
-			}
-			if o.DriverPort == 0 {
-				if v := os.Getenv("RUNTIME_DRIVER_PORT"); v != "" {
-					if _, err := fmt.Sscan(v, &o.DriverPort); err != nil {
-						return fmt.Errorf("RUNTIME_DRIVER_PORT=%q: %v", v, err)
-					}
-				}
-			}
-			pw, err := readSubmitPassword(cmd.Flags().Changed("password-dir"), passwordDir, o.NoSecurity)
+			workDir, err := submit.Prepare(&o, submit.Inputs{PasswordDir: passwordDir, PasswordDirGiven: fs.Changed("password-dir"),
+				DriverTemplate: driverTemplate, DriverTemplateGiven: fs.Changed("driver-template"),
+				ExecutorTemplate: executorTemplate, ExecutorTemplateGiven: fs.Changed("executor-template"), WorkDir: workDir})
 			if err != nil {
 				return err
 			}
-			o.Password = pw
-			if o.DriverTemplateBase, err = readBaseTemplate(driverTemplate, cmd.Flags().Changed("driver-template")); err != nil {
-				return err
-			}
-			if o.ExecutorTemplateBase, err = readBaseTemplate(executorTemplate, cmd.Flags().Changed("executor-template")); err != nil {
-				return err
-			}
-			if workDir == "" {
-				b := make([]byte, 4)
-				rand.Read(b)
-				workDir = filepath.Join(os.TempDir(), "ppml-submit-"+hex.EncodeToString(b))
-			}
-			o.DriverTemplate = filepath.Join(workDir, "spark-driver-template.yaml")
-			o.ExecutorTemplate = filepath.Join(workDir, "spark-executor-template.yaml")
-			o.PropertiesFile = filepath.Join(workDir, "spark-secrets.properties")
-
 			plan, err := submit.Build(o)
 			if err != nil {
 				return fmt.Errorf("refusing to submit:\n%w", err)
 			}
 			if plan.Kubernetes && !skipClusterChecks {
-				if err := checkSubmitCluster(cmd.Context(), plan, kubeconfig, cmd); err != nil {
+				if err := plan.CheckClusterOf(cmd.Context(), kubeconfig, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 			}
@@ -175,104 +142,4 @@ Example (client mode, SGX):
 	fs.Lookup("sgx-enabled").NoOptDefVal = "true"
 	fs.BoolP("help", "h", false, "help for submit")
 	return cmd
-}
-
-// normalizeSubmitArgs turns upstream's "--sgx-enabled true|false" into
-// "--sgx-enabled=true|false" (options only, not the application's arguments).
-func normalizeSubmitArgs(fs *pflag.FlagSet, args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--sgx-enabled" && i+1 < len(args) && (args[i+1] == "true" || args[i+1] == "false") {
-			out = append(out, a+"="+args[i+1])
-			i++
-			continue
-		}
-		out = append(out, a)
-		if !strings.HasPrefix(a, "-") {
-			return append(out, args[i+1:]...) // the application and its arguments
-		}
-		if !strings.Contains(a, "=") && submitFlagTakesValue(fs, a) && i+1 < len(args) {
-			out = append(out, args[i+1])
-			i++
-		}
-	}
-	return out
-}
-
-// submitFlagTakesValue reports whether a flag consumes the next word.
-func submitFlagTakesValue(fs *pflag.FlagSet, a string) bool {
-	f := fs.Lookup(strings.TrimLeft(a, "-"))
-	return f != nil && f.NoOptDefVal == ""
-}
-
-func firstEnv(names ...string) string {
-	for _, n := range names {
-		if v := os.Getenv(n); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// readSubmitPassword recovers the key store password: from --password-dir
-// when given, else $secure_password, else the default password directory
-// when it exists.
-func readSubmitPassword(dirGiven bool, dir string, noSecurity bool) ([]byte, error) {
-	if noSecurity {
-		return nil, nil
-	}
-	if !dirGiven {
-		if v := os.Getenv("secure_password"); v != "" {
-			return []byte(strings.TrimRight(v, "\r\n")), nil
-		}
-		if _, err := os.Stat(filepath.Join(dir, material.KeyTxtFile)); err != nil {
-			return nil, nil // Build explains what is missing
-		}
-	}
-	key, err := os.ReadFile(filepath.Join(dir, material.KeyTxtFile))
-	if err != nil {
-		return nil, fmt.Errorf("--password-dir: %w", err)
-	}
-	out, err := os.ReadFile(filepath.Join(dir, material.OutputBinFile))
-	if err != nil {
-		return nil, fmt.Errorf("--password-dir: %w", err)
-	}
-	pw, err := material.RecoverPassword(key, out)
-	if err != nil {
-		return nil, fmt.Errorf("--password-dir %s: %w", dir, err)
-	}
-	return pw, nil
-}
-
-func readBaseTemplate(path string, given bool) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !given {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pod template: %w", err)
-	}
-	return b, nil
-}
-
-func checkSubmitCluster(ctx context.Context, plan *submit.Plan, kubeconfig string, cmd *cobra.Command) error {
-	c, err := kube.Load(kubeconfig, plan.Namespace)
-	if err != nil {
-		if kubeconfig != "" {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "note: no kubeconfig reachable (%v); Secrets and service account not checked\n", err)
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	unchecked, err := plan.CheckCluster(ctx, c.Clientset)
-	if err != nil {
-		return fmt.Errorf("refusing to submit (cluster %s, --skip-cluster-checks to skip):\n%w", c.Config.Host, err)
-	}
-	for _, u := range unchecked {
-		fmt.Fprintf(cmd.ErrOrStderr(), "note: not checked: %s\n", u)
-	}
-	return nil
 }
