@@ -13,8 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -57,7 +58,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		var db *sql.DB
-		db, err = sql.Open("pgx", dsn)
+		var cfg *pgx.ConnConfig
+		if cfg, err = pgx.ParseConfig(dsn); err == nil {
+			// A pooled connection idle for more than 100 ms is pinged before
+			// reuse (pgx's default: 1 s): after a database restart, dead
+			// connections are replaced instead of failing the requests that
+			// draw them. Under load connections are reused sooner and never
+			// pinged.
+			db = stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
+				return p.IdleDuration > 100*time.Millisecond
+			}))
+		}
 		s = &DB{db: db, dialect: dialectPostgres}
 	} else {
 		// WAL with synchronous=FULL: a commit is on disk before we answer.
