@@ -11,8 +11,7 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/json"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -76,10 +75,15 @@ type syncer interface{ Sync() error }
 type Logger struct {
 	mode Sync
 
-	mu      sync.Mutex // guards w, written, closed
+	mu      sync.Mutex // guards w, written, closed, the chain
 	w       io.Writer
 	written uint64 // records written so far
 	closed  bool
+	seq     uint64            // chain: seq of the last line
+	prev    [32]byte          // chain: SHA-256 of the last line
+	ckey    *ecdsa.PrivateKey // signs checkpoints; nil: none
+	lastCk  time.Time
+	sinceCk int
 	c       io.Closer
 	s       syncer // nil for plain writers: nothing to sync
 
@@ -107,12 +111,16 @@ func OpenFile(path string, mode Sync) (*Logger, error) {
 	if mode == "" {
 		mode = SyncBatch
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	l := New(f)
 	l.mode, l.c, l.s = mode, f, f
+	if err := l.resume(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading the end of %s to continue its hash chain: %w", path, err)
+	}
 	if mode == SyncBatch {
 		l.stop, l.done = make(chan struct{}), make(chan struct{})
 		go l.flushLoop()
@@ -132,20 +140,24 @@ func (l *Logger) Record(e Event) error {
 	if e.Principal == "" {
 		e.Principal = "-"
 	}
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(e); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: it is closed", ErrUnavailable)
 	}
-	if _, err := l.w.Write(buf.Bytes()); err != nil {
+	if err := l.appendLocked(e, false); err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return err
 	}
-	l.written++
+	if l.ckey != nil {
+		l.sinceCk++
+		if l.sinceCk >= CheckpointEvery || time.Since(l.lastCk) >= CheckpointInterval {
+			if err := l.checkpointLocked(); err != nil {
+				l.mu.Unlock()
+				return err
+			}
+		}
+	}
 	seq := l.written
 	l.mu.Unlock()
 	if l.s == nil {
@@ -159,6 +171,25 @@ func (l *Logger) Record(e Event) error {
 	err := l.syncErr
 	l.smu.Unlock()
 	return err
+}
+
+// appendLocked writes e as the next line of the chain (l.mu held).
+func (l *Logger) appendLocked(e Event, sign bool) error {
+	b, err := l.encodeLocked(e, sign)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if _, err := l.w.Write(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	l.advanceLocked(b)
+	l.written++
+	return nil
+}
+
+func (l *Logger) checkpointLocked() error {
+	l.sinceCk, l.lastCk = 0, time.Now()
+	return l.appendLocked(Event{Time: time.Now().UTC(), API: "audit", Principal: "system", Action: CheckpointAction, Result: "ok"}, true)
 }
 
 // syncThrough returns once record seq is on disk. One caller at a time runs
@@ -224,9 +255,16 @@ func (l *Logger) Close() error {
 			<-l.done
 		}
 		l.mu.Lock()
+		var cerr error
+		if l.ckey != nil && l.sinceCk > 0 {
+			cerr = l.checkpointLocked() // the tail is covered on a clean stop
+		}
 		seq := l.written
 		l.mu.Unlock()
 		serr := l.syncThrough(seq)
+		if serr == nil {
+			serr = cerr
+		}
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()

@@ -32,6 +32,12 @@ type Core struct {
 // RootKeyProvider, RootKeyFile, AdminTokenFile, AuditLog, AuditSync,
 // DeletionWindow, OpenEnrollment, BigDLDataKeyBits, Logger and Now, and
 // nothing that serves (no TLS, listeners, attestation or metrics).
+// Files of the audit checkpoint key in the data directory.
+const (
+	AuditCheckpointKey = "audit-checkpoint.key"
+	AuditCheckpointPub = "audit-checkpoint.pub"
+)
+
 func OpenCore(ctx context.Context, cfg Config) (*Core, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -124,6 +130,13 @@ func openCore(ctx context.Context, cfg Config, observe func(op string, err error
 	if c.Audit, err = audit.OpenFile(auditPath, auditSync); err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}
+	// Signed checkpoints of the audit hash chain; the public key (keep a
+	// copy away from this machine) verifies them: ppml audit verify.
+	ck, err := audit.LoadOrCreateCheckpointKey(filepath.Join(cfg.DataDir, AuditCheckpointKey), filepath.Join(cfg.DataDir, AuditCheckpointPub))
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	c.Audit.SetCheckpointKey(ck)
 	dkBytes := 32
 	switch cfg.BigDLDataKeyBits {
 	case 0, 256:

@@ -48,6 +48,7 @@ var commands = []func() *cobra.Command{
 	newSQLCmd,        // data: SQL over encrypted inputs (cgo)
 	newAttestCmd,     // in the enclave: attest, receive keys, run the workload
 	newOperatorCmd,   // root key operations, offline import
+	newAuditCmd,      // verify the audit log
 	newQuoteCmd,      // inspect and verify DCAP quotes
 	newSimCmd,        // simulated SGX/TDX platform
 	newEnclaveCmd,    // enclave signing key
