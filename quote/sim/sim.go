@@ -68,6 +68,10 @@ type Config struct {
 	// TEETCBSVN of TDX quotes, default 03 01 02 00…: TDX module major
 	// version 1 (identity TDX_01) at SVN 3.
 	TEETCBSVN [16]byte `json:"tee_tcb_svn"`
+	// TCBEvaluationDataNumber of the TCB info and of the QE identity
+	// (default 17 each), for tests of a verifier's freshness minimum.
+	TCBInfoEvaluationDataNumber    int `json:"tcb_info_evaluation_data_number,omitempty"`
+	QEIdentityEvaluationDataNumber int `json:"qe_identity_evaluation_data_number,omitempty"`
 }
 
 func (c *Config) defaults() {
@@ -77,6 +81,12 @@ func (c *Config) defaults() {
 	c.Now = c.Now.UTC().Truncate(time.Second)
 	if c.CollateralValidity == 0 {
 		c.CollateralValidity = 365 * 24 * time.Hour
+	}
+	if c.TCBInfoEvaluationDataNumber == 0 {
+		c.TCBInfoEvaluationDataNumber = 17
+	}
+	if c.QEIdentityEvaluationDataNumber == 0 {
+		c.QEIdentityEvaluationDataNumber = 17
 	}
 	if c.FMSPC == "" {
 		c.FMSPC = "00906ed50000"
@@ -283,7 +293,7 @@ func buildCollateral(tee abi.TEE, cfg *Config, fmspc []byte, root *x509.Certific
 	}
 	ti := collateral.TCBInfo{
 		ID: "SGX", Version: 3, IssueDate: issue, NextUpdate: next, FMSPC: fmspc, PCEID: []byte{0, 0},
-		TCBEvaluationDataNumber: 17,
+		TCBEvaluationDataNumber: cfg.TCBInfoEvaluationDataNumber,
 	}
 	upTo := collateral.TCBLevel{TCB: collateral.TCB{SGXComponents: comps(cfg.CompSVN), PCESVN: int(cfg.PCESVN)},
 		TCBDate: issue.Truncate(24 * time.Hour), TCBStatus: verify.StatusUpToDate}
@@ -314,7 +324,7 @@ func buildCollateral(tee abi.TEE, cfg *Config, fmspc []byte, root *x509.Certific
 	}
 	mask := [16]byte{0xfb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	qi := collateral.QEIdentity{
-		ID: qeID, Version: 2, IssueDate: issue, NextUpdate: next, TCBEvaluationDataNumber: 17,
+		ID: qeID, Version: 2, IssueDate: issue, NextUpdate: next, TCBEvaluationDataNumber: cfg.QEIdentityEvaluationDataNumber,
 		MiscSelect: make([]byte, 4), MiscSelectMask: []byte{0xff, 0xff, 0xff, 0xff},
 		Attributes: qeAttributes[:], AttributesMask: mask[:], MRSigner: simQEMRSigner[:], ISVProdID: int(qeProdID(tee)),
 	}

@@ -234,3 +234,40 @@ func TestTDXQuoteV5(t *testing.T) {
 		t.Fatal("v5 SGX body accepted by QuoteV5")
 	}
 }
+
+// TestMinTCBEvaluationDataNumber: a verifier with a freshness minimum
+// refuses collateral whose TCB info or whose QE identity is below it, each
+// on its own.
+func TestMinTCBEvaluationDataNumber(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ti, qe     int
+		min        int
+		wantRefuse bool
+	}{
+		{"both at the minimum", 17, 17, 17, false},
+		{"both above", 18, 19, 17, false},
+		{"TCB info below", 16, 17, 17, true},
+		{"QE identity below", 17, 16, 17, true},
+		{"no minimum", 1, 1, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := InitWith(t.TempDir(), Config{TCBInfoEvaluationDataNumber: c.ti, QEIdentityEvaluationDataNumber: c.qe})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := s.Quote(abi.SGX, Measurements{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			col, _ := s.Collateral(abi.SGX)
+			opts := s.VerifyOptions(time.Now)
+			opts.MinTCBEvaluationDataNumber = c.min
+			_, err = verify.Verify(q, col, opts)
+			var ve *verify.Error
+			if c.wantRefuse != (err != nil) || c.wantRefuse && (!errors.As(err, &ve) || ve.Code != verify.FailTCBEvaluationDataTooOld) {
+				t.Fatalf("TCB info %d, QE identity %d, minimum %d: %v", c.ti, c.qe, c.min, err)
+			}
+		})
+	}
+}
