@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -77,6 +78,9 @@ type Config struct {
 	BigDLDataKeyErrorBodies bool
 	EHSMMirrorStatus        bool
 	EHSMBindNonce           bool // eHSM VerifyQuote: report_data must start with SHA-256(nonce)
+	// MetricsTokenFile, when set, holds the bearer token /metrics requires
+	// (Prometheus: bearer_token_file; the ServiceMonitor: bearerTokenSecret).
+	MetricsTokenFile string
 	// SelfAttestation lets clients attest this server (eHSM GenerateQuote):
 	// "" (off), "gramine" (/dev/attestation inside Gramine) or "simulated"
 	// (with AllowSimulation: a simulated enclave in <data-dir>/self-enclave).
@@ -102,6 +106,8 @@ type Config struct {
 // Server is a configured, not yet listening, ppml service.
 type Server struct {
 	cfg      Config
+	// metricsToken is the SHA-256 of the /metrics bearer token; zero: open.
+	metricsToken [32]byte
 	log      *slog.Logger
 	store    store.Store
 	root     *rootkey.Keyring
@@ -208,6 +214,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else {
 		s.log.Warn("plain HTTP (--insecure-http): credentials and keys cross the network unencrypted")
 	}
+	if cfg.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cfg.MetricsTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--metrics-token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if len(tok) < 16 {
+			return nil, fmt.Errorf("--metrics-token-file %s: the token is empty or shorter than 16 characters", cfg.MetricsTokenFile)
+		}
+		s.metricsToken = sha256.Sum256([]byte(tok))
+	}
 	s.handler = s.buildHandler()
 	ok = true
 	return s, nil
@@ -306,13 +323,29 @@ func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 // Handler returns the HTTP handler serving every API.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// metricsAuth requires the metrics bearer token when one is configured.
+func (s *Server) metricsAuth(next http.Handler) http.Handler {
+	if s.metricsToken == [32]byte{} {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := sha256.Sum256([]byte(httputil.BearerToken(r)))
+		if subtle.ConstantTimeCompare(got[:], s.metricsToken[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			native.WriteError(w, &fault.Error{Kind: fault.Unauthenticated, Code: "metrics_token", Msg: "/metrics needs 'Authorization: Bearer <token>' with the token of the server's --metrics-token-file"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) buildHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		native.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("/readyz", s.readyz)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", s.metricsAuth(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
 	var selfKey [32]byte
 	if s.self != nil && s.tlsCert != nil && s.tlsCert.Leaf != nil {
 		selfKey = tlsutil.KeyHash(s.tlsCert.Leaf)

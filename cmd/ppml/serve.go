@@ -76,6 +76,7 @@ simulated: true.`,
 	fs.BoolVar(&cfg.TLSInMemory, "tls-in-memory", false, "generate the TLS key at start in memory only (never written; inside an enclave the host never sees it) for --tls-dns; the self-quote binds its hash (RA-TLS)")
 	fs.StringSliceVar(&cfg.TLSDNSNames, "tls-dns", []string{"localhost"}, "DNS names of the --tls-in-memory certificate")
 	fs.StringVar(&cfg.AdminTokenSHA256, "admin-token-sha256", "", "SHA-256 (hex) of the admin token instead of --admin-token-file: the server never holds the token (in Gramine: measured in the manifest)")
+	fs.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", "", "file with a bearer token that /metrics then requires (Prometheus bearer_token_file, ServiceMonitor bearerTokenSecret); default: /metrics is open")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file with the admin token for enrollment and root key operations (default <data-dir>/admin.token, created)")
 	fs.BoolVar(&cfg.OpenEnrollment, "open-enrollment", false, "let anyone enroll apps and BigDL users without the admin token (development only)")
 	fs.DurationVar(&cfg.DeletionWindow, "deletion-window", 7*24*time.Hour, "default wait between DeleteKey and the destruction of the key (cancellable meanwhile)")
