@@ -61,11 +61,14 @@ type headerFixer struct {
 
 // newHeaderFixer plans the column chunks of an encrypted-footer file that
 // rdr (opened on src with the decryption properties) has read the footer
-// of. It is used for every writer (parquet-mr also writes under other
-// names, e.g. through Spark or parquet-java): headers without padding pass
-// through unchanged.
+// of, or returns nil for the writers known to write unpadded headers
+// (arrow-go, as ppml itself, and Arrow C++): re-framing reads each chunk
+// twice. Any other writer gets the fixer; unpadded headers pass through.
 func newHeaderFixer(src parquet.ReaderAtSeeker, rdr *file.Reader, retriever parquet.DecryptionKeyRetriever) (*headerFixer, error) {
 	md := rdr.MetaData()
+	if v := md.WriterVersion(); v != nil && (v.App == "parquet-go" || v.App == "parquet-cpp-arrow" || v.App == "parquet-cpp") {
+		return nil, nil
+	}
 	fcm, err := readFileCryptoMetadata(src)
 	if err != nil {
 		return nil, err

@@ -406,10 +406,12 @@ func Decrypt(dst io.Writer, src parquet.ReaderAtSeeker, dataKey string) (err err
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
-	if rdr, err = file.NewParquetReader(fixer, file.WithReadProps(props)); err != nil {
-		return fmt.Errorf("%w: %w", ErrDecrypt, err)
+	if fixer != nil {
+		if rdr, err = file.NewParquetReader(fixer, file.WithReadProps(props)); err != nil {
+			return fmt.Errorf("%w: %w", ErrDecrypt, err)
+		}
+		defer rdr.Close()
 	}
-	defer rdr.Close()
 	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDecrypt, err)
