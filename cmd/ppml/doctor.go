@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -57,34 +55,11 @@ Exits 1 when a check fails. --output json prints every check, also then.`,
 			} else {
 				checks = append(doctor.ServiceChecks(ctx, o), doctor.DeviceChecks(o)...)
 			}
-			failed := doctor.Failed(checks)
-			w := cmd.OutOrStdout()
-			err := out.print(w, map[string]any{"ok": failed == 0, "namespace": o.Namespace, "failed": failed, "checks": checks}, func(w io.Writer) {
-				for _, c := range checks {
-					switch {
-					case !c.OK:
-						fmt.Fprintf(w, "FAIL  %s: %s\n      fix: %s\n", c.Name, c.Problem, c.Fix)
-					case c.Skipped:
-						fmt.Fprintf(w, "skip  %s: %s\n", c.Name, c.Detail)
-					default:
-						d := ""
-						if c.Detail != "" {
-							d = ": " + c.Detail
-						}
-						fmt.Fprintf(w, "ok    %s%s\n", c.Name, d)
-					}
-				}
-			})
-			if err != nil {
+			rep := doctor.NewReport(o.Namespace, checks)
+			if err := out.print(cmd.OutOrStdout(), rep, rep.WriteText); err != nil {
 				return err
 			}
-			if failed > 0 {
-				return &doctor.Error{Failed: failed, Total: len(checks)}
-			}
-			if !out.json() {
-				fmt.Fprintf(w, "all %d checks passed\n", len(checks))
-			}
-			return nil
+			return rep.Err()
 		},
 	}
 	fs := cmd.Flags()

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +12,7 @@ import (
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/k8s/kube"
 	"github.com/ppml-project/ppml/k8s/manifests"
+	"github.com/ppml-project/ppml/k8s/material"
 	"github.com/ppml-project/ppml/k8s/setup"
 )
 
@@ -114,7 +113,7 @@ Run 'ppml tls generate' and 'ppml password generate' with --apply first.`,
 				return err
 			}
 			if passwordFile != "" {
-				pw, err := readPasswordFile(cmd, passwordFile)
+				pw, err := material.ReadPasswordFile(passwordFile, cmd.InOrStdin())
 				if err != nil {
 					return err
 				}
@@ -185,48 +184,8 @@ Run 'ppml tls generate' and 'ppml password generate' with --apply first.`,
 	return cmd
 }
 
-func readPasswordFile(cmd *cobra.Command, path string) ([]byte, error) {
-	var b []byte
-	var err error
-	if path == "-" {
-		b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 64<<10))
-	} else {
-		b, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("--password-file: %w", err)
-	}
-	pw := []byte(strings.TrimRight(string(b), "\r\n"))
-	clear(b)
-	if len(pw) == 0 {
-		return nil, fmt.Errorf("--password-file %s is empty", path)
-	}
-	return pw, nil
-}
-
 func printSetup(cmd *cobra.Command, rep setup.Report, out *outputFlag) error {
-	return out.print(cmd.OutOrStdout(), struct {
-		setup.Report
-		Changed bool `json:"changed"`
-	}{rep, rep.Changed()}, func(w io.Writer) {
-		for _, it := range rep.Items {
-			note := ""
-			if it.Note != "" {
-				note = " (" + it.Note + ")"
-			}
-			fmt.Fprintf(w, "%s/%s %s%s\n", strings.ToLower(it.Kind), it.Name, it.Result, note)
-		}
-		if !rep.TokenExpires.IsZero() {
-			fmt.Fprintf(w, "the token of the kubeconfig expires %s: run ppml k8s setup again before then to renew it\n", rep.TokenExpires.UTC().Format(time.RFC3339))
-		}
-		if len(rep.Items) > 0 {
-			if rep.Changed() {
-				fmt.Fprintf(w, "namespace %s is set up for BigDL PPML jobs\n", rep.Namespace)
-			} else {
-				fmt.Fprintf(w, "nothing to do: namespace %s was already set up\n", rep.Namespace)
-			}
-		}
-	})
+	return out.print(cmd.OutOrStdout(), rep.View(), rep.WriteText)
 }
 
 func newK8sManifestsCmd() *cobra.Command {

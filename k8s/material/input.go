@@ -123,3 +123,25 @@ func terminalFd(r io.Reader) int {
 	}
 	return fd
 }
+
+// ReadPasswordFile reads a password chosen earlier (not checked against
+// the rules for new ones) from path, "-" meaning stdin, without trailing
+// newlines. Errors never contain it.
+func ReadPasswordFile(path string, stdin io.Reader) ([]byte, error) {
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(stdin, maxPasswordInput))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--password-file: %w", err)
+	}
+	pw := append([]byte(nil), bytes.TrimRight(b, "\r\n")...) // no string copy of the password
+	clear(b)
+	if len(pw) == 0 {
+		return nil, fmt.Errorf("--password-file %s is empty", path)
+	}
+	return pw, nil
+}
