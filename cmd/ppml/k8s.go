@@ -205,9 +205,10 @@ serve (KMS + AS) in a cluster:
                       9875 BigDL AS), bigdl-key-management-service (9876) and
                       remote-attestation-service (9875); PodDisruptionBudget;
                       NetworkPolicy; TLS from Secret ssl-keys (server.crt,
-                      server.key); root key from Secret ppml-root-key; admin
-                      token from Secret ppml-admin-token; probes on /healthz
-                      and /readyz; resources; non-root, read-only root fs
+                      server.key: ppml tls generate --include-plain-key);
+                      root key from Secret ppml-root-key; admin token from
+                      Secret ppml-admin-token; probes on /healthz and
+                      /readyz; resources; non-root, read-only root fs
   --sgx               the Gramine image (deploy/gramine; root key provider
                       shamir) and sgx.intel.com/epc, enclave, provision
   --service-monitor   a Prometheus Operator ServiceMonitor for /metrics

@@ -115,7 +115,7 @@ func newTLSCmd() *cobra.Command {
 	var dns []string
 	var ips []net.IP
 	var days int
-	var noPlainKey bool
+	var includePlainKey, noPlainKey bool
 	var certFile, keyFile string
 	gen := &cobra.Command{
 		Use:   "generate",
@@ -123,11 +123,11 @@ func newTLSCmd() *cobra.Command {
 		Long: `Generate the content of the ssl-keys Secret that BigDL PPML images mount at
 /ppml/keys, without openssl, keytool or prompts other than the password:
 
-  server.key       RSA-3072 private key, PKCS#8 PEM, unencrypted
-  server.csr       PKCS#10 request for that key
+  server.csr       PKCS#10 request for the RSA-3072 key
   server.crt       self-signed certificate (--cn, --dns, --ip, --days),
                    or the chain given with --cert/--key
-  server.pem       server.key followed by server.crt
+  server.key       only with --include-plain-key: the private key, PKCS#8 PEM, unencrypted
+  server.pem       only with --include-plain-key: server.key followed by server.crt
   keystore.pkcs12  key + certificate, protected with the password (BigDL KMS HTTPS)
   keystore.jks     the same as a Java KeyStore; store and key password = the password (Spark TLS)
   keys.yaml        the ssl-keys Secret manifest (kubectl apply -f keys.yaml)
@@ -139,9 +139,11 @@ JKS format accept). It is read from --password-file, from standard input
 when that is not a terminal, or prompted twice; never from the command line.
 
 The output folder appears complete or not at all. server.key and server.pem
-are unencrypted key copies that Spark and the BigDL KMS do not read;
---no-plain-key leaves them out. Protect the Secret with RBAC and etcd
-encryption at rest.`,
+are unencrypted copies of the key; no BigDL image reads them (Spark uses
+keystore.jks, the BigDL KMS keystore.pkcs12), so they are left out unless
+--include-plain-key is given. ppml serve's own pods (ppml k8s manifests)
+read server.key: generate their ssl-keys with --include-plain-key.
+Protect the Secret with RBAC and etcd encryption at rest.`,
 		Example: `  ppml tls generate --password-file pw.txt --cn bigdl-kms --dns bigdl-kms.default.svc --ip 10.0.0.5
   ppml tls generate --password-file pw.txt --apply --namespace spark-jobs
   kubectl apply -f keys/keys.yaml`,
@@ -152,7 +154,10 @@ encryption at rest.`,
 				return err
 			}
 			defer clear(pw)
-			opts := material.KeysOptions{Password: pw, OmitPlainKey: noPlainKey}
+			if noPlainKey && includePlainKey {
+				return fmt.Errorf("--no-plain-key and --include-plain-key contradict each other; leaving the plain key out is the default now, drop --no-plain-key")
+			}
+			opts := material.KeysOptions{Password: pw, IncludePlainKey: includePlainKey}
 			if certFile != "" || keyFile != "" {
 				if certFile == "" || keyFile == "" {
 					return fmt.Errorf("--cert and --key go together")
@@ -191,7 +196,9 @@ encryption at rest.`,
 	fs.IntVar(&days, "days", material.DefaultDays, "certificate validity in days")
 	fs.StringVar(&certFile, "cert", "", "use this PEM certificate chain (leaf first, e.g. CA-signed) instead of a self-signed certificate; needs --key")
 	fs.StringVar(&keyFile, "key", "", "unencrypted PEM private key (RSA or ECDSA) of --cert")
-	fs.BoolVar(&noPlainKey, "no-plain-key", false, "leave out server.key and server.pem (unencrypted key copies not read by Spark or the BigDL KMS)")
+	fs.BoolVar(&includePlainKey, "include-plain-key", false, "also write server.key and server.pem, unencrypted copies of the key; no BigDL image reads them (Spark: keystore.jks, BigDL KMS: keystore.pkcs12), ppml serve's own pods (ppml k8s manifests) read server.key")
+	fs.BoolVar(&noPlainKey, "no-plain-key", false, "deprecated, no effect: the plain key is left out unless --include-plain-key")
+	_ = fs.MarkDeprecated("no-plain-key", "it is the default now (server.key and server.pem are left out unless --include-plain-key)")
 	keys.AddCommand(gen)
 	return keys
 }

@@ -62,8 +62,30 @@ func TestKeysCLIGenerate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("overwrite: %v", err)
 	}
-	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force"); err != nil {
+	// No unencrypted key copies by default (issue 13 item 9).
+	for _, f := range []string{"server.key", "server.pem"} {
+		if _, err := os.Stat(filepath.Join(root, "keys", f)); !os.IsNotExist(err) {
+			t.Fatalf("%s written without --include-plain-key: %v", f, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "keys", "keys.yaml")); bytes.Contains(b, []byte("server.key")) || bytes.Contains(b, []byte("server.pem")) {
+		t.Fatal("keys.yaml holds the plain key without --include-plain-key")
+	}
+	// --no-plain-key is still accepted (deprecated, no effect) but not with --include-plain-key.
+	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force", "--no-plain-key"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "keys", "server.key")); !os.IsNotExist(err) {
+		t.Fatalf("server.key written with --no-plain-key: %v", err)
+	}
+	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force", "--no-plain-key", "--include-plain-key"); err == nil || !strings.Contains(err.Error(), "contradict") {
+		t.Fatalf("--no-plain-key --include-plain-key: %v", err)
+	}
+	if _, err := runKeysCmd(t, "", "tls", "generate", "--out", filepath.Join(root, "keys"), "--password-file", pwFile, "--force", "--include-plain-key"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "keys", "keys.yaml")); !bytes.Contains(b, []byte("server.key:")) || !bytes.Contains(b, []byte("server.pem:")) {
+		t.Fatal("keys.yaml lacks the plain key with --include-plain-key")
 	}
 
 	// Operator-supplied certificate and key.

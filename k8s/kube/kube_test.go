@@ -27,7 +27,7 @@ func TestSecretsAgainstAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	keys, err := material.GenerateKeys(material.KeysOptions{Password: []byte(password), DNSNames: []string{"bigdl-kms"}})
+	keys, err := material.GenerateKeys(material.KeysOptions{Password: []byte(password), DNSNames: []string{"bigdl-kms"}, IncludePlainKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSecretsAgainstAPIServer(t *testing.T) {
 		}
 
 		// Regenerated material without the plain key replaces the data.
-		k2, err := material.GenerateKeys(material.KeysOptions{Password: []byte(password), OmitPlainKey: true})
+		k2, err := material.GenerateKeys(material.KeysOptions{Password: []byte(password)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,10 +56,10 @@ type KeysOptions struct {
 	// generated key and self-signed certificate; CommonName, DNSNames, IPs
 	// and Days must then be unset.
 	CertPEM, KeyPEM []byte
-	// OmitPlainKey leaves out server.key and server.pem, the unencrypted
-	// copies of the private key (the key stores are all Spark and the BigDL
-	// KMS read).
-	OmitPlainKey bool
+	// IncludePlainKey adds server.key and server.pem, unencrypted copies of
+	// the private key. They are left out by default: Spark and the BigDL KMS
+	// read only the key stores; ppml serve's own pods read server.key.
+	IncludePlainKey bool
 
 	// Rand and Now are for tests; crypto/rand and time.Now when nil.
 	Rand io.Reader
@@ -68,10 +68,10 @@ type KeysOptions struct {
 
 // Keys is the content of the ssl-keys Secret.
 type Keys struct {
-	ServerKey []byte // PKCS#8 PEM, unencrypted (nil with OmitPlainKey)
+	ServerKey []byte // PKCS#8 PEM, unencrypted (nil unless IncludePlainKey)
 	ServerCSR []byte // PKCS#10 PEM
 	ServerCRT []byte // X.509 PEM: the certificate, then any chain certificates
-	ServerPEM []byte // ServerKey followed by ServerCRT (nil with OmitPlainKey)
+	ServerPEM []byte // ServerKey followed by ServerCRT (nil unless IncludePlainKey)
 	PKCS12    []byte // keystore.pkcs12
 	JKS       []byte // keystore.jks
 
@@ -170,7 +170,7 @@ func GenerateKeys(opts KeysOptions) (*Keys, error) {
 		JKS:         jks.Bytes(),
 		Certificate: cert,
 	}
-	if !opts.OmitPlainKey {
+	if opts.IncludePlainKey {
 		k.ServerKey = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
 		k.ServerPEM = append(append([]byte(nil), k.ServerKey...), k.ServerCRT...)
 	}

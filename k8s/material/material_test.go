@@ -33,10 +33,11 @@ func testKeys(t *testing.T) *Keys {
 	t.Helper()
 	keysOnce.Do(func() {
 		keysVal, keysErr = GenerateKeys(KeysOptions{
-			Password:   []byte(testPassword),
-			CommonName: "kms.ppml.svc",
-			DNSNames:   []string{"kms.ppml.svc", "*.ppml.example.com"},
-			IPs:        []net.IP{net.ParseIP("10.0.0.7"), net.ParseIP("::1")},
+			Password:        []byte(testPassword),
+			IncludePlainKey: true,
+			CommonName:      "kms.ppml.svc",
+			DNSNames:        []string{"kms.ppml.svc", "*.ppml.example.com"},
+			IPs:             []net.IP{net.ParseIP("10.0.0.7"), net.ParseIP("::1")},
 		})
 	})
 	if keysErr != nil {
@@ -119,8 +120,10 @@ func TestKeysCertificateMatchesKeyAndSANs(t *testing.T) {
 	}
 }
 
-func TestKeysDefaultSANAndOmitPlainKey(t *testing.T) {
-	k, err := GenerateKeys(KeysOptions{Password: []byte(testPassword), OmitPlainKey: true, Days: 30})
+// The unencrypted server.key and server.pem are left out unless asked for
+// (issue 13 item 9: no BigDL image reads them).
+func TestKeysDefaultSANAndNoPlainKeyByDefault(t *testing.T) {
+	k, err := GenerateKeys(KeysOptions{Password: []byte(testPassword), Days: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,10 +132,10 @@ func TestKeysDefaultSANAndOmitPlainKey(t *testing.T) {
 	}
 	files := k.Files()
 	if _, ok := files[ServerKeyFile]; ok {
-		t.Fatal("server.key present with OmitPlainKey")
+		t.Fatal("server.key present without IncludePlainKey")
 	}
 	if _, ok := files[ServerPEMFile]; ok {
-		t.Fatal("server.pem present with OmitPlainKey")
+		t.Fatal("server.pem present without IncludePlainKey")
 	}
 	if len(files) != 4 {
 		t.Fatalf("files: %d", len(files))

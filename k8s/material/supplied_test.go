@@ -46,7 +46,7 @@ func caSigned(t *testing.T, notAfter time.Time) (chainPEM, keyPEM []byte) {
 
 func TestKeysFromSuppliedCertificate(t *testing.T) {
 	chain, key := caSigned(t, time.Now().Add(24*time.Hour))
-	k, err := GenerateKeys(KeysOptions{Password: []byte(testPassword), CertPEM: chain, KeyPEM: key})
+	k, err := GenerateKeys(KeysOptions{Password: []byte(testPassword), CertPEM: chain, KeyPEM: key, IncludePlainKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}
