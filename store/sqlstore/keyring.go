@@ -56,6 +56,21 @@ func (s *DB) currentTerm(ctx context.Context, q queryer, forShare bool) (int, er
 	return n, nil
 }
 
+// beginUnderTerm starts a write transaction that stores blob, first checking
+// (in that transaction) that blob is under the current term. The caller
+// holds writeLock and defers tx.Rollback.
+func (s *DB) beginUnderTerm(ctx context.Context, blob []byte) (*sql.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireTerm(ctx, tx, blob); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
 // requireTerm fails with store.ErrStaleTerm unless blob is under the current term.
 func (s *DB) requireTerm(ctx context.Context, q queryer, blob []byte) error {
 	cur, err := s.currentTerm(ctx, q, true)
@@ -293,14 +308,11 @@ func (s *DB) PrepareRekey(ctx context.Context, p store.PendingRekey) error {
 		return errors.New("rekey id must be non-empty text")
 	}
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, p.UnsealKey)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, p.UnsealKey); err != nil {
-		return err
-	}
 	if err := s.setMeta(ctx, tx, metaRekey, append([]byte(p.ID+"\x00"), p.UnsealKey...)); err != nil {
 		return err
 	}
@@ -416,14 +428,11 @@ func (s *DB) ListRootWrapped(ctx context.Context, kind, after string, limit int)
 
 func (s *DB) ReplaceRootWrapped(ctx context.Context, it store.RootWrapped, blob []byte) (bool, error) {
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, blob)
 	if err != nil {
 		return false, err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, blob); err != nil {
-		return false, err
-	}
 	var res sql.Result
 	switch it.Kind {
 	case "app":

@@ -14,14 +14,11 @@ const secretColumns = `owner, name, description, encryption_key_id, rotation_int
 
 func (s *DB) CreateSecret(ctx context.Context, sec store.Secret, v store.SecretVersion) error {
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, v.Wrapped)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, v.Wrapped); err != nil {
-		return err
-	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO secrets (`+secretColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		sec.Owner, sec.Name, sec.Description, sec.EncryptionKeyID, sec.RotationInterval, ms(sec.CreatedAt), ms(sec.DeletionAt))
 	if isUniqueViolation(err) {
@@ -87,14 +84,11 @@ func (s *DB) UpdateSecret(ctx context.Context, sec store.Secret) error {
 
 func (s *DB) AddSecretVersion(ctx context.Context, v store.SecretVersion) error {
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, v.Wrapped)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, v.Wrapped); err != nil {
-		return err
-	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO secret_versions (owner, name, version, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`),
 		v.Owner, v.Name, v.Version, v.Wrapped, ms(v.CreatedAt))
 	if isUniqueViolation(err) {
