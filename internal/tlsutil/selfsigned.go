@@ -22,9 +22,13 @@ import (
 )
 
 // EnsureSelfSigned returns the certificate in dir/server.crt and
-// dir/server.key, creating a self-signed ECDSA P-256 one (valid one year,
-// for localhost, 127.0.0.1, ::1 and the host name) if none exists or the
-// existing one expires within a week.
+// dir/server.key, creating one if none exists or the existing one expires
+// within a week: an ECDSA P-256 leaf (not a CA; valid one year, for
+// localhost, 127.0.0.1, ::1 and the host name) signed by a separate
+// self-signed CA (dir/ca.crt, its key dir/ca.key; valid ten years and kept
+// across renewals, so clients keep trusting it). server.crt holds the leaf
+// followed by the CA, so it still works as a client's --ca-file; ca.crt is
+// the CA alone.
 func EnsureSelfSigned(dir string) (cert tls.Certificate, certPath string, created bool, err error) {
 	certPath, keyPath := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
@@ -34,29 +38,39 @@ func EnsureSelfSigned(dir string) (cert tls.Certificate, certPath string, create
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return cert, certPath, false, fmt.Errorf("loading %s: %w (delete both files to regenerate)", certPath, err)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return cert, certPath, false, err
+	}
+	ca, caKey, err := ensureCA(dir)
+	if err != nil {
+		return cert, certPath, false, err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return cert, certPath, false, err
 	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	host, _ := os.Hostname()
 	dns := []string{"localhost"}
 	if host != "" && host != "localhost" {
 		dns = append(dns, host)
 	}
+	notAfter := time.Now().Add(365 * 24 * time.Hour)
+	if ca.NotAfter.Before(notAfter) {
+		notAfter = ca.NotAfter
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "ppml self-signed", Organization: []string{"ppml"}},
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "ppml server", Organization: []string{"ppml"}},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
-		IsCA:                  true, // lets clients use this file directly as --ca-file
+		IsCA:                  false,
 		DNSNames:              dns,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		return cert, certPath, false, err
 	}
@@ -64,17 +78,61 @@ func EnsureSelfSigned(dir string) (cert tls.Certificate, certPath string, create
 	if err != nil {
 		return cert, certPath, false, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return cert, certPath, false, err
-	}
 	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return cert, certPath, false, err
 	}
-	if err := writeFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	bundle := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
+	if err := writeFile(certPath, bundle, 0o600); err != nil {
 		return cert, certPath, false, err
 	}
 	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
 	return cert, certPath, true, err
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+// ensureCA loads dir/ca.crt and dir/ca.key, or creates them when missing or
+// expiring within 30 days.
+func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	crtPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
+	if pair, err := tls.LoadX509KeyPair(crtPath, keyPath); err == nil && pair.Leaf != nil && pair.Leaf.IsCA && time.Until(pair.Leaf.NotAfter) > 30*24*time.Hour {
+		if k, ok := pair.PrivateKey.(*ecdsa.PrivateKey); ok {
+			return pair.Leaf, k, nil
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "ppml self-signed CA", Organization: []string{"ppml"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true, // signs leaves only
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, nil, err
+	}
+	if err := writeFile(crtPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(der)
+	return ca, key, err
 }
 
 // Fingerprint is the SHA-256 of the leaf certificate, colon-separated hex.

@@ -1,6 +1,7 @@
 package tlsutil
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -159,5 +160,46 @@ func TestEnsureSelfSignedDamagedFiles(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "server.key")); string(b) != "not a key" {
 		t.Fatal("damaged key file overwritten instead of reported")
+	}
+}
+
+// The serving certificate is a leaf (not a CA) signed by a separate CA that
+// survives renewal: a client trusting ca.crt alone keeps connecting, and
+// server.crt (leaf + CA) still works as a --ca-file.
+func TestSelfSignedLeafAndCA(t *testing.T) {
+	dir := t.TempDir()
+	cert, certPath, _, err := EnsureSelfSigned(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Leaf.IsCA || cert.Leaf.KeyUsage&x509.KeyUsageCertSign != 0 {
+		t.Fatalf("the serving certificate is a CA: IsCA %v, usage %v", cert.Leaf.IsCA, cert.Leaf.KeyUsage)
+	}
+	caPath := filepath.Join(dir, "ca.crt")
+	caPEM, _ := os.ReadFile(caPath)
+	blk, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil || !ca.IsCA || bytes.Equal(ca.Raw, cert.Leaf.Raw) {
+		t.Fatalf("ca.crt: %v %v", ca, err)
+	}
+	for _, f := range []string{caPath, certPath} {
+		if err := handshake(t, cert, f, "localhost"); err != nil {
+			t.Fatalf("trusting %s: %v", f, err)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "ca.key")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("ca.key mode %v", st.Mode())
+	}
+	// Renewal: a new leaf under the same CA.
+	os.Remove(filepath.Join(dir, "server.crt"))
+	renewed, _, created, err := EnsureSelfSigned(dir)
+	if err != nil || !created || bytes.Equal(renewed.Leaf.Raw, cert.Leaf.Raw) {
+		t.Fatalf("renewal: %v %v", created, err)
+	}
+	if again, _ := os.ReadFile(caPath); !bytes.Equal(again, caPEM) {
+		t.Fatal("renewal replaced the CA")
+	}
+	if err := handshake(t, renewed, caPath, "localhost"); err != nil {
+		t.Fatalf("renewed leaf with the old ca.crt: %v", err)
 	}
 }
