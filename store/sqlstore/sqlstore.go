@@ -318,14 +318,11 @@ func jsonList(l []string) string {
 
 func (s *DB) CreateKey(ctx context.Context, k store.Key, v store.KeyVersion) error {
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, v.Material)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, v.Material); err != nil {
-		return err
-	}
 	var name any
 	if k.Name != "" {
 		name = k.Name
@@ -384,14 +381,11 @@ func (s *DB) GetKeyVersion(ctx context.Context, id string, version int) (store.K
 
 func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion, oldMAC, newMAC []byte) error {
 	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.beginUnderTerm(ctx, v.Material)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.requireTerm(ctx, tx, v.Material); err != nil {
-		return err
-	}
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET current_version = ?, mac = ? WHERE key_id = ? AND current_version = ? AND mac = ?`),
 		v.Version, newMAC, v.KeyID, v.Version-1, oldMAC)
 	if err != nil {
