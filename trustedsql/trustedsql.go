@@ -531,3 +531,16 @@ func load(ctx context.Context, conn *sql.Conn, priv string, x *input, plaintext 
 	}
 	return total, nil
 }
+
+// ParseInputs reads --input NAME=PATH specs.
+func ParseInputs(specs []string) ([]Input, error) {
+	var in []Input
+	for _, s := range specs {
+		name, path, ok := strings.Cut(s, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("--input %q: want NAME=PATH", s)
+		}
+		in = append(in, Input{Name: name, Path: path})
+	}
+	return in, nil
+}

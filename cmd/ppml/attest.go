@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -12,20 +11,6 @@ import (
 	"github.com/ppml-project/ppml/agent"
 	"github.com/ppml-project/ppml/quote/policy"
 )
-
-// envOr returns the first non-empty environment variable among names,
-// warning when a legacy name is used.
-func envOr(names ...string) string {
-	for i, n := range names {
-		if v := os.Getenv(n); v != "" {
-			if i > 0 {
-				fmt.Fprintf(os.Stderr, "[WARN] %s is deprecated; use %s\n", n, names[0])
-			}
-			return v
-		}
-	}
-	return ""
-}
 
 func newAttestCmd() *cobra.Command {
 	var (
@@ -84,24 +69,15 @@ proxy).`,
 				}
 				c.Server = &server
 			}
-			for _, d := range dataKeys {
-				w, dest, ok := strings.Cut(d, "=")
-				if !ok {
-					return fmt.Errorf("--data-key %q: want WRAPPED=DEST", d)
-				}
-				c.DataKeys = append(c.DataKeys, agent.DataKey{Wrapped: w, Dest: dest})
+			keys, err := agent.ParseDataKeys(dataKeys)
+			if err != nil {
+				return err
 			}
+			c.DataKeys = append(c.DataKeys, keys...)
 			if aad != "" {
 				c.DataKeyAAD = []byte(aad)
 			}
-			// BigDL's proxy variables, misspelling included (attestation.sh).
-			if host := os.Getenv("ATTESTATION_PORXY_HOST"); host != "" && os.Getenv("HTTPS_PROXY") == "" {
-				proxy := "http://" + host
-				if port := os.Getenv("ATTESTATION_PORXY_PORT"); port != "" {
-					proxy += ":" + port
-				}
-				os.Setenv("HTTPS_PROXY", proxy)
-			}
+			agent.SetBigDLProxy()
 			c.Stdout, c.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			res := agent.Run(cmd.Context(), c)
 			if res.ExitCode != 0 {
@@ -112,7 +88,7 @@ proxy).`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&c.URL, "url", "u", os.Getenv("ATTESTATION_URL"), "attestation service, host:port or https URL (env ATTESTATION_URL)")
-	f.StringVarP(&c.AppID, "app-id", "i", envOr("APP_ID", "ATTESTATION_ID"), "app id (env APP_ID)")
+	f.StringVarP(&c.AppID, "app-id", "i", agent.Getenv(os.Stderr, "APP_ID", "ATTESTATION_ID"), "app id (env APP_ID)")
 	f.StringVarP(&c.APIKey, "api-key", "k", "", "API key; prefer env API_KEY (arguments are visible to other processes)")
 	f.StringVarP(&c.PolicyID, "policy-id", "o", os.Getenv("ATTESTATION_POLICYID"), "attestation policy id (env ATTESTATION_POLICYID)")
 	f.StringVarP(&c.Type, "type", "t", os.Getenv("ATTESTATION_TYPE"), "service type: EHSMAttestationService (default), BigDLRemoteAttestationService (or BigDL) or PPMLAttestationService, any case (env ATTESTATION_TYPE)")
@@ -131,7 +107,7 @@ proxy).`,
 	f.StringVar(&aad, "data-key-aad", "", "AAD the data keys were wrapped with (default BigDL's \"test\", as ppml encrypt uses)")
 	cmd.PreRun = func(cmd *cobra.Command, args []string) {
 		if c.APIKey == "" {
-			c.APIKey = envOr("API_KEY", "ATTESTATION_KEY")
+			c.APIKey = agent.Getenv(os.Stderr, "API_KEY", "ATTESTATION_KEY")
 		}
 	}
 	return cmd

@@ -53,12 +53,9 @@ a process key). Without it DuckDB cannot spill and a working set above
 			ctx := cmd.Context()
 			opt := trustedsql.Options{Query: query, Output: output, OutputFormat: outFormat, TempDir: tempDir,
 				MemoryLimit: memLimit, Threads: threads, Overwrite: force, PlaintextInputs: plaintextBench}
-			for _, s := range inputs {
-				name, path, ok := strings.Cut(s, "=")
-				if !ok || name == "" || path == "" {
-					return fmt.Errorf("--input %q: want NAME=PATH", s)
-				}
-				opt.Inputs = append(opt.Inputs, trustedsql.Input{Name: name, Path: path})
+			var err error
+			if opt.Inputs, err = trustedsql.ParseInputs(inputs); err != nil {
+				return err
 			}
 			if !plaintextBench {
 				keys, err := sqlKeySource(cmd, &kf, primaryKeyFile, keyID, outputKeyID, attest, attestDir, quoteType, policyID)
