@@ -395,8 +395,8 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 			l["sgx.intel.com/provision"] = oneQ
 		}
 		for _, n := range []string{"root-key", "tls", "admin-token", "data"} {
-			c.VolumeMounts = removeMount(c.VolumeMounts, n)
-			vols = removeVolume(vols, n)
+			c.VolumeMounts = removeNamed(c.VolumeMounts, n, mountName)
+			vols = removeNamed(vols, n, volumeName)
 		}
 		// DCAP quotes (sgx.remote_attestation = "dcap") go through the
 		// node's AESM service: its socket, and the annotation Intel's
@@ -427,25 +427,20 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 
 func ptr[T any](v T) *T { return &v }
 
-func removeMount(ms []corev1.VolumeMount, name string) []corev1.VolumeMount {
-	var out []corev1.VolumeMount
-	for _, m := range ms {
-		if m.Name != name {
-			out = append(out, m)
+// removeNamed returns a copy of items without those whose nameOf is name.
+func removeNamed[T any](items []T, name string, nameOf func(T) string) []T {
+	var out []T
+	for _, it := range items {
+		if nameOf(it) != name {
+			out = append(out, it)
 		}
 	}
 	return out
 }
 
-func removeVolume(vs []corev1.Volume, name string) []corev1.Volume {
-	var out []corev1.Volume
-	for _, v := range vs {
-		if v.Name != name {
-			out = append(out, v)
-		}
-	}
-	return out
-}
+func mountName(m corev1.VolumeMount) string { return m.Name }
+
+func volumeName(v corev1.Volume) string { return v.Name }
 
 func probe(path string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
