@@ -185,6 +185,11 @@ func notFoundKey(id string) error {
 // exactly like a missing one.
 func (s *Service) ownedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
 	k, err := s.cfg.Store.GetKey(ctx, id)
+	return s.checkOwned(ctx, c, id, k, err)
+}
+
+// checkOwned is ownedKey on a key row already read (k, err from GetKey).
+func (s *Service) checkOwned(ctx context.Context, c Caller, id string, k store.Key, err error) (store.Key, error) {
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Owner != c.ID) {
 		return k, notFoundKey(id)
 	}
@@ -235,6 +240,12 @@ func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key
 	if err != nil {
 		return k, err
 	}
+	return checkUsable(k)
+}
+
+// checkUsable refuses a disabled key and one scheduled for deletion.
+func checkUsable(k store.Key) (store.Key, error) {
+	id := k.ID
 	switch k.State {
 	case store.StateDisabled:
 		return k, fault.Errorf(fault.Disabled, "key_disabled", "keyid is disabled: key %s is disabled; enable it (EnableKey) to use it", id)

@@ -47,11 +47,16 @@ func (s *Service) grantedKey(ctx context.Context, c Caller, id string) (store.Ke
 	if err := s.requireUnsealed(); err != nil {
 		return store.Key{}, err
 	}
+	// One read of the key row serves both the grant and the checks.
 	as := c
-	if k, err := s.cfg.Store.GetKey(ctx, id); err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
+	k, err := s.cfg.Store.GetKey(ctx, id)
+	if err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
 		as.ID = k.Owner
 	}
-	return s.usableKey(ctx, as, id)
+	if k, err = s.checkOwned(ctx, as, id, k, err); err != nil {
+		return k, err
+	}
+	return checkUsable(k)
 }
 
 // revealingKey loads a key for an operation that reveals plaintext: for a

@@ -36,7 +36,43 @@ type DB struct {
 	// wmu serialises SQLite writers in process: waiting on a mutex is far
 	// cheaper than SQLite's sleep-and-retry busy handler.
 	wmu sync.Mutex
+	// stmts holds the prepared hot statements by query text (see stmt).
+	stmts sync.Map
+	// replay group-commits replay records (see RecordRequest).
+	replay *groupCommit
 }
+
+// stmt returns the prepared statement of query (already rewritten by q),
+// preparing it once: database/sql then keeps it prepared on every
+// connection it runs on, so a hot query is parsed once per connection, not
+// once per request.
+func (s *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow runs a hot single-row query through its prepared statement.
+func (s *DB) queryRow(ctx context.Context, query string, args ...any) scanner {
+	st, err := s.stmt(ctx, s.q(query))
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // writeLock serialises writes on SQLite; PostgreSQL needs no help.
 func (s *DB) writeLock() func() {
@@ -100,6 +136,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		s.db.Close()
 		return nil, err
 	}
+	s.replay = newGroupCommit(s)
 	return s, nil
 }
 
@@ -222,7 +259,7 @@ func notFound(err error, what string) error {
 
 func (s *DB) GetMeta(ctx context.Context, name string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM meta WHERE name = ?`), name).Scan(&v)
+	err := s.queryRow(ctx, `SELECT value FROM meta WHERE name = ?`, name).Scan(&v)
 	return v, notFound(err, "meta "+name)
 }
 
@@ -275,7 +312,7 @@ func (s *DB) CreateApp(ctx context.Context, a store.App) error {
 func (s *DB) GetApp(ctx context.Context, id string) (store.App, error) {
 	a := store.App{ID: id}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT kind, secret, created_at FROM apps WHERE app_id = ?`), id).
+	err := s.queryRow(ctx, `SELECT kind, secret, created_at FROM apps WHERE app_id = ?`, id).
 		Scan(&a.Kind, &a.Secret, &created)
 	a.CreatedAt = fromMS(created)
 	return a, notFound(err, "app")
@@ -344,12 +381,12 @@ func (s *DB) CreateKey(ctx context.Context, k store.Key, v store.KeyVersion) err
 }
 
 func (s *DB) GetKey(ctx context.Context, id string) (store.Key, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM keys WHERE key_id = ?`), id))
+	k, err := scanKey(s.queryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE key_id = ?`, id))
 	return k, notFound(err, "key")
 }
 
 func (s *DB) GetKeyByName(ctx context.Context, owner, name string) (store.Key, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, s.q(`SELECT `+keyColumns+` FROM keys WHERE owner = ? AND name = ?`), owner, name))
+	k, err := scanKey(s.queryRow(ctx, `SELECT `+keyColumns+` FROM keys WHERE owner = ? AND name = ?`, owner, name))
 	return k, notFound(err, "key")
 }
 
@@ -373,7 +410,7 @@ func (s *DB) ListKeys(ctx context.Context, owner string) ([]store.Key, error) {
 func (s *DB) GetKeyVersion(ctx context.Context, id string, version int) (store.KeyVersion, error) {
 	v := store.KeyVersion{KeyID: id, Version: version}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT material, created_at FROM key_versions WHERE key_id = ? AND version = ?`), id, version).
+	err := s.queryRow(ctx, `SELECT material, created_at FROM key_versions WHERE key_id = ? AND version = ?`, id, version).
 		Scan(&v.Material, &created)
 	v.CreatedAt = fromMS(created)
 	return v, notFound(err, "key version")
@@ -524,24 +561,16 @@ func (s *DB) CreateDataKey(ctx context.Context, d store.DataKey) error {
 func (s *DB) GetDataKey(ctx context.Context, owner, name string) (store.DataKey, error) {
 	d := store.DataKey{Owner: owner, Name: name}
 	var created int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT primary_key_id, primary_version, wrapped, created_at FROM data_keys WHERE owner = ? AND name = ?`), owner, name).
+	err := s.queryRow(ctx, `SELECT primary_key_id, primary_version, wrapped, created_at FROM data_keys WHERE owner = ? AND name = ?`, owner, name).
 		Scan(&d.PrimaryKeyID, &d.PrimaryVersion, &d.Wrapped, &created)
 	d.CreatedAt = fromMS(created)
 	return d, notFound(err, "data key")
 }
 
+// RecordRequest waits for the group commit that makes its record durable
+// (see groupCommit): nothing is answered before that commit.
 func (s *DB) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error) {
-	defer s.writeLock()()
-	// Insert, or refresh a record old enough to have left the window; a
-	// recent duplicate changes no row.
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO replay (app_id, nonce, ts, seen_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (app_id, nonce, ts) DO UPDATE SET seen_at = excluded.seen_at WHERE replay.seen_at < ?`),
-		app, nonce, timestamp, ms(now), ms(notBefore))
-	if err != nil {
-		return false, err
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return s.replay.record(ctx, replayRecord{app: app, nonce: nonce, ts: timestamp, now: ms(now), notBefore: ms(notBefore)})
 }
 
 func (s *DB) PurgeRequests(ctx context.Context, before time.Time) error {
@@ -552,4 +581,8 @@ func (s *DB) PurgeRequests(ctx context.Context, before time.Time) error {
 
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.replay.close()
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}
