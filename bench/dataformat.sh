@@ -170,6 +170,13 @@ d=$(timeit "$size" "$work/dec/p" with_sync openssl enc -d -aes-256-ctr -K "$ossl
 check openssl "$work/dec/p" "$work/plain"; rm -f "$work/c.ctr"
 rows+=("$(openssl version | cut -d' ' -f1-2) enc -aes-256-ctr (unauthenticated)|$e|$d")
 
+# cat: the same bytes copied into a new file and fsynced, the floor a format
+# that reads and writes the file once could reach.
+copy_file() { cat "$1" >"$2"; }
+e=$(timeit "$size" "$work/dec/p" with_sync copy_file "$work/plain" "$work/dec/p" "$work/dec/p")
+rm -f "$work/dec/p"
+rows+=("cat (copy + fsync, no cryptography)|$e|$e")
+
 echo
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/ {print $2}') GiB RAM; $(go version | cut -d' ' -f3)"
 echo "work dir: $BENCH_DIR ($(df -PT "$work" | awk 'NR==2 {print $2}'))"
@@ -178,4 +185,14 @@ printf '%-62s %12s %12s\n' "format / tool" "encrypt MB/s" "decrypt MB/s"
 for r in "${rows[@]}"; do
 	IFS='|' read -r name e d <<<"$r"
 	printf '%-62s %12s %12s\n' "$name" "$e" "$d"
+done
+
+# Ratios of the ppml format (rows[0]) to age (rows[3]), openssl (rows[4])
+# and cat (rows[5]): above 1 is faster than that tool.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+IFS='|' read -r _ pe pd <<<"${rows[0]}"
+echo
+for i in 3 4 5; do
+	IFS='|' read -r name e d <<<"${rows[$i]}"
+	printf 'ppml format vs %-40s encrypt %sx  decrypt %sx\n' "${name%% (*}" "$(ratio "$pe" "$e")" "$(ratio "$pd" "$d")"
 done

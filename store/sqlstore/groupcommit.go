@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ppml-project/ppml/store"
@@ -25,6 +26,7 @@ type groupCommit struct {
 	queue   chan *replayWait
 	quit    chan struct{}
 	stopped chan struct{}
+	once    sync.Once
 }
 
 type replayRecord struct {
@@ -105,11 +107,7 @@ func (g *groupCommit) run() {
 }
 
 func (g *groupCommit) close() {
-	select {
-	case <-g.quit:
-	default:
-		close(g.quit)
-	}
+	g.once.Do(func() { close(g.quit) })
 	<-g.stopped
 }
 
