@@ -352,6 +352,15 @@ type Session struct {
 
 // NewSession prepares a session; nothing is sent until Attest.
 func NewSession(cfg client.Config, q enclave.Quoter, policyID string, log io.Writer) (*Session, error) {
+	// One HTTP client for attestation and release: the release reuses the
+	// attestation's connection instead of a second TLS handshake.
+	if cfg.HTTP == nil {
+		h, err := client.HTTPClient(cfg.CAFile, 0)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HTTP = h
+	}
 	as, err := client.NewAttestation(cfg)
 	if err != nil {
 		return nil, err
