@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -50,7 +51,7 @@ percentiles. Without an app id and API key it enrolls a fresh app with the admin
 				if err != nil {
 					return fmt.Errorf("--vault needs --vault-token-file: %w", err)
 				}
-				vt := &loadgen.VaultTransit{URL: vaultURL, Token: string(trimBytes(tok)), Key: "ppml-bench", HTTP: httpc}
+				vt := &loadgen.VaultTransit{URL: vaultURL, Token: strings.TrimSpace(string(tok)), Key: "ppml-bench", HTTP: httpc}
 				return benchVault(cmd, &f, vt, conc, duration)
 			}
 			if cfg.AppID == "" || cfg.APIKey == "" { // no complete credentials: a fresh benchmark app
