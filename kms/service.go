@@ -309,10 +309,26 @@ const (
 // so unbounded, a flood of requests with made-up tokens could exhaust memory.
 var argonSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
 
-func hashToken(token string, salt []byte) []byte {
-	argonSlots <- struct{}{}
+// argonWait bounds the wait for a slot: under a flood of made-up tokens a
+// request gives up with a retryable error instead of queueing without end.
+var argonWait = 2 * time.Second
+
+func errBusy() error {
+	return fault.Errorf(fault.Unavailable, "busy", "the server is busy checking tokens; retry in a moment")
+}
+
+func hashToken(ctx context.Context, token string, salt []byte) ([]byte, error) {
+	t := time.NewTimer(argonWait)
+	defer t.Stop()
+	select {
+	case argonSlots <- struct{}{}:
+	case <-t.C:
+		return nil, errBusy()
+	case <-ctx.Done():
+		return nil, errBusy()
+	}
 	defer func() { <-argonSlots }()
-	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32)
+	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32), nil
 }
 
 // CreateBigDLUser creates a BigDL KMS user whose token is stored as a salted
@@ -330,7 +346,11 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 	if _, err := rand.Read(salt); err != nil {
 		return s.internal("CreateUser", err)
 	}
-	secret := append(salt, hashToken(token, salt)...)
+	h, err := hashToken(ctx, token, salt)
+	if err != nil {
+		return err
+	}
+	secret := append(salt, h...)
 	err = s.cfg.Store.CreateApp(ctx, store.App{ID: BigDLOwner(user), Kind: "bigdl", Secret: secret, CreatedAt: s.now()})
 	if errors.Is(err, store.ErrExists) {
 		return fault.Errorf(fault.Conflict, "user_exists", "user [%s] already exists; pick another name", user)
@@ -346,7 +366,9 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	bad := fault.Errorf(fault.Unauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
 	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
 	if errors.Is(err, store.ErrNotFound) {
-		hashToken(token, make([]byte, 16)) // same cost whether or not the user exists
+		if _, err := hashToken(ctx, token, make([]byte, 16)); err != nil { // same cost whether or not the user exists
+			return err
+		}
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	if err != nil {
@@ -355,7 +377,11 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	if a.Kind != "bigdl" || len(a.Secret) != 48 {
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
-	if subtle.ConstantTimeCompare(hashToken(token, a.Secret[:16]), a.Secret[16:]) != 1 {
+	h, err := hashToken(ctx, token, a.Secret[:16])
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare(h, a.Secret[16:]) != 1 {
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	return nil
