@@ -119,29 +119,22 @@ func notFound(name string) error {
 	return fault.Errorf(fault.NotFound, "secret_not_found", "Cannot find secretName %q: no secret of this app has this name", name)
 }
 
-func checkName(name string) error {
-	if name == "" {
-		return invalid("missing_parameter", "Missing required parameters, The secretName cannot be empty.")
-	}
-	if n := utf8.RuneCountInString(name); n > MaxNameLen {
-		return invalid("invalid_parameter", "Parameter invalid, The secretName length error: %d characters, at most %d.", n, MaxNameLen)
-	}
-	return nil
-}
+func checkName(name string) error { return checkField("secretName", name, true, MaxNameLen) }
 
-func checkData(data string) error {
-	if data == "" {
-		return invalid("missing_parameter", "Missing required parameters, The secretData cannot be empty.")
-	}
-	if n := utf8.RuneCountInString(data); n > MaxDataLen {
-		return invalid("invalid_parameter", "Parameter invalid, The secretData length error: %d characters, at most %d.", n, MaxDataLen)
-	}
-	return nil
-}
+func checkData(data string) error { return checkField("secretData", data, true, MaxDataLen) }
 
 func checkDescription(d string) error {
-	if n := utf8.RuneCountInString(d); n > MaxDescriptionLen {
-		return invalid("invalid_parameter", "Parameter invalid, The description length error: %d characters, at most %d.", n, MaxDescriptionLen)
+	return checkField("description", d, false, MaxDescriptionLen)
+}
+
+// checkField refuses, in eHSM's words, a value longer than max characters
+// and, if required, an empty one.
+func checkField(field, value string, required bool, max int) error {
+	if required && value == "" {
+		return invalid("missing_parameter", "Missing required parameters, The %s cannot be empty.", field)
+	}
+	if n := utf8.RuneCountInString(value); n > max {
+		return invalid("invalid_parameter", "Parameter invalid, The %s length error: %d characters, at most %d.", field, n, max)
 	}
 	return nil
 }
