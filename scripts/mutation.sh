@@ -29,6 +29,9 @@ PACKAGES=(dataformat/stream dataformat/bigdl wire/ehsmsig quote/abi quote/verify
 mkdir -p "$OUT" "$BIN"
 
 gremlins_part() {
+  # Some packages' tests (kms/secrets, under ./kms/...) use PostgreSQL.
+  source "$ROOT/scripts/postgres.sh"
+  trap 'stop_postgres' RETURN
   if [ ! -x "$BIN/gremlins-$GREMLINS_VERSION" ]; then
     GOBIN=$BIN go install "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION"
     mv "$BIN/gremlins" "$BIN/gremlins-$GREMLINS_VERSION"
