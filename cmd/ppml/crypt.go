@@ -105,9 +105,9 @@ func (f *cryptFlags) options(cmd *cobra.Command) (files.Options, func(), error) 
 		nativeKey, _, _ = strings.Cut(nativeKey, "\n")
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: bigdl-nativeaescbc is unauthenticated: the plaintext is not checked for tampering; re-encrypt it with --format ppml or bigdl")
 	}
-	alg := strings.ToUpper(f.parquetAlg)
-	if alg != "" && alg != "AES_GCM_V1" && alg != "AES_GCM_CTR_V1" {
-		return files.Options{}, nil, fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", f.parquetAlg)
+	alg, err := files.ParseParquetAlgorithm(f.parquetAlg)
+	if err != nil {
+		return files.Options{}, nil, err
 	}
 	opt := files.Options{
 		Format:           format,

@@ -65,6 +65,16 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown format %q: use ppml, bigdl or parquet-modular", s)
 }
 
+// ParseParquetAlgorithm reads --parquet-algorithm (any case): AES_GCM_V1
+// or AES_GCM_CTR_V1; "" keeps the default.
+func ParseParquetAlgorithm(s string) (string, error) {
+	alg := strings.ToUpper(s)
+	if alg != "" && alg != "AES_GCM_V1" && alg != "AES_GCM_CTR_V1" {
+		return "", fmt.Errorf("--parquet-algorithm %q: use AES_GCM_V1 or AES_GCM_CTR_V1", s)
+	}
+	return alg, nil
+}
+
 // Options control a run.
 type Options struct {
 	// Format is the format to write, or to expect when decrypting
