@@ -79,6 +79,8 @@ func TestPromtoolRules(t *testing.T) {
 	tmp := t.TempDir()
 	cfg := readFile(t, "prometheus-scrape.yaml")
 	cfg = strings.ReplaceAll(cfg, "/etc/prometheus/ppml-ca.crt", filepath.Join(tmp, "ca.crt"))
+	cfg = strings.ReplaceAll(cfg, "/etc/prometheus/ppml-metrics.token", filepath.Join(tmp, "metrics.token"))
+	write(t, filepath.Join(tmp, "metrics.token"), "")
 	cfg = strings.ReplaceAll(cfg, "- alerts.yaml", "- "+abs(t, filepath.Join(dir, "alerts.yaml")))
 	write(t, filepath.Join(tmp, "ca.crt"), "")
 	write(t, filepath.Join(tmp, "prometheus.yml"), cfg)
@@ -224,7 +226,12 @@ func startWithIntelCollateral(t *testing.T) *servertest.Instance {
 	colDir := t.TempDir()
 	write(t, filepath.Join(colDir, "sgx-phala.json"), string(v.Collateral))
 	clock := &servertest.Clock{}
-	inst := servertest.Start(t, servertest.Options{Clock: clock, Modify: func(c *server.Config) { c.CollateralDir = colDir }})
+	// /metrics behind a bearer token, as the manifests deploy it.
+	write(t, filepath.Join(colDir, "metrics.token"), metricsToken+"\n")
+	inst := servertest.Start(t, servertest.Options{Clock: clock, Modify: func(c *server.Config) {
+		c.CollateralDir = colDir
+		c.MetricsTokenFile = filepath.Join(colDir, "metrics.token")
+	}})
 	clock.Set(v.At)
 	_, cfg := inst.Enroll(t)
 	as, err := client.NewAttestation(cfg)
@@ -243,13 +250,21 @@ func startWithIntelCollateral(t *testing.T) *servertest.Instance {
 	return inst
 }
 
+// metricsToken is the bearer token /metrics requires in these tests.
+const metricsToken = "monitoring-test-metrics-token"
+
 func scrape(t *testing.T, inst *servertest.Instance) map[string]bool {
 	t.Helper()
-	resp, err := httpClient(t, inst.CAFile).Get(inst.URL + "/metrics")
+	req, _ := http.NewRequest("GET", inst.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+metricsToken)
+	resp, err := httpClient(t, inst.CAFile).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics with the token: %s", resp.Status)
+	}
 	body, _ := io.ReadAll(resp.Body)
 	names := map[string]bool{}
 	for _, line := range strings.Split(string(body), "\n") {
@@ -348,12 +363,15 @@ func TestPrometheusScrapesServer(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	tmp := t.TempDir()
+	tokenFile := filepath.Join(tmp, "metrics.token")
+	write(t, tokenFile, metricsToken)
 	target := strings.TrimPrefix(inst.URL, "https://")
 	cfg := readFile(t, "prometheus-scrape.yaml")
 	for old, new := range map[string]string{
-		"scrape_interval: 30s":        "scrape_interval: 1s",
-		"evaluation_interval: 30s":    "evaluation_interval: 1s",
-		"/etc/prometheus/ppml-ca.crt": inst.CAFile,
+		"scrape_interval: 30s":               "scrape_interval: 1s",
+		"evaluation_interval: 30s":           "evaluation_interval: 1s",
+		"/etc/prometheus/ppml-ca.crt":        inst.CAFile,
+		"/etc/prometheus/ppml-metrics.token": tokenFile,
 		// Pod discovery needs a cluster: a static target instead.
 		podDiscovery:        "static_configs:\n      - targets: ['" + target + "']\n        labels: {instance: ppml-0}\n",
 		"server_name: ppml": "server_name: localhost",

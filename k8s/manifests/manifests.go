@@ -44,6 +44,10 @@ const (
 	RootKeyKey       = "root.key"
 	AdminTokenSecret = "ppml-admin-token"
 	AdminTokenKey    = "token"
+	// MetricsTokenSecret holds the bearer token /metrics requires
+	// (--metrics-token-file); the ServiceMonitor sends it (bearerTokenSecret).
+	MetricsTokenSecret = "ppml-metrics-token"
+	MetricsTokenKey    = "token"
 	PostgresSecret   = "ppml-postgres"
 	PostgresKey      = "password"
 	TLSSecret        = "ssl-keys"
@@ -318,6 +322,7 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 		{Name: "tls", MountPath: "/etc/ppml/tls", ReadOnly: true},
 		{Name: "root-key", MountPath: "/etc/ppml/root-key", ReadOnly: true},
 		{Name: "admin-token", MountPath: "/etc/ppml/admin", ReadOnly: true},
+		{Name: "metrics-token", MountPath: "/etc/ppml/metrics", ReadOnly: true},
 	}
 	mode := int32(0o440)
 	secretVol := func(name, secret string, items ...corev1.KeyToPath) corev1.Volume {
@@ -328,6 +333,7 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 		secretVol("tls", TLSSecret, corev1.KeyToPath{Key: "server.crt", Path: "server.crt"}, corev1.KeyToPath{Key: "server.key", Path: "server.key"}),
 		secretVol("root-key", RootKeySecret, corev1.KeyToPath{Key: RootKeyKey, Path: RootKeyKey}),
 		secretVol("admin-token", AdminTokenSecret, corev1.KeyToPath{Key: AdminTokenKey, Path: AdminTokenKey}),
+		secretVol("metrics-token", MetricsTokenSecret, corev1.KeyToPath{Key: MetricsTokenKey, Path: MetricsTokenKey}),
 	}
 	if o.Postgres {
 		vols = append([]corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}, vols...)
@@ -346,6 +352,7 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 		"--root-key-provider=file",
 		"--root-key-file=/etc/ppml/root-key/" + RootKeyKey,
 		"--admin-token-file=/etc/ppml/admin/" + AdminTokenKey,
+		"--metrics-token-file=/etc/ppml/metrics/" + MetricsTokenKey,
 		"--log-format=json",
 	}
 	if o.Postgres {
@@ -394,7 +401,7 @@ func podSpec(o Options) (map[string]string, corev1.PodSpec) {
 			l["sgx.intel.com/enclave"] = oneQ
 			l["sgx.intel.com/provision"] = oneQ
 		}
-		for _, n := range []string{"root-key", "tls", "admin-token", "data"} {
+		for _, n := range []string{"root-key", "tls", "admin-token", "metrics-token", "data"} {
 			c.VolumeMounts = removeNamed(c.VolumeMounts, n, mountName)
 			vols = removeNamed(vols, n, volumeName)
 		}
@@ -517,6 +524,8 @@ func serviceMonitor(ns string) map[string]any {
 				"port": "https", "path": "/metrics", "scheme": "https", "interval": "30s",
 				// Verify the KMS certificate (ssl-keys server.crt; generate it with --dns ppml).
 				"tlsConfig": map[string]any{"serverName": Name, "ca": map[string]any{"secret": map[string]any{"name": TLSSecret, "key": "server.crt"}}},
+				// The pods require it (--metrics-token-file).
+				"bearerTokenSecret": map[string]any{"name": MetricsTokenSecret, "key": MetricsTokenKey},
 			}},
 		},
 	}
@@ -579,19 +588,19 @@ func clean(v any) {
 }
 
 // Secrets returns fresh ppml-root-key (a base64 AES-256 root key, as
-// --root-key-file reads it) and ppml-admin-token Secrets. Create them once
+// --root-key-file reads it), ppml-admin-token and ppml-metrics-token
+// Secrets. Create them once
 // (kubectl create, not apply): a new root key cannot unwrap the keys stored
 // under the old one.
 func Secrets(namespace string, rnd io.Reader) ([]*corev1.Secret, error) {
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	root, tok := make([]byte, 32), make([]byte, 32)
-	if _, err := io.ReadFull(rnd, root); err != nil {
-		return nil, err
-	}
-	if _, err := io.ReadFull(rnd, tok); err != nil {
-		return nil, err
+	root, tok, mtok := make([]byte, 32), make([]byte, 32), make([]byte, 32)
+	for _, b := range [][]byte{root, tok, mtok} {
+		if _, err := io.ReadFull(rnd, b); err != nil {
+			return nil, err
+		}
 	}
 	mk := func(name, key string, v []byte) *corev1.Secret {
 		return &corev1.Secret{
@@ -604,5 +613,6 @@ func Secrets(namespace string, rnd io.Reader) ([]*corev1.Secret, error) {
 	return []*corev1.Secret{
 		mk(RootKeySecret, RootKeyKey, []byte(base64.StdEncoding.EncodeToString(root))),
 		mk(AdminTokenSecret, AdminTokenKey, []byte(base64.RawURLEncoding.EncodeToString(tok))),
+		mk(MetricsTokenSecret, MetricsTokenKey, []byte(base64.RawURLEncoding.EncodeToString(mtok))),
 	}, nil
 }

@@ -91,8 +91,18 @@ func TestRenderVariants(t *testing.T) {
 		}
 	}
 	sec, err := manifests.Secrets("", nil)
-	if err != nil || len(sec) != 2 || len(sec[0].Data[manifests.RootKeyKey]) != 44 {
-		t.Fatalf("Secrets: %v %v", sec, err)
+	if err != nil || len(sec) != 3 || len(sec[0].Data[manifests.RootKeyKey]) != 44 || sec[2].Name != manifests.MetricsTokenSecret || len(sec[2].Data[manifests.MetricsTokenKey]) != 43 {
+		t.Fatalf("Secrets: %d %v", len(sec), err)
+	}
+	// /metrics requires the token (issue 13 item 9), and the ServiceMonitor sends it.
+	if !strings.Contains(s, "--metrics-token-file=/etc/ppml/metrics/token") || !strings.Contains(s, "secretName: ppml-metrics-token") {
+		t.Error("the pods do not require the metrics token")
+	}
+	b, _ = manifests.Render(manifests.Options{ServiceMonitor: true})
+	sm := objects(t, b)["ServiceMonitor/ppml"]
+	ep := sm["spec"].(map[string]any)["endpoints"].([]any)[0].(map[string]any)
+	if bt, _ := ep["bearerTokenSecret"].(map[string]any); bt["name"] != manifests.MetricsTokenSecret || bt["key"] != manifests.MetricsTokenKey {
+		t.Errorf("ServiceMonitor endpoint without the metrics token: %v", ep)
 	}
 }
 
