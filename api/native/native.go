@@ -14,6 +14,7 @@ import (
 
 	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/attestation"
+	"github.com/ppml-project/ppml/docs"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/shamir"
 	"github.com/ppml-project/ppml/kms"
@@ -27,6 +28,7 @@ type Handler struct {
 	root    *rootkey.Keyring
 	metrics *metrics.Metrics
 	mux     *http.ServeMux
+	routes  []string // the registered patterns, for the OpenAPI check
 }
 
 // Config holds the handler's collaborators.
@@ -65,6 +67,7 @@ func New(cfg Config) *Handler {
 	if cfg.Attestation != nil {
 		h.attestationRoutes(cfg.Attestation)
 	}
+	h.openAPIRoute()
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, &fault.Error{Kind: fault.NotFound, Code: "unknown_route", Msg: fmt.Sprintf("no API route %s %s; see docs/api.md", r.Method, r.URL.Path)})
 	})
@@ -75,7 +78,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 
 type handlerFunc func(r *http.Request, c kms.Caller) (any, error)
 
+// Routes returns the registered route patterns ("GET /v1/keys/{id}").
+func (h *Handler) Routes() []string { return append([]string(nil), h.routes...) }
+
 func (h *Handler) handle(pattern, action string, fn handlerFunc) {
+	h.routes = append(h.routes, pattern)
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		res, err := fn(r, kms.Caller{API: "native", Remote: r.RemoteAddr})
@@ -375,4 +382,20 @@ func (h *Handler) unseal(r *http.Request, c kms.Caller) (any, error) {
 	}
 	held, unsealed, err := h.svc.SubmitShare(r.Context(), c, s.Index, s.Content)
 	return map[string]any{"held": held, "sealed": !unsealed}, err
+}
+
+// openAPIRoute serves docs/openapi.yaml as JSON (no authentication: it
+// describes the API, it holds nothing secret).
+func (h *Handler) openAPIRoute() {
+	const pattern = "GET /v1/openapi.json"
+	h.routes = append(h.routes, pattern)
+	b, err := docs.OpenAPIJSON()
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if err != nil { // the embedded file is checked by the tests; never at run time
+			WriteError(w, fmt.Errorf("openapi.yaml: %w", err))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
+	})
 }

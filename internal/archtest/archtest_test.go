@@ -19,20 +19,20 @@ const module = "github.com/ppml-project/ppml"
 // every package below that directory; an exact name wins over a prefix.
 // docs/architecture.md shows the same table: change both together.
 var layers = [][]string{
-	{"internal/", "fault", "wire/"},     // leaf utilities and the types both sides import
-	{"quote/abi"},                       // quote layouts
-	{"quote/pck"},                       // PCK certificate extension, CA types
-	{"quote/collateral"},                // collateral documents, offline directory, PCS/PCCS fetcher
-	{"quote/verify"},                    // chains, CRLs, signatures, TCB levels
-	{"quote/policy"},                    // measurements, TCB statuses, debug, simulation
-	{"enclave/sigstruct"},               // SIGSTRUCT parsing and policies from it
-	{"quote/sim"},                       // simulated TEE (test PKI, collateral, quotes)
-	{"quote/source", "quote/quotetest"}, // trust anchor and collateral selection
-	{"enclave"},                         // quote generation (Gramine, Occlum, TDX, simulated)
-	{"store", "audit"},                  // persistence interface, audit log
-	{"store/", "metrics"},               // store backends and wrappers, metrics
-	{"kms/rootkey"},                     // root keyring
-	{"kms"},                             // the KMS core
+	{"internal/", "fault", "wire/", "docs"}, // leaf utilities, the types both sides import, the embedded API description
+	{"quote/abi"},                           // quote layouts
+	{"quote/pck"},                           // PCK certificate extension, CA types
+	{"quote/collateral"},                    // collateral documents, offline directory, PCS/PCCS fetcher
+	{"quote/verify"},                        // chains, CRLs, signatures, TCB levels
+	{"quote/policy"},                        // measurements, TCB statuses, debug, simulation
+	{"enclave/sigstruct"},                   // SIGSTRUCT parsing and policies from it
+	{"quote/sim"},                           // simulated TEE (test PKI, collateral, quotes)
+	{"quote/source", "quote/quotetest"},     // trust anchor and collateral selection
+	{"enclave"},                             // quote generation (Gramine, Occlum, TDX, simulated)
+	{"store", "audit"},                      // persistence interface, audit log
+	{"store/", "metrics"},                   // store backends and wrappers, metrics
+	{"kms/rootkey"},                         // root keyring
+	{"kms"},                                 // the KMS core
 	{"attestation", "kms/secrets", "migrate/bigdlkms"}, // the Attestation Service core; the secret manager; BigDL KMS import
 	{"api/httputil"},         // shared HTTP helpers of the adapters
 	{"api/"},                 // protocol adapters: ehsm, native, bigdlkms, bigdlas
