@@ -9,7 +9,8 @@ source scripts/postgres.sh
 # Every go test run goes through internal/testsummary (go test -json in,
 # plain go test output out) and the summary closes the script, also on
 # failure: packages, passed/failed/skipped (skipped by name), fuzz
-# executions, and the bar of 0 skipped (a skip fails the run).
+# executions, and the bar of 0 skipped: a skip fails the run unless the
+# test says why it cannot run here ("EXCLUDED (...)"), which is listed.
 SUMMARY_DIR=$(mktemp -d)
 go build -o "$SUMMARY_DIR/testsummary" ./internal/testsummary
 summary() {

@@ -40,6 +40,7 @@ type run struct {
 	Passed       int      `json:"passed"`
 	Failed       []string `json:"failed"`
 	Skipped      []string `json:"skipped"`
+	Excluded     []string `json:"excluded"` // skips that say why: "EXCLUDED ..." in their output
 	FuzzTargets  int      `json:"fuzz_targets"`
 	FuzzExecs    int64    `json:"fuzz_execs"`
 	NonJSONLines int      `json:"non_json_lines"`
@@ -99,10 +100,14 @@ func filter(r io.Reader, w io.Writer, label string) (*run, error) {
 			res.Passed++
 			delete(held, key)
 		case "fail", "skip":
-			if e.Action == "fail" {
-				res.Failed = append(res.Failed, e.Package+"."+e.Test)
-			} else {
-				res.Skipped = append(res.Skipped, e.Package+"."+e.Test)
+			name := e.Package + "." + e.Test
+			switch reason := excludedReason(held[key]); {
+			case e.Action == "fail":
+				res.Failed = append(res.Failed, name)
+			case reason != "":
+				res.Excluded = append(res.Excluded, name+": "+reason)
+			default:
+				res.Skipped = append(res.Skipped, name)
 			}
 			for _, o := range held[key] {
 				fmt.Fprint(w, o)
@@ -137,6 +142,7 @@ func merge(runs []run) []run {
 		m.Passed += r.Passed
 		m.Failed = append(m.Failed, r.Failed...)
 		m.Skipped = append(m.Skipped, r.Skipped...)
+		m.Excluded = append(m.Excluded, r.Excluded...)
 		m.FuzzTargets += r.FuzzTargets
 		m.FuzzExecs += r.FuzzExecs
 		m.NonJSONLines += r.NonJSONLines
@@ -144,15 +150,26 @@ func merge(runs []run) []run {
 	return out
 }
 
+// excludedReason is the text of an "EXCLUDED (...)" skip message, the form a
+// test that cannot run here uses to say so (see interop/bigdl_test.go).
+func excludedReason(output []string) string {
+	for _, o := range output {
+		if i := strings.Index(o, "EXCLUDED ("); i >= 0 {
+			return strings.TrimSpace(o[i:])
+		}
+	}
+	return ""
+}
+
 func report(w io.Writer, runs []run) (ok bool) {
 	runs = merge(runs)
 	var passed, failed, skipped int
 	var execs int64
-	var skippedNames, failedPkgs []string
+	var skippedNames, failedPkgs, excluded []string
 	fmt.Fprintln(w, "\n== test summary ==")
 	for _, r := range runs {
-		fmt.Fprintf(w, "%-10s %3d packages (%d without tests, %d failed): %d passed, %d failed, %d skipped",
-			r.Label+":", r.Packages, r.NoTests, len(r.FailedPkgs), r.Passed, len(r.Failed), len(r.Skipped))
+		fmt.Fprintf(w, "%-10s %3d packages (%d without tests, %d failed): %d passed, %d failed, %d skipped, %d excluded",
+			r.Label+":", r.Packages, r.NoTests, len(r.FailedPkgs), r.Passed, len(r.Failed), len(r.Skipped), len(r.Excluded))
 		if r.FuzzTargets > 0 {
 			fmt.Fprintf(w, "; %d fuzz targets, %d executions", r.FuzzTargets, r.FuzzExecs)
 		}
@@ -162,19 +179,23 @@ func report(w io.Writer, runs []run) (ok bool) {
 		skipped += len(r.Skipped)
 		execs += r.FuzzExecs
 		skippedNames = append(skippedNames, r.Skipped...)
+		excluded = append(excluded, r.Excluded...)
 		failedPkgs = append(failedPkgs, r.FailedPkgs...)
 		for _, f := range r.Failed {
 			fmt.Fprintf(w, "  FAILED %s\n", f)
 		}
 	}
 	fmt.Fprintf(w, "fuzz executions: %d\n", execs)
+	for _, x := range excluded {
+		fmt.Fprintf(w, "excluded (cannot run here, says why): %s\n", x)
+	}
 	slices.Sort(skippedNames)
 	if len(skippedNames) == 0 {
 		fmt.Fprintln(w, "bar: 0 skipped: met")
 	} else {
 		fmt.Fprintf(w, "bar: 0 skipped: NOT met, %d skipped:\n  %s\n", len(skippedNames), strings.Join(skippedNames, "\n  "))
 	}
-	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", passed, failed, skipped+len(excluded))
 	return failed == 0 && len(failedPkgs) == 0 && skipped == 0
 }
 

@@ -17,6 +17,8 @@ const events = `{"Action":"start","Package":"p/a"}
 {"Action":"skip","Package":"p/a","Test":"TestGone"}
 {"Action":"output","Package":"p/a","Output":"FAIL\tp/a\t0.1s\n"}
 {"Action":"fail","Package":"p/a"}
+{"Action":"output","Package":"p/a","Test":"TestEngine","Output":"    a_test.go:20: EXCLUDED (docs/compatibility.md): no jar here\n"}
+{"Action":"skip","Package":"p/a","Test":"TestEngine"}
 {"Action":"output","Package":"p/b","Output":"?   \tp/b\t[no test files]\n"}
 {"Action":"skip","Package":"p/b"}
 {"Action":"output","Package":"p/c","Test":"FuzzX","Output":"fuzz: elapsed: 3s, execs: 1200 (400/sec), new interesting: 1 (total: 3)\n"}
@@ -43,7 +45,7 @@ func TestFilterAndReport(t *testing.T) {
 	if strings.Contains(o, "=== RUN   TestOK") {
 		t.Error("a passing test's output was printed")
 	}
-	if r.Packages != 3 || r.NoTests != 1 || len(r.FailedPkgs) != 1 || r.Passed != 2 || len(r.Failed) != 1 || len(r.Skipped) != 1 ||
+	if r.Packages != 3 || r.NoTests != 1 || len(r.FailedPkgs) != 1 || r.Passed != 2 || len(r.Failed) != 1 || len(r.Skipped) != 1 || len(r.Excluded) != 1 ||
 		r.FuzzTargets != 1 || r.FuzzExecs != 5000 || r.NonJSONLines != 1 {
 		t.Fatalf("counts %+v", r)
 	}
@@ -52,16 +54,16 @@ func TestFilterAndReport(t *testing.T) {
 		t.Fatal("report with a failure and a skip says ok")
 	}
 	lines := strings.Split(strings.TrimSpace(rep.String()), "\n")
-	if last := lines[len(lines)-1]; last != "6 passed, 1 failed, 1 skipped" {
+	if last := lines[len(lines)-1]; last != "6 passed, 1 failed, 2 skipped" {
 		t.Fatalf("last line %q", last)
 	}
-	for _, want := range []string{"bar: 0 skipped: NOT met, 1 skipped:\n  p/a.TestGone", "FAILED p/a.TestBad", "fuzz executions: 5000", "race:"} {
+	for _, want := range []string{"bar: 0 skipped: NOT met, 1 skipped:\n  p/a.TestGone", "FAILED p/a.TestBad", "fuzz executions: 5000", "race:", "excluded (cannot run here, says why): p/a.TestEngine: EXCLUDED (docs/compatibility.md): no jar here"} {
 		if !strings.Contains(rep.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, rep.String())
 		}
 	}
 	rep.Reset()
-	if !report(&rep, []run{{Label: "tests", Packages: 2, Passed: 3}}) || !strings.Contains(rep.String(), "bar: 0 skipped: met") {
+	if !report(&rep, []run{{Label: "tests", Packages: 2, Passed: 3, Excluded: []string{"p.T: EXCLUDED (x)"}}}) || !strings.Contains(rep.String(), "bar: 0 skipped: met") {
 		t.Fatalf("clean run:\n%s", rep.String())
 	}
 }
