@@ -79,6 +79,10 @@ go vet ./...
 CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o /dev/null ./cmd/ppml   # the flags of k8s/image.BuildFlags: warms the cache for its test
 gotest tests -count=1 -timeout 60m "$@" ./...
 
+# Property-based fuzzing of a live ppml serve against docs/openapi.yaml
+# (schemathesis from PyPI, cached venv; no 5xx, answers match the description).
+scripts/schemathesis.sh
+
 # The concurrent service code once more under the race detector.
 gotest race -race -count=1 -timeout 30m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
 
