@@ -206,4 +206,3 @@ func TestCrashMidBatchReplaysRefused(t *testing.T) {
 		})
 	}
 }
-

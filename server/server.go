@@ -105,21 +105,21 @@ type Config struct {
 
 // Server is a configured, not yet listening, ppml service.
 type Server struct {
-	cfg      Config
+	cfg Config
 	// metricsToken is the SHA-256 of the /metrics bearer token; zero: open.
 	metricsToken [32]byte
-	log      *slog.Logger
-	store    store.Store
-	root     *rootkey.Keyring
-	svc      *kms.Service
-	secrets  *secrets.Service
-	attest   *attestation.Service
-	self     enclave.Quoter
-	audit    *audit.Logger
-	metrics  *metrics.Metrics
-	tlsCert  *tls.Certificate
-	CertPath string // the TLS certificate clients should trust (--ca-file)
-	handler  http.Handler
+	log          *slog.Logger
+	store        store.Store
+	root         *rootkey.Keyring
+	svc          *kms.Service
+	secrets      *secrets.Service
+	attest       *attestation.Service
+	self         enclave.Quoter
+	audit        *audit.Logger
+	metrics      *metrics.Metrics
+	tlsCert      *tls.Certificate
+	CertPath     string // the TLS certificate clients should trust (--ca-file)
+	handler      http.Handler
 }
 
 // New opens state and builds the handler.

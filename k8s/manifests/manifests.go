@@ -48,11 +48,11 @@ const (
 	// (--metrics-token-file); the ServiceMonitor sends it (bearerTokenSecret).
 	MetricsTokenSecret = "ppml-metrics-token"
 	MetricsTokenKey    = "token"
-	PostgresSecret   = "ppml-postgres"
-	PostgresKey      = "password"
-	TLSSecret        = "ssl-keys"
-	DefaultImage     = "ghcr.io/ppml-project/ppml:latest"
-	DefaultSGXImage  = "ghcr.io/ppml-project/ppml-gramine:latest"
+	PostgresSecret     = "ppml-postgres"
+	PostgresKey        = "password"
+	TLSSecret          = "ssl-keys"
+	DefaultImage       = "ghcr.io/ppml-project/ppml:latest"
+	DefaultSGXImage    = "ghcr.io/ppml-project/ppml-gramine:latest"
 	// PostgresCAKey (in Secret ppml-postgres, next to the password) is the
 	// CA that signed the PostgreSQL server's certificate: DefaultDB verifies
 	// the server (sslmode=verify-full), not just encrypts (require).
