@@ -204,7 +204,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			if err != nil {
 				return nil, fmt.Errorf("self-signed TLS certificate: %w", err)
 			}
-			s.log.Info("self-signed TLS certificate: clients trust it with --ca-file", "path", s.CertPath, "created", created)
+			// The CA is the last certificate of the chain (a legacy directory:
+			// the one self-signed certificate); its fingerprint, unlike the
+			// leaf's, stays the same across renewals.
+			ca := cert.Certificate[len(cert.Certificate)-1]
+			s.log.Info("self-signed TLS certificate: clients trust its CA with --ca-file", "ca", filepath.Join(cfg.DataDir, "tls", "ca.crt"), "ca_sha256", tlsutil.Fingerprint(tls.Certificate{Certificate: [][]byte{ca}}), "path", s.CertPath, "created", created)
 		}
 		s.log.Info("TLS certificate", "sha256", tlsutil.Fingerprint(cert))
 		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
