@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"time"
 )
@@ -28,12 +27,8 @@ func InMemory(dnsNames []string) (cert tls.Certificate, certPEM []byte, err erro
 	if err != nil {
 		return cert, nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return cert, nil, err
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: "ppml in-enclave key", Organization: []string{"ppml"}},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(90 * 24 * time.Hour),

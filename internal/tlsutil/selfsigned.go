@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ppml-project/ppml/internal/atomicfile"
 )
 
 // EnsureSelfSigned returns the certificate in dir/server.crt and
@@ -74,15 +76,7 @@ func EnsureSelfSigned(dir string) (cert tls.Certificate, certPath string, create
 	if err != nil {
 		return cert, certPath, false, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return cert, certPath, false, err
-	}
-	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return cert, certPath, false, err
-	}
-	bundle := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
-	if err := writeFile(certPath, bundle, 0o600); err != nil {
+	if err := writePair(keyPath, key, certPath, der, ca.Raw); err != nil {
 		return cert, certPath, false, err
 	}
 	cert, err = tls.LoadX509KeyPair(certPath, keyPath)
@@ -121,14 +115,7 @@ func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, nil, err
-	}
-	if err := writeFile(crtPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := writePair(keyPath, key, crtPath, der); err != nil {
 		return nil, nil, err
 	}
 	ca, err := x509.ParseCertificate(der)
@@ -148,24 +135,21 @@ func Fingerprint(c tls.Certificate) string {
 	return strings.Join(parts, ":")
 }
 
-func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+// writePair writes key (PKCS#8 PEM) and the certificates (PEM, in order),
+// each file atomically and 0600.
+func writePair(keyPath string, key *ecdsa.PrivateKey, certPath string, certs ...[]byte) error {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	var bundle []byte
+	for _, der := range certs {
+		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(certPath, bundle, 0o600)
 }
 
 // ClientConfig returns a verifying TLS client configuration: the system
