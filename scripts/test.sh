@@ -77,14 +77,14 @@ export PROMETHEUS PROMTOOL
 go vet ./...
 # The container image builds ppml static (CGO_ENABLED=0, no DuckDB): keep that working.
 CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o /dev/null ./cmd/ppml   # the flags of k8s/image.BuildFlags: warms the cache for its test
-gotest tests -count=1 -timeout 60m "$@" ./...
+gotest tests -count=1 -timeout 20m "$@" ./...
 
 # Property-based fuzzing of a live ppml serve against docs/openapi.yaml
 # (schemathesis from PyPI, cached venv; no 5xx, answers match the description).
 scripts/schemathesis.sh
 
 # The concurrent service code once more under the race detector.
-gotest race -race -count=1 -timeout 30m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
+gotest race -race -count=1 -timeout 20m ./server/ ./agent/... ./quote/policy/ ./attestation/... ./kms/... ./quote/verify/ ./store/... ./internal/boundedcache/
 
 # A short fuzzing run of every parser of untrusted input (their seed corpora
 # already ran above as ordinary tests). The budget is a number of executions,

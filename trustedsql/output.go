@@ -60,8 +60,10 @@ func writeOutput(ctx context.Context, conn *sql.Conn, priv string, opt Options, 
 		return outResult{}, fmt.Errorf("creating the output pipe: %w", err)
 	}
 	done := make(chan error, 1)
+	opened := make(chan struct{})
 	go func() {
 		f, err := os.Open(fifo)
+		close(opened)
 		if err != nil {
 			done <- err
 			return
@@ -75,10 +77,7 @@ func writeOutput(ctx context.Context, conn *sql.Conn, priv string, opt Options, 
 	}()
 	r, qerr := conn.ExecContext(ctx, "COPY ("+query+") TO "+sqlString(fifo)+" "+copyOptions(opt.OutputFormat))
 	if qerr != nil {
-		// Release the reader if DuckDB never opened the pipe.
-		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			w.Close()
-		}
+		releaseFIFO(fifo, opened) // DuckDB may never have opened the pipe
 	}
 	werr := <-done
 	if qerr != nil {
@@ -170,4 +169,20 @@ func newSink(opt Options, format files.Format, key keysource.DataKey) (*sink, er
 		return nil, errors.New("unknown output format")
 	}
 	return s, nil
+}
+
+// releaseFIFO lets the goroutine opening the other end of fifo go on once
+// DuckDB is done with the pipe (it may never have opened it): it holds the
+// pipe open read-write, which on Linux never blocks and counts as both a
+// reader and a writer, until that goroutine's open has returned; after the
+// close the goroutine sees EOF (reading) or EPIPE (writing). A non-blocking
+// open instead would miss a goroutine that has not reached its open yet, and
+// leave it blocked for ever.
+func releaseFIFO(fifo string, opened <-chan struct{}) {
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return // the goroutine's open then fails too, or has returned
+	}
+	<-opened
+	f.Close()
 }

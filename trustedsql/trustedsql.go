@@ -495,8 +495,10 @@ func load(ctx context.Context, conn *sql.Conn, priv string, x *input, plaintext 
 	}
 
 	fifoErr := make(chan error, 1)
+	opened := make(chan struct{})
 	go func() {
 		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		close(opened)
 		if err != nil {
 			fifoErr <- err
 			return
@@ -512,11 +514,8 @@ func load(ctx context.Context, conn *sql.Conn, priv string, x *input, plaintext 
 	}()
 	_, qerr := conn.ExecContext(ctx, "CREATE TABLE "+table+" AS SELECT * "+prompt)
 	if qerr != nil {
-		// DuckDB may have failed before opening the pipe: open and close
-		// the read end so the writer is released (it then sees EPIPE).
-		if r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
-			r.Close()
-		}
+		pr.CloseWithError(errors.New("load aborted")) // stop feeding the pipe
+		releaseFIFO(fifo, opened)                     // DuckDB may never have opened it
 	}
 	werr := <-fifoErr
 	derr := waitDec()

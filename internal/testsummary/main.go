@@ -19,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -85,6 +86,7 @@ func filter(r io.Reader, w io.Writer, label string) (*run, error) {
 				}
 				if e.Action == "fail" {
 					res.FailedPkgs = append(res.FailedPkgs, e.Package)
+					unfinished(res, held, e.Package, w)
 				}
 			}
 			continue
@@ -122,6 +124,26 @@ func filter(r io.Reader, w io.Writer, label string) (*run, error) {
 		}
 	}
 	return res, sc.Err()
+}
+
+// unfinished reports the tests of a failed package that never ended: a
+// timeout or a crash kills the test binary with no "fail" event for the
+// running tests, and their output (the goroutine dump) would be lost.
+func unfinished(res *run, held map[string][]string, pkg string, w io.Writer) {
+	var keys []string
+	for k := range held {
+		if strings.HasPrefix(k, pkg+"/") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, o := range held[k] {
+			fmt.Fprint(w, o)
+		}
+		res.Failed = append(res.Failed, pkg+"."+strings.TrimPrefix(k, pkg+"/")+" (did not finish: the test binary timed out or crashed)")
+		delete(held, k)
+	}
 }
 
 // merge adds up runs with the same label (the fuzz targets run one by one).
