@@ -46,6 +46,7 @@ var layers = [][]string{
 	{"k8s/setup"},  // ppml k8s setup
 	{"k8s/doctor"}, // ppml doctor
 	{"agent", "trustedsql", "spark/", "server/servertest", "monitoring", "interop"},
+	{"bench"},      // ppml bench: load generators over client and agent
 	{"quickstart"}, // the whole workflow in one process
 	{"cmd/"},       // flags -> library calls
 }
