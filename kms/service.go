@@ -167,7 +167,13 @@ func (s *Service) CheckEnrollment(adminToken string) error {
 	return s.CheckAdmin(adminToken)
 }
 
-func (s *Service) internal(op string, err error) error {
+func (s *Service) internal(op string, err error) error { return InternalError(s.cfg.Logger, op, err) }
+
+// InternalError is the answer to an unexpected error of op, shared by the
+// services over the key store: sealed, store_unavailable (retryable: another
+// replica may answer), the error itself when it already is a fault, else
+// internal (logged; the details are not for the client).
+func InternalError(log *slog.Logger, op string, err error) error {
 	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
 		return fault.Errorf(fault.Sealed, "sealed", "%s", err.Error())
 	}
@@ -176,10 +182,10 @@ func (s *Service) internal(op string, err error) error {
 		return err
 	}
 	if store.IsUnavailable(err) {
-		s.cfg.Logger.Warn("database unreachable", "op", op, "err", err)
+		log.Warn("database unreachable", "op", op, "err", err)
 		return StoreUnavailable(op)
 	}
-	s.cfg.Logger.Error("kms internal error", "op", op, "err", err)
+	log.Error("internal error", "op", op, "err", err)
 	return fault.Errorf(fault.Internal, "internal", "Server internal error during %s, please contact the administrator", op)
 }
 

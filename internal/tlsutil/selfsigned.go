@@ -88,14 +88,28 @@ func serial() *big.Int {
 	return n
 }
 
-// ensureCA loads dir/ca.crt and dir/ca.key, or creates them when missing or
-// expiring within 30 days.
+// ensureCA loads dir/ca.crt and dir/ca.key, or creates them when both are
+// missing or the CA expires within 30 days. A damaged, mismatched or
+// half-present pair is an error, not silently replaced: clients pin this
+// CA, and a new one would break them without a word.
 func ensureCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	crtPath, keyPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
-	if pair, err := tls.LoadX509KeyPair(crtPath, keyPath); err == nil && pair.Leaf != nil && pair.Leaf.IsCA && time.Until(pair.Leaf.NotAfter) > 30*24*time.Hour {
-		if k, ok := pair.PrivateKey.(*ecdsa.PrivateKey); ok {
+	_, crtErr := os.Stat(crtPath)
+	_, keyErr := os.Stat(keyPath)
+	if !errors.Is(crtErr, os.ErrNotExist) || !errors.Is(keyErr, os.ErrNotExist) {
+		const fix = "restore it from a backup, or delete ca.crt and ca.key to create a new CA (clients must then trust the new ca.crt)"
+		pair, err := tls.LoadX509KeyPair(crtPath, keyPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the self-signed CA in %s cannot be loaded: %w; %s", dir, err, fix)
+		}
+		k, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+		if pair.Leaf == nil || !pair.Leaf.IsCA || !ok {
+			return nil, nil, fmt.Errorf("%s is not an ECDSA CA certificate with its key in ca.key; %s", crtPath, fix)
+		}
+		if time.Until(pair.Leaf.NotAfter) > 30*24*time.Hour {
 			return pair.Leaf, k, nil
 		}
+		// Expiring: replaced below, as documented (clients must trust the new one).
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -203,3 +203,41 @@ func TestSelfSignedLeafAndCA(t *testing.T) {
 		t.Fatalf("renewed leaf with the old ca.crt: %v", err)
 	}
 }
+
+// A damaged or half-present CA is reported, not silently replaced by a new
+// one that every client pinning ca.crt would then refuse.
+func TestEnsureSelfSignedDamagedCA(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(dir string)
+	}{
+		{"garbage ca.key", func(dir string) { os.WriteFile(filepath.Join(dir, "ca.key"), []byte("not a key"), 0o600) }},
+		{"ca.key missing", func(dir string) { os.Remove(filepath.Join(dir, "ca.key")) }},
+		{"ca.crt missing", func(dir string) { os.Remove(filepath.Join(dir, "ca.crt")) }},
+		{"ca.crt is the leaf", func(dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, "server.crt"))
+			k, _ := os.ReadFile(filepath.Join(dir, "server.key"))
+			os.WriteFile(filepath.Join(dir, "ca.crt"), b, 0o600)
+			os.WriteFile(filepath.Join(dir, "ca.key"), k, 0o600)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, _, _, err := EnsureSelfSigned(dir); err != nil {
+				t.Fatal(err)
+			}
+			c.damage(dir)
+			before, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+			// The leaf is due for renewal: the CA must be loaded to sign it.
+			os.Remove(filepath.Join(dir, "server.crt"))
+			os.Remove(filepath.Join(dir, "server.key"))
+			_, _, _, err := EnsureSelfSigned(dir)
+			if err == nil || !strings.Contains(err.Error(), "delete ca.crt and ca.key to create a new CA") {
+				t.Fatalf("damaged CA: %v", err)
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, "ca.crt")); string(after) != string(before) {
+				t.Fatal("ca.crt replaced instead of reported")
+			}
+		})
+	}
+}

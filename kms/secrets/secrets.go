@@ -157,15 +157,7 @@ func (s *Service) record(c kms.Caller, action, name string, err error) error {
 }
 
 func (s *Service) internal(op string, err error) error {
-	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
-		return fault.Errorf(fault.Sealed, "sealed", "%s", err.Error())
-	}
-	var fe *fault.Error
-	if errors.As(err, &fe) {
-		return err
-	}
-	s.cfg.Logger.Error("secret manager internal error", "op", op, "err", err)
-	return fault.Errorf(fault.Internal, "internal", "Server internal error during %s, please contact the administrator.", op)
+	return kms.InternalError(s.cfg.Logger, op, err)
 }
 
 // live returns c's secret name unless it is missing or scheduled for deletion.

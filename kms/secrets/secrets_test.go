@@ -2,11 +2,13 @@ package secrets_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/kms/secrets"
@@ -99,5 +101,36 @@ func TestConcurrentVersionsAcrossRootRotation(t *testing.T) {
 				t.Fatal("another app read the secret")
 			}
 		})
+	}
+}
+
+// A secret manager whose database is gone answers the retryable
+// store_unavailable (HTTP 503), as the key service does, not internal.
+func TestDatabaseLossIsRetryable(t *testing.T) {
+	ctx := context.Background()
+	pg := servertest.StartPostgres(t)
+	db, err := sqlstore.Open(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	kr, _, err := rootkey.OpenFile(ctx, db, filepath.Join(t.TempDir(), "root.key"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := secrets.New(secrets.Config{Store: db, Root: kr, Keys: kms.New(kms.Config{Store: db, Root: kr})})
+	c := kms.Caller{ID: "app-1", API: "test"}
+	if err := svc.Create(ctx, c, secrets.CreateRequest{Name: "pw", Data: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Stop()
+	for what, call := range map[string]func() error{
+		"read":   func() error { _, err := svc.Value(ctx, c, "pw", 0); return err },
+		"create": func() error { return svc.Create(ctx, c, secrets.CreateRequest{Name: "pw2", Data: "v"}) },
+	} {
+		var fe *fault.Error
+		if err := call(); !errors.As(err, &fe) || fe.Kind != fault.Unavailable || fe.Code != "store_unavailable" {
+			t.Errorf("%s without database: %v, want store_unavailable", what, err)
+		}
 	}
 }
