@@ -181,15 +181,28 @@ func notFoundKey(id string) error {
 	return fault.Errorf(fault.NotFound, "key_not_found", "keyid error: no key %s is visible to this app (unknown, deleted, or owned by another app)", id)
 }
 
-// ownedKey loads a key and enforces tenancy: another owner's key is reported
-// exactly like a missing one.
+// ownedKey reads a key from the store and enforces tenancy: another owner's
+// key is reported exactly like a missing one. Key management uses it, so
+// it never acts on a row kept in memory.
 func (s *Service) ownedKey(ctx context.Context, c Caller, id string) (store.Key, error) {
 	k, err := s.cfg.Store.GetKey(ctx, id)
-	return s.checkOwned(ctx, c, id, k, err)
+	return s.checkOwned(ctx, c, id, k, false, err)
 }
 
-// checkOwned is ownedKey on a key row already read (k, err from GetKey).
-func (s *Service) checkOwned(ctx context.Context, c Caller, id string, k store.Key, err error) (store.Key, error) {
+// loadKey reads a key for a cryptographic operation: the row kept in memory
+// when ctx allows it (keycache.go), else the store's. kept reports the
+// former, whose MAC has already verified.
+func (s *Service) loadKey(ctx context.Context, id string) (k store.Key, kept bool, err error) {
+	if k, ok := s.keptKey(ctx, id); ok {
+		return k, true, nil
+	}
+	k, err = s.cfg.Store.GetKey(ctx, id)
+	return k, false, err
+}
+
+// checkOwned is ownedKey on a key row already read (k, err from loadKey or
+// GetKey; kept: from memory, verified).
+func (s *Service) checkOwned(ctx context.Context, c Caller, id string, k store.Key, kept bool, err error) (store.Key, error) {
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Owner != c.ID) {
 		return k, notFoundKey(id)
 	}
@@ -201,8 +214,11 @@ func (s *Service) checkOwned(ctx context.Context, c Caller, id string, k store.K
 	if k.State == store.StateDeleted {
 		return k, notFoundKey(id)
 	}
-	if err := s.checkKeyRow(ctx, k); err != nil {
-		return k, err
+	if !kept {
+		if err := s.checkKeyRow(ctx, k); err != nil {
+			return k, err
+		}
+		s.keepKey(ctx, k)
 	}
 	if k.State == store.StatePendingDeletion && !k.DeletionAt.After(s.now()) {
 		return k, notFoundKey(id) // due; the sweeper destroys it shortly
@@ -231,13 +247,14 @@ func (s *Service) setState(ctx context.Context, k store.Key, action, state strin
 	return nil
 }
 
-// usableKey is ownedKey plus a check that the key may be used.
+// usableKey loads a key for a cryptographic operation of its owner and
+// checks that it may be used.
 func (s *Service) usableKey(ctx context.Context, c Caller, id string) (store.Key, error) {
 	if err := s.requireUnsealed(); err != nil {
 		return store.Key{}, err
 	}
-	k, err := s.ownedKey(ctx, c, id)
-	if err != nil {
+	k, kept, err := s.loadKey(ctx, id)
+	if k, err = s.checkOwned(ctx, c, id, k, kept, err); err != nil {
 		return k, err
 	}
 	return checkUsable(k)
@@ -385,7 +402,13 @@ func (s *Service) DestroyDueKeys(ctx context.Context) ([]string, error) {
 // older versions keep decrypting what they encrypted.
 func (s *Service) RotateKey(ctx context.Context, c Caller, id string) (ki KeyInfo, err error) {
 	defer func() { err = s.record(c, "RotateKey", id, err) }()
-	k, err := s.usableKey(ctx, c, id)
+	if err := s.requireUnsealed(); err != nil {
+		return ki, err
+	}
+	k, err := s.ownedKey(ctx, c, id)
+	if err == nil {
+		k, err = checkUsable(k)
+	}
 	if err != nil {
 		return ki, err
 	}

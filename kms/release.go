@@ -49,11 +49,11 @@ func (s *Service) grantedKey(ctx context.Context, c Caller, id string) (store.Ke
 	}
 	// One read of the key row serves both the grant and the checks.
 	as := c
-	k, err := s.cfg.Store.GetKey(ctx, id)
+	k, kept, err := s.loadKey(ctx, id)
 	if err == nil && k.Owner != c.ID && slices.Contains(k.Decrypters, c.ID) {
 		as.ID = k.Owner
 	}
-	if k, err = s.checkOwned(ctx, as, id, k, err); err != nil {
+	if k, err = s.checkOwned(ctx, as, id, k, kept, err); err != nil {
 		return k, err
 	}
 	return checkUsable(k)

@@ -53,9 +53,12 @@ type Service struct {
 	now func() time.Time
 	// cache keeps unwrapped key material and app secrets, which never change
 	// once written (rotation adds versions; root rotation re-wraps the same
-	// material), so a request reads only the mutable key row; states are
-	// always read fresh, before the cache is consulted.
-	cache   *boundedcache.Map[string, []byte]
+	// material), so a request needs at most the mutable key row, which is
+	// checked (state, MAC) before the cache is consulted.
+	cache *boundedcache.Map[string, []byte]
+	// keys keeps verified key rows for requests that carry a key
+	// generation (keycache.go).
+	keys    *boundedcache.Map[string, cachedKey]
 	release ReleaseAuthorizer
 	rows    *rowmac.Keeper
 	rewrap  rewrapJob
@@ -75,7 +78,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), rows: newKeyRows(cfg)}
+	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), keys: newKeyCache(), rows: newKeyRows(cfg)}
 }
 
 // Now returns the service clock's time.

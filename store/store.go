@@ -111,6 +111,13 @@ func KeyMaterialAAD(keyID string, version int, owner, spec string) []byte {
 
 // Store is the persistence interface. Implementations must make every
 // acknowledged write durable before returning.
+//
+// The key generation is a counter every write of a key row advances in the
+// writing transaction (AddKeyVersion, SetKeyState, BackfillKeyMACs,
+// DestroyDueKeys; CreateKey need not: no reader can hold a row that did
+// not exist). A reader that keeps key rows in memory labels each with the
+// generation read before the row and uses it only while the generation is
+// unchanged (see package kms, keycache.go).
 type Store interface {
 	GetMeta(ctx context.Context, name string) ([]byte, error)
 	// PutMetaIfAbsent stores value unless name exists; it reports whether it wrote.
@@ -145,8 +152,11 @@ type Store interface {
 	GetDataKey(ctx context.Context, owner, name string) (DataKey, error)
 
 	// RecordRequest remembers (app, nonce, timestamp) and reports false when
-	// the same tuple was recorded after notBefore (a replay).
-	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error)
+	// the same tuple was recorded after notBefore (a replay). It also
+	// returns the key generation read in the transaction that committed the
+	// record, so after the call began: every key write committed before the
+	// request arrived, on any replica, is counted in it.
+	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (fresh bool, keyGeneration int64, err error)
 	PurgeRequests(ctx context.Context, before time.Time) error
 
 	// The root keyring. Every write of a root-wrapped blob (CreateApp of an

@@ -42,7 +42,10 @@ var Version = "ppml-dev"
 // ReplayStore remembers signed requests (app, nonce, timestamp) so a
 // replayed envelope is refused on every replica (store.Store does this).
 type ReplayStore interface {
-	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error)
+	// RecordRequest also returns the key generation read while committing
+	// the record (store.Store), which lets the kms core serve key rows
+	// from memory for this request (kms.WithKeyGeneration).
+	RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (fresh bool, keyGeneration int64, err error)
 }
 
 // Handler serves /ehsm and /ehsm/.
@@ -244,13 +247,14 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	// counts as that one request.
 	now := h.svc.Now()
 	signed := sha256.Sum256([]byte(canon))
-	fresh, err := h.replay.RecordRequest(ctx, env.appID, "sha256:"+hex.EncodeToString(signed[:]), env.timestamp, now, now.Add(-ReplayRetention))
+	fresh, keyGen, err := h.replay.RecordRequest(ctx, env.appID, "sha256:"+hex.EncodeToString(signed[:]), env.timestamp, now, now.Add(-ReplayRetention))
 	if err != nil {
 		return nil, "", kms.StoreUnavailable("recording the request timestamp")
 	}
 	if !fresh {
 		return nil, "", h.refuse(refused, action, bad("replay", "Timestamp can't be repeated in 20 minutes"))
 	}
+	ctx = kms.WithKeyGeneration(ctx, keyGen)
 	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
 	if sa, ok := h.secretTable[action]; ok {
 		if env.payload == nil {

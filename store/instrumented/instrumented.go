@@ -173,11 +173,11 @@ func (s *Store) GetDataKey(ctx context.Context, owner, name string) (store.DataK
 }
 
 // RecordRequest times the wrapped call.
-func (s *Store) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error) {
+func (s *Store) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, int64, error) {
 	start := time.Now()
-	v, err := s.next.RecordRequest(ctx, app, nonce, timestamp, now, notBefore)
+	v, gen, err := s.next.RecordRequest(ctx, app, nonce, timestamp, now, notBefore)
 	s.done("RecordRequest", start, err)
-	return v, err
+	return v, gen, err
 }
 
 // PurgeRequests times the wrapped call.

@@ -35,10 +35,11 @@ type replayRecord struct {
 }
 
 type replayWait struct {
-	rec   replayRecord
-	fresh bool
-	err   error
-	done  chan struct{}
+	rec    replayRecord
+	fresh  bool
+	keyGen int64 // the key generation read in the committing transaction
+	err    error
+	done   chan struct{}
 }
 
 // maxReplayBatch bounds one transaction (and so the latency of its first
@@ -62,24 +63,24 @@ func newGroupCommit(s *DB) *groupCommit {
 	return g
 }
 
-func (g *groupCommit) record(ctx context.Context, rec replayRecord) (bool, error) {
+func (g *groupCommit) record(ctx context.Context, rec replayRecord) (bool, int64, error) {
 	w := &replayWait{rec: rec, done: make(chan struct{})}
 	select {
 	case g.queue <- w:
 	case <-g.stopped:
-		return false, errStoreClosed
+		return false, 0, errStoreClosed
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, 0, ctx.Err()
 	}
 	// Giving up early is safe: the record may still commit, which can only
 	// refuse a later copy of this request, never accept one.
 	select {
 	case <-w.done:
-		return w.fresh, w.err
+		return w.fresh, w.keyGen, w.err
 	case <-g.stopped:
-		return false, errStoreClosed
+		return false, 0, errStoreClosed
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, 0, ctx.Err()
 	}
 }
 
@@ -166,6 +167,20 @@ func (g *groupCommit) tx(ctx context.Context, batch []*replayWait) (err error) {
 			return err
 		}
 		w.fresh = n == 1
+	}
+	// The key generation, read once for the batch: the transaction began
+	// after every record in it was queued, so the value counts every key
+	// write committed before any of these requests arrived.
+	gst, err := s.stmt(ctx, readKeyGeneration)
+	if err != nil {
+		return err
+	}
+	var gen int64
+	if err := tx.StmtContext(ctx, gst).QueryRowContext(ctx).Scan(&gen); err != nil {
+		return err
+	}
+	for _, w := range batch {
+		w.keyGen = gen
 	}
 	return tx.Commit()
 }

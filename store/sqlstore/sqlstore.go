@@ -172,6 +172,10 @@ func (s *DB) migrate(ctx context.Context) error {
 			encryption_key_id TEXT NOT NULL, rotation_interval TEXT NOT NULL, created_at BIGINT NOT NULL,
 			deletion_at BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (owner, name))`,
 		`CREATE INDEX IF NOT EXISTS secrets_deletion ON secrets (deletion_at)`,
+		// The key generation (store.Store): one row, advanced by every key
+		// row write. Databases from before it get the row here too.
+		`CREATE TABLE IF NOT EXISTS key_generation (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)`,
+		`INSERT INTO key_generation (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`,
 		`CREATE TABLE IF NOT EXISTS secret_versions (owner TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
 			wrapped ` + blob + ` NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (owner, name, version))`,
 	}
@@ -256,6 +260,16 @@ func notFound(err error, what string) error {
 	}
 	return err
 }
+
+// advanceKeyGeneration counts a key row write, in the writing transaction
+// (see store.Store): the change and the new generation commit together.
+func (s *DB) advanceKeyGeneration(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE key_generation SET value = value + 1 WHERE id = 1`)
+	return err
+}
+
+// readKeyGeneration is the current key generation.
+const readKeyGeneration = `SELECT value FROM key_generation WHERE id = 1`
 
 func (s *DB) GetMeta(ctx context.Context, name string) ([]byte, error) {
 	var v []byte
@@ -438,24 +452,35 @@ func (s *DB) AddKeyVersion(ctx context.Context, v store.KeyVersion, oldMAC, newM
 		}
 		return err
 	}
+	if err := s.advanceKeyGeneration(ctx, tx); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
 func (s *DB) SetKeyState(ctx context.Context, id, state string, deletionAt time.Time, oldMAC, newMAC []byte) error {
 	defer s.writeLock()()
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE keys SET state = ?, deletion_at = ?, mac = ? WHERE key_id = ? AND state <> ? AND mac = ?`),
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET state = ?, deletion_at = ?, mac = ? WHERE key_id = ? AND state <> ? AND mac = ?`),
 		state, ms(deletionAt), newMAC, id, store.StateDeleted, oldMAC)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		var st string
-		if err := s.db.QueryRowContext(ctx, s.q(`SELECT state FROM keys WHERE key_id = ?`), id).Scan(&st); err != nil || st == store.StateDeleted {
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM keys WHERE key_id = ?`), id).Scan(&st); err != nil || st == store.StateDeleted {
 			return fmt.Errorf("key %s: %w", id, store.ErrNotFound)
 		}
 		return fmt.Errorf("key %s: %w", id, store.ErrConflict)
 	}
-	return nil
+	if err := s.advanceKeyGeneration(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (s *DB) BackfillKeyMACs(ctx context.Context, sum func(store.Key) ([]byte, error)) (int, error) {
@@ -488,6 +513,11 @@ func (s *DB) BackfillKeyMACs(ctx context.Context, sum func(store.Key) ([]byte, e
 			return 0, err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET mac = ? WHERE key_id = ? AND mac IS NULL`), mac, k.ID); err != nil {
+			return 0, err
+		}
+	}
+	if len(keys) > 0 {
+		if err := s.advanceKeyGeneration(ctx, tx); err != nil {
 			return 0, err
 		}
 	}
@@ -524,6 +554,11 @@ func (s *DB) DestroyDueKeys(ctx context.Context, now time.Time) ([]string, error
 			return nil, err
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE keys SET state = ? WHERE key_id = ?`), store.StateDeleted, id); err != nil {
+			return nil, err
+		}
+	}
+	if len(ids) > 0 {
+		if err := s.advanceKeyGeneration(ctx, tx); err != nil {
 			return nil, err
 		}
 	}
@@ -568,8 +603,9 @@ func (s *DB) GetDataKey(ctx context.Context, owner, name string) (store.DataKey,
 }
 
 // RecordRequest waits for the group commit that makes its record durable
-// (see groupCommit): nothing is answered before that commit.
-func (s *DB) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, error) {
+// (see groupCommit): nothing is answered before that commit. The key
+// generation is read in that commit's transaction.
+func (s *DB) RecordRequest(ctx context.Context, app, nonce, timestamp string, now, notBefore time.Time) (bool, int64, error) {
 	return s.replay.record(ctx, replayRecord{app: app, nonce: nonce, ts: timestamp, now: ms(now), notBefore: ms(notBefore)})
 }
 
