@@ -64,8 +64,11 @@ running "ppml quote verify".`,
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
-			fields := showFields(res)
-			return out.print(cmd.OutOrStdout(), fields, fields.writeText)
+			shown, err := showOutput(res)
+			if err != nil {
+				return err
+			}
+			return out.print(cmd.OutOrStdout(), shown.Sorted(), shown.WriteText)
 		},
 	}
 	f := cmd.Flags()
@@ -161,7 +164,11 @@ is expired collateral; the verdict still says verified: false.`,
 				d := pol.Evaluate(res)
 				out.Policy = &d
 			}
-			if err := output.print(cmd.OutOrStdout(), out, out.writeText); err != nil {
+			text, err := out.text()
+			if err != nil {
+				return err
+			}
+			if err := output.print(cmd.OutOrStdout(), out, text.WriteText); err != nil {
 				return err
 			}
 			switch {

@@ -134,3 +134,55 @@ func TestSimCLI(t *testing.T) {
 		t.Fatal("SGX flag accepted for TDX")
 	}
 }
+
+// The text output says what the JSON says (the verdict without its
+// diagnostics for verify; no verdict at all for show), a line per member.
+func TestQuoteTextOutput(t *testing.T) {
+	q := filepath.Join(dcapDir, "sgx-phala", "quote.bin")
+	c := filepath.Join(dcapDir, "sgx-phala", "collateral.json")
+	pol := filepath.Join(t.TempDir(), "p.json")
+	os.WriteFile(pol, []byte(`{"accepted_tcb_statuses":["UpToDate"]}`), 0o600)
+	args := []string{"quote", "verify", "--quote", q, "--collateral", c, "--at", "2025-07-01T00:00:00Z", "--policy", pol}
+	asJSON, _, _ := runCmd(t, append(args, "--output", "json")...)
+	_, text, err := runCmd(t, args...)
+	if err == nil || !strings.Contains(err.Error(), "quote refused by policy") {
+		t.Fatalf("verify: %v", err)
+	}
+	for k := range asJSON {
+		if has := strings.Contains("\n"+text, "\n"+k+":"); has == (k == "detail") {
+			t.Errorf("verify text: member %s shown %v:\n%s", k, has, text)
+		}
+	}
+	for _, want := range []string{
+		"tee:                   sgx\nverified:              true\n",
+		"advisory_ids:          [INTEL-SA-00289 INTEL-SA-00615]\n",
+		"mr_enclave:            33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb\n",
+		"policy:\n  accepted:            false\n  reasons:\n    - tcb_status ConfigurationAndSWHardeningNeeded not in accepted_tcb_statuses [UpToDate]\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("verify text lacks %q:\n%s", want, text)
+		}
+	}
+	asJSON, _, err = runCmd(t, "quote", "show", "--quote", q, "--output", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, err = runCmd(t, "quote", "show", "--quote", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range asJSON {
+		if !strings.Contains("\n"+text, "\n"+k+":") {
+			t.Errorf("show text lacks %s:\n%s", k, text)
+		}
+	}
+	for _, want := range []string{"tee:                   sgx\n", "quote_version:         3\n", "trailing_bytes:        0\n",
+		"pck:\n  fmspc:               00a067110000\n", "  ca_type:             processor\n", "  not_after:           2030-09-20T21:53:43Z\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("show text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "verified") || strings.Contains(text, "tcb_status") {
+		t.Errorf("show text has a verdict:\n%s", text)
+	}
+}
