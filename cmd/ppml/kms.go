@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -203,6 +204,9 @@ file to a different person and delete the directory.`,
 			if sharesDir == "" {
 				return fmt.Errorf("--shares-dir is required: the shares are written there, never printed")
 			}
+			if old := client.ShareFilesIn(sharesDir); len(old) > 0 {
+				return fmt.Errorf("%s already holds share files (%s): give a new or empty --shares-dir, so no custodian's share is overwritten", sharesDir, filepath.Base(old[0]))
+			}
 			n, err := native()
 			if err != nil {
 				return err
@@ -210,12 +214,20 @@ file to a different person and delete the directory.`,
 			if err := os.MkdirAll(sharesDir, 0o700); err != nil {
 				return err
 			}
+			// The shares exist only in the answer: if it is lost, the root
+			// key may exist with no shares. It is still usable while the
+			// server runs, and rekey (two steps) makes new shares from it.
+			const lost = "run ppml operator status: if it says initialized and unsealed, run ppml operator rekey --shares-dir NEWDIR now, before the server restarts, to get shares for this root key"
 			shares, err := n.InitRootKey(cmd.Context())
+			var ae *client.APIError
+			if err != nil && !errors.As(err, &ae) {
+				return fmt.Errorf("%w\nthe answer with the shares did not arrive; %s", err, lost)
+			}
 			if err != nil {
 				return err
 			}
 			if err := client.WriteShareFiles(sharesDir, shares); err != nil {
-				return err
+				return fmt.Errorf("the root key was created but its shares could not be written: %w; %s", err, lost)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "root key created; %d shares written to %s (any 3 unseal)\n", len(shares), sharesDir)
 			return nil

@@ -45,6 +45,19 @@ func TestOperatorInitUnsealCLI(t *testing.T) {
 		t.Fatalf("init without --shares-dir: %v", err)
 	}
 
+	// A directory holding another KMS's shares is refused before anything is created.
+	used := t.TempDir()
+	os.WriteFile(filepath.Join(used, "share-1.json"), []byte("a custodian's share\n"), 0o600)
+	if _, err := op("init", "--shares-dir", used); err == nil || !strings.Contains(err.Error(), "already holds share files") {
+		t.Fatalf("init into a directory with shares: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(used, "share-1.json")); string(b) != "a custodian's share\n" {
+		t.Fatal("an existing share file was overwritten")
+	}
+	if st := status(); st["initialized"] != false {
+		t.Fatalf("refused init initialised the server: %v", st)
+	}
+
 	shares := filepath.Join(t.TempDir(), "shares")
 	out, err := op("init", "--shares-dir", shares)
 	if err != nil || !strings.Contains(out, "root key created; 5 shares written to "+shares+" (any 3 unseal)") {
