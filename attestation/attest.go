@@ -20,6 +20,7 @@ import (
 
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -281,7 +282,10 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	if !now.Before(exp) {
 		return nil, &Refusal{Code: ReasonNonceExpired, kind: fault.Invalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
 	}
-	verdict = s.VerifyQuote(ctx, req.Quote)
+	verdict = s.VerifyQuote(limit.WithCaller(ctx, req.AppID), req.Quote)
+	if verdict.Err != nil {
+		return nil, verdict.Err
+	}
 	if verdict.Reason != "" && !(verdict.Result != nil && verdict.Result.Failure == verify.FailCollateralExpired && pol.AllowExpiredCollateral) {
 		return nil, &Refusal{Code: verdict.Reason, kind: fault.Forbidden, Reasons: []string{verdict.Message}, Result: verdict.Result}
 	}

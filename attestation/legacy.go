@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 )
@@ -70,6 +71,9 @@ type LegacyVerdict struct {
 	// say debug: true in their answer (accepted only with
 	// AllowDebugEnclaves).
 	Debug bool
+	// Err is a retryable refusal to judge the quote now (Verdict.Err):
+	// adapters answer it as an error (503/429 with Retry-After).
+	Err error
 }
 
 // BigDL returns the BigDL AS result (0, 1 or -1).
@@ -98,8 +102,8 @@ func (s *Service) legacyView(p *policy.Policy) *policy.Policy {
 // non-nil bindNonce the report data must also start with SHA-256(bindNonce)
 // (eHSM's opt-in nonce binding). The outcome is audited under api.
 func (s *Service) VerifyLegacy(ctx context.Context, api, appID, remote string, raw []byte, sp *StoredPolicy, bindNonce []byte) *LegacyVerdict {
-	v := s.VerifyQuote(ctx, raw)
-	lv := &LegacyVerdict{Result: v.Result}
+	v := s.VerifyQuote(limit.WithCaller(ctx, appID), raw)
+	lv := &LegacyVerdict{Result: v.Result, Err: v.Err}
 	var p *policy.Policy
 	policyID := ""
 	if sp != nil {

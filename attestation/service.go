@@ -26,6 +26,7 @@ import (
 
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
 	"github.com/ppml-project/ppml/quote/abi"
@@ -104,11 +105,22 @@ type Config struct {
 	CollateralDir  string
 	PCCSURL        string
 	PCCSAPIKey     string
+	// PCCSLimit bounds the PCCS fetches in flight (charged to the app whose
+	// quote needs one; zero fields: DefaultPCCSLimit), PCCSNegativeTTL how
+	// long a failed fetch is remembered (0: collateral.DefaultNegativeTTL).
+	PCCSLimit       limit.Config
+	PCCSNegativeTTL time.Duration
 
 	// TokenTTL is the token validity (default and maximum 5 minutes).
 	TokenTTL time.Duration
 	Issuer   string // iss claim, default "ppml"
 }
+
+// DefaultPCCSLimit: fetches are rare (one per platform and collateral
+// lifetime, shared by concurrent requests, and only for quotes whose own
+// signatures hold), so a few at a time, two per app, each waiting up to
+// 10 s for a slot.
+var DefaultPCCSLimit = limit.Config{Global: 4, PerCaller: 2, Wait: 10 * time.Second}
 
 // Service is the Attestation Service core.
 type Service struct {
@@ -160,7 +172,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
 	}
+	lim := cfg.PCCSLimit
+	if lim.Global == 0 {
+		lim.Global = DefaultPCCSLimit.Global
+	}
+	if lim.PerCaller == 0 {
+		lim.PerCaller = min(DefaultPCCSLimit.PerCaller, lim.Global)
+	}
+	if lim.Wait == 0 {
+		lim.Wait = DefaultPCCSLimit.Wait
+	}
 	cols, err := source.CollateralSettings{File: cfg.CollateralFile, Dir: cfg.CollateralDir, PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey,
+		PCCSLimit: limit.New("PCCS collateral fetches", lim), PCCSNegativeTTL: cfg.PCCSNegativeTTL,
 		Now: cfg.Now, Named: true,
 		Warn: func(err error) { s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err) },
 		NoSource: func(tee, fmspc, ca string) error {
@@ -267,6 +290,9 @@ func (s *Service) createSigningKey(ctx context.Context) error {
 type Verdict struct {
 	// Result is the verifier's result; nil when the quote did not parse.
 	Result *verify.Result
+	// Err is a retryable refusal to judge the quote now (the PCCS fetch
+	// its collateral needs got no slot in time); Reason is then "busy".
+	Err error
 	// Reason is "" when the quote verified, else a Reason* code.
 	Reason  string
 	Message string
@@ -292,7 +318,8 @@ func (v *Verdict) TCBStatus() string {
 }
 
 // VerifyQuote runs parse → anchor and collateral (quote/source) → verify.
-// It never consults a policy.
+// It never consults a policy. A PCCS fetch it needs is charged to the app
+// of limit.WithCaller(ctx).
 func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 	if len(raw) == 0 {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote is empty"}
@@ -305,6 +332,9 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote does not parse: " + err.Error()}
 	}
 	res, err := s.quotes.Verify(ctx, q)
+	if source.Retryable(err) {
+		return &Verdict{Result: res, Err: err, Reason: fault.CodeOf(err), Message: err.Error()}
+	}
 	var se *source.Error
 	if errors.As(err, &se) {
 		switch se.Reason {

@@ -8,6 +8,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error independently of any protocol.
@@ -24,7 +25,8 @@ const (
 	PendingDeletion      // key scheduled for deletion
 	Unsupported          // valid request for something we deliberately do not do
 	Sealed               // root key not available
-	Unavailable          // a dependency (database, audit log) failed for now: retry later
+	Unavailable          // a dependency (database, audit log) failed, or the server is busy, for now: retry later
+	TooMany              // the caller has as much slow work in flight as one caller may: retry later
 )
 
 // Error is an error with a kind, a stable machine-readable code (e.g.
@@ -33,6 +35,9 @@ type Error struct {
 	Kind Kind
 	Code string
 	Msg  string
+	// RetryAfter, when set, is how long a client should wait before
+	// retrying (adapters send it as Retry-After).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -67,4 +72,13 @@ func CodeOf(err error) string {
 		return "ok"
 	}
 	return "internal"
+}
+
+// RetryAfterOf returns the retry hint of err (0 when none).
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }

@@ -1,19 +1,24 @@
 package kms
 
-import "time"
+import (
+	"context"
+	"fmt"
+)
 
-// HoldArgonSlots takes every argon2id slot and sets the wait for one to d,
-// as a flood of made-up tokens would; release undoes both.
-func HoldArgonSlots(d time.Duration) (release func()) {
-	old := argonWait
-	argonWait = d
-	for range cap(argonSlots) {
-		argonSlots <- struct{}{}
+// HoldArgonSlots takes every argon2id slot, as a flood of made-up tokens
+// for as many user names would; release gives them back.
+func (s *Service) HoldArgonSlots() (release func()) {
+	var rs []func()
+	for i := range s.argon.Config().Global {
+		r, err := s.argon.Acquire(context.Background(), fmt.Sprintf("bigdl:flood-%d", i))
+		if err != nil {
+			panic(err)
+		}
+		rs = append(rs, r)
 	}
 	return func() {
-		for range cap(argonSlots) {
-			<-argonSlots
+		for _, r := range rs {
+			r()
 		}
-		argonWait = old
 	}
 }

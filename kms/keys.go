@@ -73,6 +73,20 @@ func generateMaterial(spec Spec) ([]byte, error) {
 	return nil, errors.New("unknown key family")
 }
 
+// generate makes fresh material; RSA generation (seconds of CPU for
+// RSA-4096) runs within Limits.RSA, charged to the caller.
+func (s *Service) generate(ctx context.Context, c Caller, spec Spec) ([]byte, error) {
+	if spec.Family != FamilyRSA {
+		return generateMaterial(spec)
+	}
+	release, err := s.rsa.Acquire(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return generateMaterial(spec)
+}
+
 // CreateKey creates a primary key owned by the caller.
 func (s *Service) CreateKey(ctx context.Context, c Caller, req CreateKeyRequest) (ki KeyInfo, err error) {
 	defer func() { err = s.record(c, "CreateKey", ki.ID, err) }()
@@ -125,7 +139,7 @@ func (s *Service) createKey(ctx context.Context, c Caller, req CreateKeyRequest,
 	}
 	material := imported
 	if material == nil {
-		if material, err = generateMaterial(spec); err != nil {
+		if material, err = s.generate(ctx, c, spec); err != nil {
 			return ki, s.internal("CreateKey", err)
 		}
 	} else if spec.Family != FamilyAES || len(material)*8 != spec.Bits {

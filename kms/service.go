@@ -6,6 +6,7 @@ package kms
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -22,6 +23,7 @@ import (
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/boundedcache"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/store"
 	"github.com/ppml-project/ppml/store/rowmac"
@@ -45,6 +47,48 @@ type Config struct {
 	OpenEnrollment   bool
 	// BigDLDataKeyBytes is the size of BigDL KMS data keys (16 or 32).
 	BigDLDataKeyBytes int
+	// Limits bound the slow work callers can cause; zero fields take
+	// DefaultLimits.
+	Limits Limits
+}
+
+// Limits bound the slow operations of the KMS: argon2id hashes of BigDL
+// tokens (charged to the user name presented, before it is known to be
+// genuine) and RSA key generation (charged to the app).
+type Limits struct {
+	Argon limit.Config
+	RSA   limit.Config
+}
+
+// DefaultLimits are the limits of a server with no settings: argon2id on
+// at most half the cores (each hash takes 19 MiB and ~20 ms of one core, so
+// a flood of made-up tokens leaves the other half to everyone else), a
+// 2 s wait; RSA generation (RSA-4096 takes seconds) on at most half the
+// cores but at least 2, one at a time per app, a 10 s wait.
+func DefaultLimits() Limits {
+	half := max(1, runtime.GOMAXPROCS(0)/2)
+	return Limits{
+		Argon: limit.Config{Global: half, PerCaller: max(1, half/2), Wait: 2 * time.Second},
+		RSA:   limit.Config{Global: max(2, half), PerCaller: 1, Wait: 10 * time.Second},
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	fill := func(c *limit.Config, d limit.Config) {
+		if c.Global == 0 {
+			c.Global = d.Global
+		}
+		if c.PerCaller == 0 {
+			c.PerCaller = min(d.PerCaller, c.Global)
+		}
+		if c.Wait == 0 {
+			c.Wait = d.Wait
+		}
+	}
+	fill(&l.Argon, d.Argon)
+	fill(&l.RSA, d.RSA)
+	return l
 }
 
 // Service is the KMS core.
@@ -62,6 +106,16 @@ type Service struct {
 	release ReleaseAuthorizer
 	rows    *rowmac.Keeper
 	rewrap  rewrapJob
+	argon   *limit.Limiter
+	rsa     *limit.Limiter
+	// verified remembers, per BigDL user, a keyed hash of the last token
+	// that passed argon2id together with the stored secret it matched: a
+	// genuine user's next requests cost an HMAC, not an argon2id slot, so a
+	// flood of made-up tokens (which never gets here) cannot starve them.
+	// The key lives only in this process's memory, which holds the root
+	// key anyway.
+	verified *boundedcache.Map[string, [32]byte]
+	tokenKey []byte
 }
 
 // New returns a Service.
@@ -78,7 +132,11 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), keys: newKeyCache(), rows: newKeyRows(cfg)}
+	cfg.Limits = cfg.Limits.withDefaults()
+	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), keys: newKeyCache(), rows: newKeyRows(cfg),
+		argon:    limit.New("checking BigDL tokens (argon2id)", cfg.Limits.Argon),
+		rsa:      limit.New("RSA key generations", cfg.Limits.RSA),
+		verified: boundedcache.New[string, [32]byte](10000), tokenKey: randomBytes(32)}
 }
 
 // Now returns the service clock's time.
@@ -225,6 +283,14 @@ func randomString(n int) string {
 	return string(b)
 }
 
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Enroll creates an app with a fresh 32-character API key. The caller has
 // already passed CheckEnrollment.
 func (s *Service) Enroll(ctx context.Context, c Caller) (appID, apiKey string, err error) {
@@ -314,29 +380,16 @@ const (
 	argonThreads = 1
 )
 
-// argonSlots bounds concurrent token hashes: each takes 19 MiB and ~20 ms,
-// so unbounded, a flood of requests with made-up tokens could exhaust memory.
-var argonSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
-
-// argonWait bounds the wait for a slot: under a flood of made-up tokens a
-// request gives up with a retryable error instead of queueing without end.
-var argonWait = 2 * time.Second
-
-func errBusy() error {
-	return fault.Errorf(fault.Unavailable, "busy", "the server is busy checking tokens; retry in a moment")
-}
-
-func hashToken(ctx context.Context, token string, salt []byte) ([]byte, error) {
-	t := time.NewTimer(argonWait)
-	defer t.Stop()
-	select {
-	case argonSlots <- struct{}{}:
-	case <-t.C:
-		return nil, errBusy()
-	case <-ctx.Done():
-		return nil, errBusy()
+// hashToken hashes a token within the argon2id limit (Limits.Argon),
+// charged to principal: under a flood of made-up tokens a request gives up
+// after a bounded wait with a retryable error instead of queueing without
+// end, and unbounded hashing cannot exhaust memory.
+func (s *Service) hashToken(ctx context.Context, principal, token string, salt []byte) ([]byte, error) {
+	release, err := s.argon.Acquire(ctx, principal)
+	if err != nil {
+		return nil, err
 	}
-	defer func() { <-argonSlots }()
+	defer release()
 	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32), nil
 }
 
@@ -355,7 +408,7 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 	if _, err := rand.Read(salt); err != nil {
 		return s.internal("CreateUser", err)
 	}
-	h, err := hashToken(ctx, token, salt)
+	h, err := s.hashToken(ctx, c.ID, token, salt)
 	if err != nil {
 		return err
 	}
@@ -375,7 +428,7 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	bad := fault.Errorf(fault.Unauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
 	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
 	if errors.Is(err, store.ErrNotFound) {
-		if _, err := hashToken(ctx, token, make([]byte, 16)); err != nil { // same cost whether or not the user exists
+		if _, err := s.hashToken(ctx, BigDLOwner(user), token, make([]byte, 16)); err != nil { // same cost whether or not the user exists
 			return err
 		}
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
@@ -386,13 +439,22 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	if a.Kind != "bigdl" || len(a.Secret) != 48 {
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
-	h, err := hashToken(ctx, token, a.Secret[:16])
+	mac := hmac.New(sha256.New, s.tokenKey)
+	mac.Write(a.Secret)
+	mac.Write([]byte(token))
+	var seen [32]byte
+	mac.Sum(seen[:0])
+	if last, ok := s.verified.Get(a.ID); ok && subtle.ConstantTimeCompare(last[:], seen[:]) == 1 {
+		return nil
+	}
+	h, err := s.hashToken(ctx, BigDLOwner(user), token, a.Secret[:16])
 	if err != nil {
 		return err
 	}
 	if subtle.ConstantTimeCompare(h, a.Secret[16:]) != 1 {
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
+	s.verified.Put(a.ID, seen)
 	return nil
 }
 

@@ -35,11 +35,13 @@ import (
 	"github.com/ppml-project/ppml/api/native"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/audit"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/kms/secrets"
 	"github.com/ppml-project/ppml/metrics"
+	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/store"
 )
 
@@ -99,8 +101,29 @@ type Config struct {
 	PCCSURL            string // Intel PCS / PCCS v4 base URL
 	PCCSAPIKey         string // Ocp-Apim-Subscription-Key for the Intel PCS
 
+	// Limits bound the slow work any caller can cause; zero fields take
+	// DefaultLimits.
+	Limits Limits
+
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// Limits bound slow operations: argon2id hashes of BigDL tokens (per user
+// name presented), RSA key generation (per app) and PCCS collateral
+// fetches (per app), each with a global number in flight, a per-caller
+// share and a wait after which the caller gets 503 busy (429 for a caller
+// over its share) with Retry-After.
+type Limits struct {
+	Argon, RSA, PCCS limit.Config
+	// PCCSNegativeTTL is how long a failed collateral fetch is remembered.
+	PCCSNegativeTTL time.Duration
+}
+
+// DefaultLimits are the limits of a server started without settings.
+func DefaultLimits() Limits {
+	k := kms.DefaultLimits()
+	return Limits{Argon: k.Argon, RSA: k.RSA, PCCS: attestation.DefaultPCCSLimit, PCCSNegativeTTL: collateral.DefaultNegativeTTL}
 }
 
 // Server is a configured, not yet listening, ppml service.
@@ -159,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.attest, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: s.svc.Now, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
 		AllowSimulation: cfg.AllowSimulation, AllowDebugEnclaves: cfg.AllowDebugEnclaves, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
-		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey})
+		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey, PCCSLimit: cfg.Limits.PCCS, PCCSNegativeTTL: cfg.Limits.PCCSNegativeTTL})
 	if err != nil {
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}

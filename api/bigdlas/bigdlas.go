@@ -138,6 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.metrics.Observe("bigdl-as", action, tag, time.Since(start))
+	httputil.SetRetryAfter(w.Header(), err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	httputil.EncodeJSON(w, out)
@@ -150,6 +151,8 @@ func fromKMS(err error) *failure {
 		return fail(http.StatusUnauthorized, err.Error(), code, "")
 	case fault.Sealed, fault.Unavailable:
 		return fail(http.StatusServiceUnavailable, err.Error(), code, "")
+	case fault.TooMany:
+		return fail(http.StatusTooManyRequests, err.Error(), code, "")
 	case fault.Internal:
 		return fail(http.StatusInternalServerError, "Server internal error, please contact the administrator.", code, "")
 	}
@@ -427,6 +430,9 @@ func (h *Handler) verifyQuote(r *http.Request) (map[string]any, int, error) {
 		return nil, 0, err
 	}
 	v := h.as.VerifyLegacy(r.Context(), "bigdl-as", appID, r.RemoteAddr, raw, sp, nil)
+	if v.Err != nil {
+		return nil, 0, v.Err
+	}
 	res := v.BigDL()
 	out := map[string]any{"result": res}
 	status := http.StatusOK

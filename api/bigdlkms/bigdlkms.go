@@ -77,6 +77,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rep.err != nil {
 		rep.status, rep.text = httputil.StatusOf(rep.err), rep.err.Error()
+		httputil.SetRetryAfter(w.Header(), rep.err)
 	}
 	if json {
 		w.Header().Set("Content-Type", "application/json")

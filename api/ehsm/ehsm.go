@@ -160,9 +160,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.mirrorStatus && resp.Code != 200 {
 		status = resp.Code
 	}
-	if fault.KindOf(err) == fault.Unavailable {
-		status = http.StatusServiceUnavailable // retryable: tell proxies and clients, whatever the mode
+	switch fault.KindOf(err) { // retryable: tell proxies and clients, whatever the mode
+	case fault.Unavailable:
+		status = http.StatusServiceUnavailable
+	case fault.TooMany:
+		status = http.StatusTooManyRequests
 	}
+	httputil.SetRetryAfter(w.Header(), err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	httputil.EncodeJSON(w, resp)
@@ -172,6 +176,8 @@ func codeOf(err error) int {
 	switch fault.KindOf(err) {
 	case fault.Internal, fault.Sealed, fault.Unavailable:
 		return 500
+	case fault.TooMany:
+		return 429
 	}
 	return 400
 }

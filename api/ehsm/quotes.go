@@ -90,6 +90,9 @@ func (h *Handler) quoteActions() map[string]quoteAction {
 				bind = p.bytes("nonce")
 			}
 			v := as.VerifyLegacy(ctx, "ehsm", appID, "", p.bytes("quote"), sp, bind)
+			if v.Err != nil {
+				return nil, "", v.Err
+			}
 			res := map[string]any{"result": json.Number(strconv.Itoa(v.QVL)), "nonce": p.str("nonce")}
 			if sp != nil {
 				addMeasurements(res, sp)

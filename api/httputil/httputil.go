@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ppml-project/ppml/fault"
 )
@@ -54,8 +56,18 @@ func StatusOf(err error) int {
 		return http.StatusConflict
 	case fault.Sealed, fault.Unavailable:
 		return http.StatusServiceUnavailable
+	case fault.TooMany:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
+}
+
+// SetRetryAfter sets Retry-After (whole seconds, rounded up) when err
+// carries a retry hint (a busy server, a caller over its share).
+func SetRetryAfter(h http.Header, err error) {
+	if d := fault.RetryAfterOf(err); d > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
 }
 
 // BearerToken returns the token of an "Authorization: Bearer" header, or "".

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/ppml-project/ppml/api/httputil"
 	"github.com/ppml-project/ppml/attestation"
 	"github.com/ppml-project/ppml/kms"
 )
@@ -63,6 +64,7 @@ type VerifyRequest struct {
 func writeError(w http.ResponseWriter, err error) {
 	var rf *attestation.Refusal
 	if errors.As(err, &rf) {
+		httputil.SetRetryAfter(w.Header(), err)
 		WriteJSON(w, StatusOf(err), map[string]any{"error": map[string]any{
 			"code": rf.Code, "message": rf.Error(), "reasons": rf.Reasons}})
 		return

@@ -173,6 +173,7 @@ func StatusOf(err error) int { return httputil.StatusOf(err) }
 
 // WriteError writes err as {"error": {"code", "message"}}.
 func WriteError(w http.ResponseWriter, err error) {
+	httputil.SetRetryAfter(w.Header(), err)
 	WriteJSON(w, StatusOf(err), map[string]any{"error": map[string]string{"code": fault.CodeOf(err), "message": err.Error()}})
 }
 

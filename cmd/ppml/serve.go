@@ -97,6 +97,18 @@ simulated: true.`,
 	fs.StringVar(&cfg.PCCSURL, "pccs-url", "", "Intel PCS or PCCS v4 base URL to fetch collateral from, e.g. https://pccs:8081 (after --collateral-dir)")
 	fs.StringVar(&cfg.PCCSAPIKey, "pccs-api-key", os.Getenv("PPML_PCCS_API_KEY"), "Intel PCS subscription key for --pccs-url (env PPML_PCCS_API_KEY)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", "", "audit log file, JSON lines (default <data-dir>/audit.log)")
+	lim := server.DefaultLimits()
+	cfg.Limits = lim
+	fs.IntVar(&cfg.Limits.Argon.Global, "argon2-limit", lim.Argon.Global, "BigDL token checks (argon2id, 19 MiB and ~20 ms of a core each) in flight at once; default: half the cores")
+	fs.IntVar(&cfg.Limits.Argon.PerCaller, "argon2-limit-per-user", lim.Argon.PerCaller, "of which for one BigDL user name (beyond: 429 too_many_in_flight)")
+	fs.DurationVar(&cfg.Limits.Argon.Wait, "argon2-wait", lim.Argon.Wait, "longest wait for a token check slot, then 503 busy with Retry-After (a token verified before needs no slot)")
+	fs.IntVar(&cfg.Limits.RSA.Global, "rsa-limit", lim.RSA.Global, "RSA key generations (seconds of CPU for RSA-4096) in flight at once; default: half the cores, at least 2")
+	fs.IntVar(&cfg.Limits.RSA.PerCaller, "rsa-limit-per-app", lim.RSA.PerCaller, "of which for one app (beyond: 429 too_many_in_flight)")
+	fs.DurationVar(&cfg.Limits.RSA.Wait, "rsa-wait", lim.RSA.Wait, "longest wait for an RSA generation slot, then 503 busy (or 429 for an app over its share) with Retry-After")
+	fs.IntVar(&cfg.Limits.PCCS.Global, "pccs-limit", lim.PCCS.Global, "collateral fetches from --pccs-url in flight at once (one per platform at a time; only for quotes whose own signatures verify)")
+	fs.IntVar(&cfg.Limits.PCCS.PerCaller, "pccs-limit-per-app", lim.PCCS.PerCaller, "of which for one app")
+	fs.DurationVar(&cfg.Limits.PCCS.Wait, "pccs-wait", lim.PCCS.Wait, "longest wait for a PCCS fetch slot, then 503 busy with Retry-After")
+	fs.DurationVar(&cfg.Limits.PCCSNegativeTTL, "pccs-negative-ttl", lim.PCCSNegativeTTL, "how long a failed PCCS fetch is remembered: the platform's quotes are refused without asking the PCCS again until then")
 	fs.StringVar(&cfg.AuditSync, "audit-sync", "batch", "when audit records reach the disk: always (fsync before answering) or batch (fsync every 200ms); a request whose record cannot be written fails")
 	return cmd
 }

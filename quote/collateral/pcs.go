@@ -18,6 +18,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/quote/pck"
 )
 
@@ -57,9 +61,27 @@ type Fetcher struct {
 	// CacheDir, when set, receives every fetched collateral as
 	// <tee>-<fmspc>-<ca>.json (readable by LoadDir).
 	CacheDir string
+	// Limit, when set, bounds the fetches in flight, charged to the caller
+	// of limit.WithCaller; a fetch that gets no slot in time fails with its
+	// retryable error (and is not remembered as failed).
+	Limit *limit.Limiter
+	// NegativeTTL is how long a failed fetch is remembered: until then the
+	// same platform's Gets fail at once with that error, without a request
+	// (default DefaultNegativeTTL).
+	NegativeTTL time.Duration
 
-	mu    sync.Mutex
-	cache map[Key]*fetched
+	mu      sync.Mutex
+	cache   map[Key]*fetched
+	failed  map[Key]*failure
+	flights singleflight.Group // one fetch per platform at a time; the others wait for it
+}
+
+// DefaultNegativeTTL is the default Fetcher.NegativeTTL.
+const DefaultNegativeTTL = time.Minute
+
+type failure struct {
+	err   error
+	until time.Time
 }
 
 type fetched struct {
@@ -115,24 +137,80 @@ func (f *Fetcher) Get(ctx context.Context, tee, fmspc, ca string) (*Collateral, 
 		refresh = defaultRefreshBefore
 	}
 	f.mu.Lock()
-	c := f.cache[k]
+	c, neg := f.cache[k], f.failed[k]
 	f.mu.Unlock()
 	if c != nil && f.now().Before(c.expires.Add(-refresh)) {
 		return c.col, nil
 	}
-	col, expires, err := f.fetch(ctx, k)
-	if err != nil {
+	var (
+		col *Collateral
+		err error
+	)
+	if neg != nil && f.now().Before(neg.until) {
+		err = fmt.Errorf("%w (remembered: not fetched again before %s)", neg.err, neg.until.UTC().Format(time.RFC3339))
+	} else {
+		// The fetch outlives a caller that gives up: the others waiting
+		// for it, and the cache, still get its answer.
+		ch := f.flights.DoChan(k.String(), func() (any, error) { return f.refresh(context.WithoutCancel(ctx), k) })
+		select {
+		case r := <-ch:
+			col, _ = r.Val.(*Collateral)
+			err = r.Err
+		case <-ctx.Done():
+			e := fault.Errorf(fault.Unavailable, "busy", "the collateral of %s is still being fetched from the PCCS; retry in a moment", k)
+			e.RetryAfter = time.Second
+			err = e
+		}
+	}
+	var cacheErr *cacheDirError
+	if err != nil && !errors.As(err, &cacheErr) {
 		if c != nil {
 			return c.col, &StaleError{Key: k, Expires: c.expires, Err: err}
 		}
 		return nil, err
 	}
-	f.mu.Lock()
-	if f.cache == nil {
-		f.cache = map[Key]*fetched{}
+	return col, err
+}
+
+// cacheDirError: the collateral was fetched, but not written to CacheDir.
+type cacheDirError struct{ err error }
+
+func (e *cacheDirError) Error() string {
+	return "pcs: fetched collateral but could not write the cache directory: " + e.err.Error()
+}
+func (e *cacheDirError) Unwrap() error { return e.err }
+
+// refresh fetches k within the limit and records the outcome: the
+// collateral in the cache, or the failure for NegativeTTL.
+func (f *Fetcher) refresh(ctx context.Context, k Key) (*Collateral, error) {
+	release, err := f.Limit.Acquire(ctx, limit.CallerOf(ctx))
+	if err != nil {
+		return nil, err
 	}
-	f.cache[k] = &fetched{col: col, expires: expires}
+	defer release()
+	col, expires, err := f.fetch(ctx, k)
+	f.mu.Lock()
+	if err != nil {
+		ttl := f.NegativeTTL
+		if ttl <= 0 {
+			ttl = DefaultNegativeTTL
+		}
+		if f.failed == nil {
+			f.failed = map[Key]*failure{}
+		}
+		f.failed[k] = &failure{err: err, until: f.now().Add(ttl)}
+	} else {
+		if f.cache == nil {
+			f.cache = map[Key]*fetched{}
+		}
+		f.cache[k] = &fetched{col: col, expires: expires}
+		delete(f.failed, k)
+	}
 	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	tee, fmspc, ca := k.TEE, k.FMSPC, k.CA
 	if f.CacheDir != "" {
 		b, err := col.Marshal()
 		if err == nil {
@@ -146,7 +224,7 @@ func (f *Fetcher) Get(ctx context.Context, tee, fmspc, ca string) (*Collateral, 
 			}
 		}
 		if err != nil {
-			return col, fmt.Errorf("pcs: fetched collateral but could not write the cache directory: %w", err)
+			return col, &cacheDirError{err}
 		}
 	}
 	return col, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/sim"
 )
@@ -17,8 +18,13 @@ type CollateralSettings struct {
 	Dir          string // --collateral-dir
 	PCCSURL      string // --pccs-url
 	PCCSAPIKey   string
-	PCCSCacheDir string           // also store fetched collateral here
-	Now          func() time.Time // the fetcher's clock
+	PCCSCacheDir string // also store fetched collateral here
+	// PCCSLimit bounds the fetches in flight (nil: unbounded, as a
+	// one-shot command needs); PCCSNegativeTTL is how long a failed fetch
+	// is remembered (0: collateral.DefaultNegativeTTL).
+	PCCSLimit       *limit.Limiter
+	PCCSNegativeTTL time.Duration
+	Now             func() time.Time // the fetcher's clock
 	// Named words errors with the setting names (--collateral,
 	// --collateral-dir, --pccs-url), as a server with several sources
 	// does; otherwise a lone source's own error is the message.
@@ -58,7 +64,8 @@ func (cs CollateralSettings) Open() (Getter, error) {
 		add("--collateral-dir", d)
 	}
 	if cs.PCCSURL != "" {
-		add("--pccs-url", &collateral.Fetcher{BaseURL: cs.PCCSURL, APIKey: cs.PCCSAPIKey, CacheDir: cs.PCCSCacheDir, Now: cs.Now})
+		add("--pccs-url", &collateral.Fetcher{BaseURL: cs.PCCSURL, APIKey: cs.PCCSAPIKey, CacheDir: cs.PCCSCacheDir, Now: cs.Now,
+			Limit: cs.PCCSLimit, NegativeTTL: cs.PCCSNegativeTTL})
 	}
 	if f, ok := c.only().(Fixed); ok && !cs.Named {
 		return f, nil

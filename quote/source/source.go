@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/quote/collateral"
 	"github.com/ppml-project/ppml/quote/sim"
@@ -74,6 +75,9 @@ func (c *Collateral) Get(ctx context.Context, tee, fmspc, ca string) (*collatera
 		}
 		if err == nil {
 			return col, nil
+		}
+		if Retryable(err) {
+			return nil, err
 		}
 		if len(c.Sources) == 1 && s.Name == "" {
 			return nil, err
@@ -173,15 +177,29 @@ func (s *Source) Verify(ctx context.Context, q *abi.Quote) (*verify.Result, erro
 	if err != nil {
 		return s.refuse(q, ReasonChain, err.Error())
 	}
+	// The collateral is looked up (perhaps fetched from a PCCS) only for a
+	// quote whose own chain and signatures hold: a forged one costs nothing.
 	tee := string(q.TEE)
-	col, err := s.cfg.Collateral.Get(ctx, tee, chain.FMSPC, chain.CAType)
-	if err != nil {
-		return s.refuse(q, ReasonNoCollateral, err.Error())
-	}
-	if s.cfg.Observe != nil {
-		s.cfg.Observe(tee, chain.FMSPC, col)
-	}
-	return s.main.VerifyQuote(q, col)
+	return s.main.VerifyQuoteLookup(q, func(chain *verify.Chain) (*collateral.Collateral, error) {
+		col, err := s.cfg.Collateral.Get(ctx, tee, chain.FMSPC, chain.CAType)
+		if Retryable(err) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, &Error{Reason: ReasonNoCollateral, Msg: err.Error()}
+		}
+		if s.cfg.Observe != nil {
+			s.cfg.Observe(tee, chain.FMSPC, col)
+		}
+		return col, nil
+	})
+}
+
+// Retryable reports whether err is a refusal to do slow work now (a full
+// PCCS fetch limit), which the caller should retry, not a missing collateral.
+func Retryable(err error) bool {
+	k := fault.KindOf(err)
+	return err != nil && (k == fault.Unavailable || k == fault.TooMany)
 }
 
 // refuse returns the quote's unverified measurements and why it did not

@@ -297,31 +297,80 @@ func (v *Verifier) VerifyQuote(q *abi.Quote, col *collateral.Collateral) (*Resul
 	return res, nil
 }
 
+// VerifyQuoteLookup is VerifyQuote with the collateral obtained from lookup,
+// which is called only once the checks that need no collateral have
+// passed: the PCK chain up to the trust anchor (and its validity dates),
+// the QE report signature by the PCK key, the attestation key's binding in
+// the QE report and the quote signature by that key. A forged quote or PCK
+// chain (say, with a made-up FMSPC) thus costs no lookup, so no PCCS
+// fetch. lookup gets the verified chain's facts; its error is returned as
+// is, with the Result of the checks done so far.
+func (v *Verifier) VerifyQuoteLookup(q *abi.Quote, lookup func(*Chain) (*collateral.Collateral, error)) (*Result, error) {
+	t := v.opts.Now()
+	res := v.newResult()
+	res.Detail.VerificationTime = t.UTC()
+	pc, win, e := v.ownChecks(q, t, res)
+	if e != nil {
+		res.setFailure(e)
+		return res, e
+	}
+	col, err := lookup(pc.facts)
+	if err != nil {
+		return res, err
+	}
+	if e := v.againstCollateral(q, pc, win, col, t, res); e != nil {
+		res.setFailure(e)
+		return res, e
+	}
+	res.Verified = true
+	return res, nil
+}
+
 func (v *Verifier) verify(q *abi.Quote, col *collateral.Collateral, t time.Time, res *Result) *Error {
+	pc, win, e := v.ownChecks(q, t, res)
+	if e != nil {
+		return e
+	}
+	return v.againstCollateral(q, pc, win, col, t, res)
+}
+
+// ownChecks are the checks of a quote that need no collateral: format, the
+// PCK chain to the trust anchor and its dates, and the quote's signatures.
+func (v *Verifier) ownChecks(q *abi.Quote, t time.Time, res *Result) (*pckChain, *window, *Error) {
 	res.fillMeasurements(q)
 	if v.opts.RejectTrailingBytes && q.TrailingBytes > 0 {
-		return fail(FailFormat, "quote has %d trailing bytes after the signature data and trailing bytes are not allowed", q.TrailingBytes)
-	}
-	if col == nil {
-		return fail(FailNoCollateral, "no collateral supplied: pass a collateral file, a collateral directory or a PCCS URL")
+		return nil, nil, fail(FailFormat, "quote has %d trailing bytes after the signature data and trailing bytes are not allowed", q.TrailingBytes)
 	}
 
 	// PCK chain (signatures cached per chain bytes).
 	pc, e := v.pckChainFor(q.PCKChainPEM)
 	if e != nil {
-		return e
+		return nil, nil, e
 	}
 	res.Detail.Checks["pck_chain_signatures"] = true
 	res.FMSPC = hx(pc.ext.FMSPC[:])
 	res.Detail.PCK = pc.detail()
-	var win window
+	win := &window{}
 	for i, c := range pc.certs {
 		if t.Before(c.NotBefore) {
-			return fail(FailPCKCertTime, "PCK chain certificate %d (%q) is not valid before %s", i, c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
+			return nil, nil, fail(FailPCKCertTime, "PCK chain certificate %d (%q) is not valid before %s", i, c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
 		}
 		win.add(c.NotBefore, c.NotAfter, "PCK chain certificate "+c.Subject.CommonName)
 	}
 
+	// QE report signature, attestation-key binding, quote signature.
+	if e := checkQuoteSignatures(q, pc.leafKey, res.Detail.Checks); e != nil {
+		return nil, nil, e
+	}
+	return pc, win, nil
+}
+
+// againstCollateral are the checks of a quote that passed ownChecks against
+// collateral: its signatures and dates, revocation, TCB evaluation.
+func (v *Verifier) againstCollateral(q *abi.Quote, pc *pckChain, win *window, col *collateral.Collateral, t time.Time, res *Result) *Error {
+	if col == nil {
+		return fail(FailNoCollateral, "no collateral supplied: pass a collateral file, a collateral directory or a PCCS URL")
+	}
 	// Collateral (signatures cached per collateral hash).
 	pcol, e := v.prepare(col)
 	if e != nil {
@@ -379,11 +428,6 @@ func (v *Verifier) verify(q *abi.Quote, col *collateral.Collateral, t time.Time,
 		if e := revoked("PCK certificate", pc.certs[0], pcol.pckRevoked); e != nil {
 			return e
 		}
-	}
-
-	// QE report signature, attestation-key binding, quote signature.
-	if e := checkQuoteSignatures(q, pc.leafKey, res.Detail.Checks); e != nil {
-		return e
 	}
 
 	// TCB info and QE identity contents.
