@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/ppml-project/ppml/client/kmskeys"
 	"github.com/ppml-project/ppml/dataformat/files"
@@ -99,10 +96,9 @@ func (f *cryptFlags) options(cmd *cobra.Command) (files.Options, func(), error) 
 		if !f.allowUnauth || f.primaryKeyFile == "" {
 			return files.Options{}, nil, errors.New("bigdl-nativeaescbc files carry no MAC, so nothing detects tampering: pass --allow-unauthenticated, with --primary-key-plaintext-file (BigDL's plainText mode, the only one whose key this format determines)")
 		}
-		if nativeKey, err = readTrimmed(f.primaryKeyFile, "--primary-key-plaintext-file"); err != nil {
+		if nativeKey, err = keysource.ReadPlainTextFile(f.primaryKeyFile); err != nil {
 			return files.Options{}, nil, err
 		}
-		nativeKey, _, _ = strings.Cut(nativeKey, "\n")
 		fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: bigdl-nativeaescbc is unauthenticated: the plaintext is not checked for tampering; re-encrypt it with --format ppml or bigdl")
 	}
 	alg, err := files.ParseParquetAlgorithm(f.parquetAlg)
@@ -119,29 +115,8 @@ func (f *cryptFlags) options(cmd *cobra.Command) (files.Options, func(), error) 
 		NativeKey:        nativeKey,
 	}
 	finish := func() {}
-	if !f.quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-		var bar *progressbar.ProgressBar
-		opt.Start = func(total int64, files int) {
-			bar = progressbar.NewOptions64(total,
-				progressbar.OptionSetWriter(os.Stderr),
-				progressbar.OptionSetDescription(fmt.Sprintf("%s %d file(s)", cmd.Name(), files)),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionShowTotalBytes(true),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionThrottle(100_000_000),
-				progressbar.OptionClearOnFinish(),
-			)
-		}
-		opt.Progress = func(n int64) {
-			if bar != nil {
-				bar.Add64(n)
-			}
-		}
-		finish = func() {
-			if bar != nil {
-				bar.Finish()
-			}
-		}
+	if !f.quiet {
+		finish = files.ShowProgress(os.Stderr, cmd.Name(), &opt)
 	}
 	return opt, finish, nil
 }

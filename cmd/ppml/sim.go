@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ppml-project/ppml/enclave"
 	"github.com/ppml-project/ppml/enclave/sigstruct"
@@ -61,70 +62,31 @@ func newSimInitCmd() *cobra.Command {
 	return cmd
 }
 
-// measurementFlags are the measurement flags shared by sim quote and sim enclave.
+// measurementFlags are the measurement flags shared by sim quote and sim
+// enclave; sim.ParseMeasurements reads the ones given.
 type measurementFlags struct {
-	tee, mrEnclave, mrSigner, mrTD string
-	rtmr                           [4]string
-	isvProdID, isvSVN              uint16
-	debug                          bool
+	tee   string
+	debug bool
 }
 
 func (mf *measurementFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&mf.tee, "tee", "sgx", "TEE: sgx (quote v3) or tdx (quote v4)")
-	f.StringVar(&mf.mrEnclave, "mr-enclave", "", "SGX MRENCLAVE, 32 bytes hex (default zeros)")
-	f.StringVar(&mf.mrSigner, "mr-signer", "", "SGX MRSIGNER, 32 bytes hex (default zeros)")
-	f.Uint16Var(&mf.isvProdID, "isv-prod-id", 0, "SGX ISVPRODID")
-	f.Uint16Var(&mf.isvSVN, "isv-svn", 0, "SGX ISVSVN")
+	f.String("mr-enclave", "", "SGX MRENCLAVE, 32 bytes hex (default zeros)")
+	f.String("mr-signer", "", "SGX MRSIGNER, 32 bytes hex (default zeros)")
+	f.Uint16("isv-prod-id", 0, "SGX ISVPRODID")
+	f.Uint16("isv-svn", 0, "SGX ISVSVN")
 	f.BoolVar(&mf.debug, "debug", false, "set the DEBUG attribute (SGX ATTRIBUTES.FLAGS bit 1, TDX TD_ATTRIBUTES bit 0)")
-	f.StringVar(&mf.mrTD, "mr-td", "", "TDX MRTD, 48 bytes hex (default zeros)")
+	f.String("mr-td", "", "TDX MRTD, 48 bytes hex (default zeros)")
 	for i := range 4 {
-		f.StringVar(&mf.rtmr[i], fmt.Sprintf("rtmr%d", i), "", fmt.Sprintf("TDX RTMR%d, 48 bytes hex (default zeros)", i))
+		f.String(fmt.Sprintf("rtmr%d", i), "", fmt.Sprintf("TDX RTMR%d, 48 bytes hex (default zeros)", i))
 	}
 }
 
-// parse checks the flags that apply to the TEE and returns the measurements.
 func (mf *measurementFlags) parse(cmd *cobra.Command) (abi.TEE, sim.Measurements, error) {
-	fl := cmd.Flags()
-	var m sim.Measurements
-	var err error
-	hexInto := func(dst []byte, field, val string, n int) {
-		if err != nil {
-			return
-		}
-		var b []byte
-		if b, err = sim.ParseHex("--"+field, val, n, true); err == nil {
-			copy(dst, b)
-		}
-	}
-	var t abi.TEE
-	switch mf.tee {
-	case "sgx":
-		t = abi.SGX
-		for _, f := range []string{"mr-td", "rtmr0", "rtmr1", "rtmr2", "rtmr3"} {
-			if fl.Changed(f) {
-				return t, m, fmt.Errorf("--%s applies to TDX; with --tee sgx use --mr-enclave, --mr-signer, --isv-prod-id, --isv-svn", f)
-			}
-		}
-		hexInto(m.MREnclave[:], "mr-enclave", mf.mrEnclave, 32)
-		hexInto(m.MRSigner[:], "mr-signer", mf.mrSigner, 32)
-		m.ISVProdID, m.ISVSVN = mf.isvProdID, mf.isvSVN
-	case "tdx":
-		t = abi.TDX
-		for _, f := range []string{"mr-enclave", "mr-signer", "isv-prod-id", "isv-svn"} {
-			if fl.Changed(f) {
-				return t, m, fmt.Errorf("--%s applies to SGX; with --tee tdx use --mr-td and --rtmr0..--rtmr3", f)
-			}
-		}
-		hexInto(m.MRTD[:], "mr-td", mf.mrTD, 48)
-		for i := range 4 {
-			hexInto(m.RTMR[i][:], fmt.Sprintf("rtmr%d", i), mf.rtmr[i], 48)
-		}
-	default:
-		return t, m, fmt.Errorf("--tee %q is not supported: use sgx or tdx", mf.tee)
-	}
-	m.Debug = mf.debug
-	return t, m, err
+	given := map[string]string{}
+	cmd.Flags().Visit(func(f *pflag.Flag) { given[f.Name] = f.Value.String() })
+	return sim.ParseMeasurements(mf.tee, given, mf.debug)
 }
 
 func newSimQuoteCmd() *cobra.Command {

@@ -51,19 +51,30 @@ func NewPlainText(primaryKeyB64 string) (*PlainText, error) {
 	return &PlainText{key: k, fp: "sha256:" + hex.EncodeToString(sum[:8])}, nil
 }
 
-// LoadPlainTextFile reads a primary key file: its first line holds the base64
-// key text (BigDL's key files hold one line followed by a newline).
+// LoadPlainTextFile reads a primary key file (see ReadPlainTextFile).
 func LoadPlainTextFile(path string) (*PlainText, error) {
-	b, err := os.ReadFile(path)
+	text, err := ReadPlainTextFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading primary key file: %w", err)
+		return nil, err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pt, err := NewPlainText(line)
+	pt, err := NewPlainText(text)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return pt, nil
+}
+
+// ReadPlainTextFile returns the key text of a primary key file: its first
+// line, without surrounding white space (BigDL's key files hold one line of
+// base64 followed by a newline). BigDL's nativeaescbc files are decrypted
+// with this text itself.
+func ReadPlainTextFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading primary key file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line), nil
 }
 
 // Ref returns the KeyRef of this primary key (Kind "plaintext", ID a

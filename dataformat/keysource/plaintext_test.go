@@ -88,3 +88,26 @@ func TestPlainTextBadKeys(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+// The key text is the first line, trimmed: what nativeaescbc decryption
+// uses and what LoadPlainTextFile decodes.
+func TestReadPlainTextFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pk")
+	os.WriteFile(f, []byte("  EREREREREREREREREREREQ== \r\nsecond line ignored\n"), 0o600)
+	text, err := ReadPlainTextFile(f)
+	if err != nil || text != "EREREREREREREREREREREQ==" {
+		t.Fatalf("ReadPlainTextFile = %q, %v", text, err)
+	}
+	pt, err := LoadPlainTextFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := NewPlainText(text)
+	if pt.Ref() != want.Ref() {
+		t.Errorf("LoadPlainTextFile read another key: %s, want %s", pt.Ref(), want.Ref())
+	}
+	if _, err := ReadPlainTextFile(filepath.Join(dir, "missing")); err == nil || !strings.HasPrefix(err.Error(), "reading primary key file: ") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
