@@ -306,9 +306,8 @@ func ParseQuote(b []byte) (*Quote, error) {
 	var bodySize int
 	switch h.Version {
 	case 3:
-		if h.TEEType != 0 {
-			return nil, perr("quote: v3 with tee_type %#x", h.TEEType)
-		}
+		// A v3 header has no TEE type: bytes 4-7 are reserved, covered by
+		// the quote signature but not decoded (ParseHeader).
 		q.TEE, q.BodyType, bodySize = SGX, BodyTypeSGX, EnclaveReportSize
 	case 4:
 		switch h.TEEType {

@@ -228,3 +228,18 @@ func FuzzParseQuote(f *testing.F) {
 		}
 	})
 }
+
+// A v3 header has no TEE type: its bytes 4-7 are reserved. Whatever they
+// hold, the quote parses as SGX, and the bytes stay in the signed region, so
+// the quote signature is what rejects a change to them.
+func TestV3ReservedBytesAreSignedNotDecoded(t *testing.T) {
+	b := slices.Clone(readVec(t, "sgx-phala"))
+	binary.LittleEndian.PutUint32(b[4:8], TEETypeTDX)
+	q, err := ParseQuote(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.TEE != SGX || q.Header.TEEType != 0 || !bytes.Equal(q.Signed[4:8], b[4:8]) {
+		t.Fatalf("TEE %s, header tee type %#x, signed bytes 4-7 %x", q.TEE, q.Header.TEEType, q.Signed[4:8])
+	}
+}
