@@ -2,7 +2,6 @@ package attestation
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -21,6 +20,7 @@ import (
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/limit"
+	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -35,6 +35,9 @@ func (s *Service) internal(op string, err error) error {
 	var ke *fault.Error
 	if errors.As(err, &ke) {
 		return err
+	}
+	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
+		return fault.Errorf(fault.Sealed, "sealed", "%s not done: %s", op, err.Error())
 	}
 	if store.IsUnavailable(err) {
 		s.log.Warn("database unreachable", "op", op, "err", err)
@@ -164,26 +167,6 @@ func auditEvent(s *Service, action, appID, id string, err error) auditEv {
 	return ev
 }
 
-// --- nonces ---
-
-// Nonce is a single-use challenge.
-type Nonce struct {
-	Value     []byte    `json:"nonce"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// NewNonce creates a nonce for appID, valid for NonceTTL and usable once.
-func (s *Service) NewNonce(ctx context.Context, appID string) (*Nonce, error) {
-	n := &Nonce{Value: make([]byte, NonceBytes), ExpiresAt: s.now().Add(NonceTTL).UTC().Truncate(time.Millisecond)}
-	if _, err := rand.Read(n.Value); err != nil {
-		return nil, s.internal("Nonce", err)
-	}
-	if err := s.st.PutNonce(ctx, hex.EncodeToString(n.Value), appID, n.ExpiresAt); err != nil {
-		return nil, s.internal("Nonce", err)
-	}
-	return n, nil
-}
-
 // --- native flow ---
 
 // Request is a native verification request.
@@ -271,17 +254,10 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 		pol = sp.Policy
 	}
 	// The nonce is spent by any attempt, accepted or not.
-	exp, err := s.st.ConsumeNonce(ctx, hex.EncodeToString(req.Nonce), req.AppID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Refusal{Code: ReasonNonceUnknown, kind: fault.Invalid, Reasons: []string{"the nonce is unknown, belongs to another app or was already used: nonces are single use; get a fresh one from GET /v1/attestation/nonce"}}
-	}
-	if err != nil {
-		return nil, s.internal("consuming the nonce", err)
+	if err := s.spendNonce(ctx, req.AppID, req.Nonce); err != nil {
+		return nil, err
 	}
 	now := s.now()
-	if !now.Before(exp) {
-		return nil, &Refusal{Code: ReasonNonceExpired, kind: fault.Invalid, Reasons: []string{fmt.Sprintf("the nonce expired at %s (nonces are valid for %s); get a fresh one", exp.Format(time.RFC3339), NonceTTL)}}
-	}
 	verdict = s.VerifyQuote(limit.WithCaller(ctx, req.AppID), req.Quote)
 	if verdict.Err != nil {
 		return nil, verdict.Err

@@ -31,12 +31,14 @@ type AttestationStore interface {
 	// sum(row), in one transaction, and returns how many it set.
 	BackfillPolicyMACs(ctx context.Context, sum func(AttestPolicy) ([]byte, error)) (int, error)
 
-	// PutNonce stores a fresh challenge for owner.
-	PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error
-	// ConsumeNonce deletes owner's nonce in one statement and returns its
-	// expiry; ErrNotFound when it is unknown or was already used.
-	ConsumeNonce(ctx context.Context, nonce, owner string) (time.Time, error)
-	// PurgeNonces forgets nonces that expired before before.
+	// SpendNonce records that owner used nonce, valid until expiresAt, and
+	// reports false when it was recorded before (on any replica). The
+	// record is durable before it returns and is kept until well after
+	// expiresAt (PurgeRequests, as a replay record with that time).
+	SpendNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) (bool, error)
+	// PurgeNonces forgets the stored nonces of releases before nonces were
+	// stateless that expired before before (the table empties itself after
+	// the upgrade).
 	PurgeNonces(ctx context.Context, before time.Time) error
 }
 

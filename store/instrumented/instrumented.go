@@ -285,25 +285,14 @@ func (s *Store) LatestPolicy(ctx context.Context, owner string) (store.AttestPol
 	return v, err
 }
 
-// PutNonce times the wrapped call.
-func (s *Store) PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error {
+// SpendNonce times the wrapped call.
+func (s *Store) SpendNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) (bool, error) {
 	if s.attest == nil {
-		return ErrNoAttestationStore
+		return false, ErrNoAttestationStore
 	}
 	start := time.Now()
-	err := s.attest.PutNonce(ctx, nonce, owner, expiresAt)
-	s.done("PutNonce", start, err)
-	return err
-}
-
-// ConsumeNonce times the wrapped call.
-func (s *Store) ConsumeNonce(ctx context.Context, nonce, owner string) (time.Time, error) {
-	if s.attest == nil {
-		return time.Time{}, ErrNoAttestationStore
-	}
-	start := time.Now()
-	v, err := s.attest.ConsumeNonce(ctx, nonce, owner)
-	s.done("ConsumeNonce", start, err)
+	v, err := s.attest.SpendNonce(ctx, nonce, owner, expiresAt)
+	s.done("SpendNonce", start, err)
 	return v, err
 }
 

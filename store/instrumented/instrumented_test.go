@@ -36,13 +36,13 @@ func TestTimesEveryCall(t *testing.T) {
 	if _, err := s.GetMeta(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetMeta: %v", err)
 	}
-	if err := s.PutNonce(ctx, "n", "app", time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
+	if fresh, err := s.SpendNonce(ctx, "n", "app", time.Now().Add(time.Minute)); err != nil || !fresh {
+		t.Fatal(fresh, err)
 	}
-	if _, err := s.ConsumeNonce(ctx, "n", "app"); err != nil {
-		t.Fatal(err)
+	if fresh, err := s.SpendNonce(ctx, "n", "app", time.Now().Add(time.Minute)); err != nil || fresh {
+		t.Fatalf("a nonce spent twice: %v %v", fresh, err)
 	}
-	want := []string{"PutMetaIfAbsent", "GetMeta", "PutNonce", "ConsumeNonce"}
+	want := []string{"PutMetaIfAbsent", "GetMeta", "SpendNonce", "SpendNonce"}
 	if len(calls) != len(want) {
 		t.Fatalf("calls %v", calls)
 	}

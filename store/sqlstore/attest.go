@@ -79,24 +79,14 @@ func (s *DB) BackfillPolicyMACs(ctx context.Context, sum func(store.AttestPolicy
 	return len(ps), tx.Commit()
 }
 
-func (s *DB) PutNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) error {
-	defer s.writeLock()()
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO attest_nonces (nonce, owner, expires_at) VALUES (?, ?, ?)`),
-		nonce, owner, ms(expiresAt))
-	if isUniqueViolation(err) {
-		return fmt.Errorf("nonce: %w", store.ErrExists)
-	}
-	return err
-}
-
-// ConsumeNonce deletes and returns in one statement, so two replicas racing
-// on the same nonce cannot both succeed.
-func (s *DB) ConsumeNonce(ctx context.Context, nonce, owner string) (time.Time, error) {
-	defer s.writeLock()()
-	var exp int64
-	err := s.db.QueryRowContext(ctx, s.q(`DELETE FROM attest_nonces WHERE nonce = ? AND owner = ? RETURNING expires_at`),
-		nonce, owner).Scan(&exp)
-	return fromMS(exp), notFound(err, "nonce")
+// SpendNonce is a replay record (app = owner, nonce = "attest-nonce:" +
+// nonce, no timestamp) written through the replay group commit, so it
+// shares commits with concurrent requests. Its time is the nonce's expiry
+// and a duplicate is never refreshed: the record outlives the nonce by the
+// replay retention PurgeRequests is called with.
+func (s *DB) SpendNonce(ctx context.Context, nonce, owner string, expiresAt time.Time) (bool, error) {
+	fresh, _, err := s.replay.record(ctx, replayRecord{app: owner, nonce: "attest-nonce:" + nonce, now: ms(expiresAt), notBefore: 0})
+	return fresh, err
 }
 
 func (s *DB) PurgeNonces(ctx context.Context, before time.Time) error {
