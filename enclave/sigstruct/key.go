@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/ppml-project/ppml/internal/atomicfile"
+	"github.com/ppml-project/ppml/internal/pemkey"
 )
 
 // PEMType is the PEM block of an enclave key: PKCS #1, as
@@ -86,30 +87,9 @@ func MarshalKey(key *rsa.PrivateKey) []byte {
 // ParseKey decodes a PEM enclave key (PKCS #1 or PKCS #8) and checks that
 // SGX accepts it.
 func ParseKey(b []byte) (*rsa.PrivateKey, error) {
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, errors.New("enclave key: no PEM block")
-	}
-	var key *rsa.PrivateKey
-	switch blk.Type {
-	case PEMType:
-		k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("enclave key: %w", err)
-		}
-		key = k
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("enclave key: %w", err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("enclave key: a %T, SGX needs RSA", k)
-		}
-		key = rk
-	default:
-		return nil, fmt.Errorf("enclave key: PEM block %q, want %q", blk.Type, PEMType)
+	key, err := pemkey.ParseRSA(b)
+	if err != nil {
+		return nil, fmt.Errorf("enclave key: %w", err)
 	}
 	if err := CheckKey(&key.PublicKey); err != nil {
 		return nil, err

@@ -102,7 +102,7 @@ func TestParseKeyRefusesNonSGXKeys(t *testing.T) {
 	if err := sigstruct.CheckKey(short); err == nil || !strings.Contains(err.Error(), "2048-bit modulus, SGX requires 3072") {
 		t.Fatalf("short: %v", err)
 	}
-	if _, err := sigstruct.ParseKey([]byte("not pem")); err == nil || !strings.Contains(err.Error(), "no PEM block") {
+	if _, err := sigstruct.ParseKey([]byte("not pem")); err == nil || !strings.HasPrefix(err.Error(), "enclave key: no PEM private key block") {
 		t.Fatalf("garbage: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package material
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/ppml-project/ppml/internal/pemkey"
 )
 
 // File names inside the ssl-keys Secret (and the keys folder).
@@ -270,7 +271,7 @@ func suppliedCertificate(opts KeysOptions, now time.Time) (crypto.Signer, []*x50
 	if len(chain) == 0 {
 		return nil, nil, errors.New("the supplied certificate file holds no PEM CERTIFICATE block")
 	}
-	key, err := parsePrivateKeyPEM(opts.KeyPEM)
+	key, err := pemkey.Parse(opts.KeyPEM)
 	if err != nil {
 		return nil, nil, fmt.Errorf("supplied private key: %w", err)
 	}
@@ -287,44 +288,6 @@ func suppliedCertificate(opts KeysOptions, now time.Time) (crypto.Signer, []*x50
 		}
 	}
 	return key, chain, nil
-}
-
-// parsePrivateKeyPEM reads an unencrypted RSA or ECDSA key: PKCS#8,
-// PKCS#1 or SEC 1.
-func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no PEM private key block")
-		}
-		if x509.IsEncryptedPEMBlock(b) || b.Type == "ENCRYPTED PRIVATE KEY" { //nolint:staticcheck // detection only
-			return nil, errors.New("the private key is encrypted; supply it unencrypted (it is stored in the key stores under the password)")
-		}
-		var k any
-		var err error
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		default:
-			continue // e.g. EC PARAMETERS
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch k := k.(type) {
-		case *rsa.PrivateKey:
-			return k, nil
-		case *ecdsa.PrivateKey:
-			return k, nil
-		default:
-			return nil, fmt.Errorf("unsupported key type %T (want RSA or ECDSA)", k)
-		}
-	}
 }
 
 // validDNSName accepts host names and wildcard host names (RFC 1123 labels).

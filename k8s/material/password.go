@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ppml-project/ppml/internal/pemkey"
 )
 
 // File names inside the ssl-password Secret (and the password folder).
@@ -101,30 +103,9 @@ func GeneratePasswordFiles(password []byte, rnd io.Reader) (*PasswordFiles, erro
 // output.bin with key.txt (PKCS#1 or PKCS#8 PEM) using RSA PKCS#1 v1.5 and
 // strip trailing newlines.
 func RecoverPassword(keyTxt, outputBin []byte) ([]byte, error) {
-	block, _ := pem.Decode(keyTxt)
-	if block == nil {
-		return nil, errors.New("key.txt: no PEM block")
-	}
-	var key *rsa.PrivateKey
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		k, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("key.txt: %w", err)
-		}
-		key = k
-	case "PRIVATE KEY":
-		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("key.txt: %w", err)
-		}
-		rk, ok := k.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("key.txt: %T is not an RSA key", k)
-		}
-		key = rk
-	default:
-		return nil, fmt.Errorf("key.txt: unexpected PEM block %q", block.Type)
+	key, err := pemkey.ParseRSA(keyTxt)
+	if err != nil {
+		return nil, fmt.Errorf("key.txt: %w", err)
 	}
 	pt, err := rsa.DecryptPKCS1v15(nil, key, outputBin) //nolint:staticcheck // the images' format
 	if err != nil {
