@@ -19,14 +19,17 @@ import (
 var engines struct {
 	// JavaHome is the Java 11 Spark runs on; JDKHome a JDK 17 (javac).
 	JavaHome, JDKHome, SparkHome, ParquetJars string
-	// BigDLJars is empty when no BigDL PPML release is served; then
-	// BigDLUnavailable says why.
-	BigDLJars, BigDLUnavailable string
+	// BigDLJars holds BigDL PPML's client classes compiled from the
+	// upstream source at BigDLTag (commit BigDLCommit) and the libraries
+	// they need besides Spark's jars; BigDLExcluded names the upstream
+	// classes not built, and why.
+	BigDLJars, BigDLTag, BigDLCommit, BigDLExcluded string
 }
 
 var (
-	ppmlBin   string // ppml built from ../cmd/ppml
-	driverJar string // java/ compiled against Spark and parquet-mr
+	ppmlBin        string // ppml built from ../cmd/ppml
+	driverJar      string // java/ compiled against Spark and parquet-mr
+	bigdlDriverJar string // bigdl/java/ compiled against BigDL's classes
 )
 
 // TestMain builds ppml and the JVM drivers. The engines are the NAME=VALUE
@@ -71,8 +74,10 @@ func setup(dir string) error {
 	}
 	engines.JavaHome, engines.JDKHome = vars["JAVA_HOME"], vars["JDK_HOME"]
 	engines.SparkHome, engines.ParquetJars = vars["SPARK_HOME"], vars["PARQUET_JARS"]
-	engines.BigDLJars, engines.BigDLUnavailable = vars["BIGDL_PPML_JARS"], vars["BIGDL_PPML_UNAVAILABLE"]
-	for _, p := range []string{engines.JavaHome + "/bin/java", engines.JDKHome + "/bin/javac", engines.SparkHome + "/bin/spark-submit", engines.ParquetJars} {
+	engines.BigDLJars, engines.BigDLTag = vars["BIGDL_PPML_JARS"], vars["BIGDL_PPML_TAG"]
+	engines.BigDLCommit, engines.BigDLExcluded = vars["BIGDL_PPML_COMMIT"], vars["BIGDL_PPML_EXCLUDED"]
+	for _, p := range []string{engines.JavaHome + "/bin/java", engines.JDKHome + "/bin/javac", engines.SparkHome + "/bin/spark-submit", engines.ParquetJars,
+		engines.BigDLJars + "/UPSTREAM_COMMIT"} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("engine missing (run scripts/engines.sh): %v", err)
 		}
@@ -83,17 +88,37 @@ func setup(dir string) error {
 		return fmt.Errorf("building ppml: %v\n%s", err, out)
 	}
 
-	sources, _ := filepath.Glob("java/ppml/interop/*.java")
-	classes := filepath.Join(dir, "classes")
-	args := append([]string{"-d", classes, "-cp", sparkClassPath(), "--release", "8", "-nowarn"}, sources...)
-	if out, err := exec.Command(engines.JDKHome+"/bin/javac", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("javac %s: %v\n%s", strings.Join(sources, " "), err, out)
-	}
 	driverJar = filepath.Join(dir, "ppml-interop.jar")
-	if out, err := exec.Command(engines.JDKHome+"/bin/jar", "cf", driverJar, "-C", classes, ".").CombinedOutput(); err != nil {
-		return fmt.Errorf("jar: %v\n%s", err, out)
+	if err := compileDrivers("java/ppml/interop/*.java", sparkClassPath(), driverJar); err != nil {
+		return err
+	}
+	bigdlDriverJar = filepath.Join(dir, "ppml-bigdl-clients.jar")
+	return compileDrivers("bigdl/java/ppml/bigdl/*.java", bigdlClassPath(), bigdlDriverJar)
+}
+
+// compileDrivers compiles the Java files glob names against classPath
+// into the jar out.
+func compileDrivers(glob, classPath, out string) error {
+	sources, _ := filepath.Glob(glob)
+	classes, err := os.MkdirTemp(filepath.Dir(out), "classes")
+	if err != nil {
+		return err
+	}
+	args := append([]string{"-d", classes, "-cp", classPath, "--release", "8", "-nowarn"}, sources...)
+	if msg, err := exec.Command(engines.JDKHome+"/bin/javac", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("javac %s: %v\n%s", strings.Join(sources, " "), err, msg)
+	}
+	if msg, err := exec.Command(engines.JDKHome+"/bin/jar", "cf", out, "-C", classes, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("jar: %v\n%s", err, msg)
 	}
 	return nil
+}
+
+// bigdlClassPath is BigDL's classes and their libraries in front of Spark's
+// jars, as BigDL's jar-with-dependencies runs (its org.json 20231013 before
+// the org.json clone Spark bundles).
+func bigdlClassPath() string {
+	return engines.BigDLJars + "/*:" + engines.SparkHome + "/jars/*"
 }
 
 // sparkClassPath is parquet-mr 1.13 in front of Spark's jars (Spark 3.1.3
@@ -108,6 +133,9 @@ type server struct {
 	URL, DataDir, CAFile, AdminTokenFile string
 	// Lines are the lines the server logged so far.
 	log *bytes.Buffer
+	// urls receives the URL of each further listener (--bigdl-kms-addr,
+	// --bigdl-as-addr), in that order, as the server logs them.
+	urls chan string
 }
 
 var listenRe = regexp.MustCompile(`url=(https://127\.0\.0\.1:\d+)`)
@@ -127,16 +155,22 @@ func startServe(t *testing.T, extra ...string) *server {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	s := &server{DataDir: dataDir, CAFile: filepath.Join(dataDir, "tls", "server.crt"),
-		AdminTokenFile: filepath.Join(dataDir, "admin.token"), log: &bytes.Buffer{}}
+		AdminTokenFile: filepath.Join(dataDir, "admin.token"), log: &bytes.Buffer{}, urls: make(chan string, 4)}
 	found := make(chan string, 1)
 	go func() {
+		first := true
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			s.log.WriteString(sc.Text() + "\n")
 			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
+				if first {
+					found <- m[1]
+					first = false
+				} else {
+					select {
+					case s.urls <- m[1]:
+					default:
+					}
 				}
 			}
 		}
@@ -147,6 +181,18 @@ func startServe(t *testing.T, extra ...string) *server {
 		t.Fatal("ppml serve did not report its listener")
 	}
 	return s
+}
+
+// nextURL is the URL of the server's next listener.
+func (s *server) nextURL(t *testing.T) string {
+	t.Helper()
+	select {
+	case u := <-s.urls:
+		return u
+	case <-time.After(30 * time.Second):
+		t.Fatal("ppml serve did not report its further listener")
+		return ""
+	}
 }
 
 // app is an enrolled eHSM app: its id and a 0600 file with its API key.

