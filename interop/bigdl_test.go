@@ -112,32 +112,39 @@ func roundTrip(t *testing.T, s *server, format string, keyArgs ...string) {
 }
 
 // TestBigDLEHSMKeyManagementService: BigDL's EHSMKeyManagementService
-// creates a primary key and a data key on ppml's eHSM API and reads the
-// data key's plaintext, as BigDL's jobs do; ppml's Go eHSM client decrypts
+// creates a primary key and a data key on ppml's eHSM API (on the main
+// listener and on --bigdl-kms-addr) and reads the data key's plaintext, as
+// BigDL's jobs do; ppml's Go eHSM client decrypts
 // the data key BigDL wrote to the same plaintext, BigDL reads a data key
 // ppml's client made, ppml's tools encrypt under the primary key BigDL
 // wrote to disk, and a wrong API key fails the class.
 func TestBigDLEHSMKeyManagementService(t *testing.T) {
-	s := startServe(t)
+	s := startServe(t, "--bigdl-kms-addr", "127.0.0.1:0")
 	a := s.enroll(t)
-	host, port := hostPort(t, s.URL)
-	dir := t.TempDir()
-	mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, dir)
-
-	keyID := firstLine(t, filepath.Join(dir, "primaryKey"))
-	ct := firstLine(t, filepath.Join(dir, "dataKey"))
-	plain := firstLine(t, filepath.Join(dir, "dataKey.plaintext"))
-	wantDataKey(t, "BigDL's retrieveDataKeyPlainText", plain, 32) // BigDL asks for keylen 32
-
-	e, err := client.NewEHSM(client.Config{URL: s.URL, AppID: a.ID, APIKey: firstLine(t, a.KeyFile), CAFile: s.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	// BigDL sends the aad "test" (as is) with both requests.
-	if got, err := e.Decrypt(ctx, keyID, ct, "test"); err != nil || got != plain {
-		t.Fatalf("ppml's eHSM client decrypts the data key BigDL wrote to %q (%v); BigDL read %q", got, err, plain)
+	var keyID, dir string
+	var e *client.EHSM
+	// Both listeners serve every API: the main one and --bigdl-kms-addr
+	// (BigDL's deployments point EHSMKeyManagementService at either).
+	for _, u := range []string{s.URL, s.nextURL(t)} {
+		host, port := hostPort(t, u)
+		dir = t.TempDir()
+		mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, dir)
+		keyID = firstLine(t, filepath.Join(dir, "primaryKey"))
+		ct := firstLine(t, filepath.Join(dir, "dataKey"))
+		plain := firstLine(t, filepath.Join(dir, "dataKey.plaintext"))
+		wantDataKey(t, u+": BigDL's retrieveDataKeyPlainText", plain, 32) // BigDL asks for keylen 32
+
+		var err error
+		if e, err = client.NewEHSM(client.Config{URL: u, AppID: a.ID, APIKey: firstLine(t, a.KeyFile), CAFile: s.CAFile}); err != nil {
+			t.Fatal(err)
+		}
+		// BigDL sends the aad "test" (as is) with both requests.
+		if got, err := e.Decrypt(ctx, keyID, ct, "test"); err != nil || got != plain {
+			t.Fatalf("%s: ppml's eHSM client decrypts the data key BigDL wrote to %q (%v); BigDL read %q", u, got, err, plain)
+		}
 	}
+	host, port := hostPort(t, s.URL)
 
 	ct2, err := e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "test")
 	if err != nil {
