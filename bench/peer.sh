@@ -16,9 +16,13 @@ if [ -x "$bin" ]; then
 fi
 # Vault's release tags build against the api and sdk modules of the same
 # commit (go.mod replaces them with ./api and ./sdk), which the module zip
-# leaves out; the published sdk versions may not match the tag (v1.21.4
-# needs an sdk between v0.20.0 and v0.21.0). A failed build is remembered,
-# so bench/kms.sh does not rebuild for minutes on every run.
+# leaves out; the published sdk versions may not match the tag. v1.21.4
+# builds with the sdk v0.21.0 its go.mod requires after three call sites
+# are adapted to that sdk's signatures (patch_v1_21_4 below: two identity
+# activation-flag calls gained an argument, transit's RestorePolicy lost a
+# return value; none is on the transit datakey/decrypt path measured). A
+# failed build is remembered, so bench/kms.sh does not rebuild for minutes
+# on every run.
 failed="$cache/vault-$VAULT_VERSION.build-failed"
 if [ -f "$failed" ] && [ -z "${PEER_RETRY:-}" ]; then
 	echo "peer.sh: Vault $VAULT_VERSION did not build here before (log: $failed.log); PEER_RETRY=1 tries again" >&2
@@ -42,6 +46,12 @@ if [ ! -x "$bin" ]; then
 	(cd "$src" && for m in $(awk '$1 == "replace" && $4 ~ /^\.\// {print $2}' go.mod); do
 		go mod edit -dropreplace="$m"
 	done)
+	if [ "$VAULT_VERSION" = v1.21.4 ]; then
+		(cd "$src" &&
+			sed -i 's|ActivationFunc: iStore.activateDeduplication,|ActivationFunc: func(ctx context.Context, req *logical.Request, _ string) error { return iStore.activateDeduplication(ctx, req) },|' vault/identity_store.go &&
+			sed -i 's|b.idStoreBackend.ActivationFunc(ctx, nil)|b.idStoreBackend.ActivationFunc(ctx, nil, "")|' vault/logical_system_activation_flags.go &&
+			sed -i 's|restoredKeyName, err := b.lm.RestorePolicy(|restoredKeyName, err := keyName, b.lm.RestorePolicy(|' builtin/logical/transit/path_restore.go)
+	fi
 	echo "building vault (this takes several minutes the first time)..." >&2
 	if ! (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp" .) 2>"$failed.log"; then
 		tail -5 "$failed.log" >&2
