@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/dataformat/bigdl"
 )
 
 // The tests here run BigDL PPML's own client classes, compiled by
@@ -350,6 +353,94 @@ func TestBigDLAttestationServices(t *testing.T) {
 		}
 		if ok, ans := verdict("bigdl-as", u, untrusted); ok || resultOf(ans) == 0 {
 			t.Fatalf("%s: BigDLAttestationService with a quote from another simulation root: %v %s", u, ok, ans)
+		}
+	}
+}
+
+// TestBigDLEncryptAndKeyLoader: BigDL's BigDLEncrypt (AES/CBC/PKCS5Padding,
+// its 400-byte header and HMAC tag) and KeyLoader (the dataset's .meta and
+// its data key from ppml's eHSM KMS through EHSMKeyManagementService), as
+// EncryptedDataFrameWriter/Reader use them, against ppml's tools, both ways:
+// ppml decrypt reads the dataset BigDL wrote (checking BigDL's tag and its
+// .meta against each header), and BigDL decrypts the dataset `ppml encrypt
+// --format bigdl` wrote, reading ppml's .meta, and its writer gives the
+// same bytes as ppml's under the same key and IV. One file is over 1 MiB,
+// the piece BigDLEncrypt streams in.
+func TestBigDLEncryptAndKeyLoader(t *testing.T) {
+	s := startServe(t)
+	a := s.enroll(t)
+	host, port := hostPort(t, s.URL)
+	keyDir := t.TempDir()
+	mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, keyDir)
+	primaryKey := filepath.Join(keyDir, "primaryKey")
+	keyID := firstLine(t, primaryKey)
+
+	plainDir := t.TempDir()
+	var big strings.Builder
+	for i := 0; big.Len() < 5<<19+7; i++ {
+		fmt.Fprintf(&big, "user%d,%d,%s\n", i, 20+i%50, []string{"Developer", "Manager", "Tester"}[i%3])
+	}
+	want := map[string]string{
+		"part-00000.csv": "name,age,job\nalice,30,Developer\nbob,51,Manager\n",
+		"part-00001.csv": big.String(),
+	}
+	for name, content := range want {
+		writeFile(t, plainDir, name, content)
+	}
+	checkDir := func(what, dir string) {
+		t.Helper()
+		for name, content := range want {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			if string(got) != content {
+				t.Fatalf("%s: %s has %d bytes that differ from the %d-byte plaintext", what, name, len(got), len(content))
+			}
+		}
+	}
+	keyArgs := []string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile}
+
+	// BigDL writes, ppml reads.
+	bigdlDir := t.TempDir()
+	mustRunBigDL(t, "crypto-encrypt", host, port, a.ID, a.KeyFile, primaryKey, plainDir, bigdlDir)
+	meta, err := bigdl.ReadMeta(bigdlDir)
+	if err != nil {
+		t.Fatalf("the .meta KeyLoader wrote: %v", err)
+	}
+	for name := range want {
+		b, err := os.ReadFile(filepath.Join(bigdlDir, name+".cbc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := int(binary.BigEndian.Uint32(b)); n != len(meta) || string(b[8:8+n]) != meta {
+			t.Fatalf("%s.cbc: its header's encryptedDataKey is not the .meta's %q", name, meta)
+		}
+	}
+	dec := filepath.Join(t.TempDir(), "dec")
+	s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", bigdlDir, "--out", dec}, keyArgs...)...)
+	checkDir("ppml decrypt of what BigDLEncrypt wrote", dec)
+
+	// ppml writes, BigDL reads.
+	ppmlDir := filepath.Join(t.TempDir(), "enc")
+	s.ppml(t, nil, append([]string{"encrypt", "-q", "--in", plainDir, "--out", ppmlDir, "--format", "bigdl", "--key-id", keyID}, keyArgs...)...)
+	dec2 := t.TempDir()
+	mustRunBigDL(t, "crypto-decrypt", host, port, a.ID, a.KeyFile, primaryKey, ppmlDir, dec2)
+	checkDir("BigDLEncrypt's decryption of what ppml encrypt --format bigdl wrote", dec2)
+	// BigDL's reader never checks the tag (reference §3.4), so the driver
+	// also had BigDLEncrypt encrypt the plaintext under each file's own
+	// encryptedDataKey and IV: ppml's file must be those bytes, tag included.
+	for name := range want {
+		ours, err := os.ReadFile(filepath.Join(ppmlDir, name+".cbc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := os.ReadFile(filepath.Join(dec2, name+".cbc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, theirs) {
+			t.Fatalf("%s.cbc: ppml encrypt --format bigdl wrote %d bytes that differ from BigDLEncrypt's %d under the same data key and IV", name, len(ours), len(theirs))
 		}
 	}
 }

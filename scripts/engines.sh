@@ -13,10 +13,13 @@
 #                            BigDL PPML 2.4.0 puts in front of Spark 3.1.3's
 #                            parquet 1.10.1, which has no modular encryption,
 #                            with its test jar (the mock KMS BigDL configures)
-#   BIGDL_PPML_JARS=...      BigDL PPML's client classes compiled from the
+#   BIGDL_PPML_JARS=...      BigDL PPML's clients, crypto classes and the
+#                            dllib files they need, compiled from the
 #                            upstream source at BIGDL_PPML_TAG (a jar), with
 #                            the libraries they need besides Spark's jars
 #   BIGDL_PPML_TAG=, BIGDL_PPML_COMMIT=  the upstream tag and its commit
+#   BIGDL_CORE_COMMIT=       the BigDL-core commit its native core's Java
+#                            wrappers are compiled from
 #   BIGDL_PPML_EXCLUDED=     the upstream classes not built, and why
 #
 # A second run downloads nothing: each part is unpacked into a temporary
@@ -123,40 +126,44 @@ fi
 # --- BigDL PPML, compiled from its source -----------------------------------
 # Maven Central serves no com.intel.analytics.bigdl artifact (not
 # bigdl-ppml-spark_3.1.3 2.1.0-2.4.0, not bigdl-dllib-spark_3.1.3) and PyPI
-# has no bigdl-ppml, so BigDL PPML's client classes are compiled here from
-# the unmodified upstream files at tag $BIGDL_TAG, taken from a git clone of
+# has no bigdl-ppml, so BigDL PPML's classes are compiled here from the
+# unmodified upstream files at tag $BIGDL_TAG, taken from a git clone of
 # intel-analytics/BigDL, with Scala 2.12.10 (Spark's own scala-compiler jar,
 # the Scala Spark 3.1.3 runs) against Spark's jars and interop/bigdl/pom.xml.
-# Only the files those classes need are taken; what needs BigDL's native
-# core is left out (BIGDL_PPML_EXCLUDED says which and why).
+# interop/bigdl/sources.txt lists the files: the KMS and attestation
+# clients, crypto.* and kms.common.KeyLoader, and the 465 dllib files scalac
+# needs for crypto.* (see there). dllib's tensor code imports
+# com.intel.analytics.bigdl.mkl (and bigquant, opencv) from BigDL's native
+# core, com.intel.analytics.bigdl.core.dist:all:2.4.0-SNAPSHOT, a snapshot no
+# registry serves: its Java wrappers are compiled from the BigDL-core source
+# at $BIGDL_CORE_COMMIT (they load the native libraries only when those
+# classes initialise, which the crypto path never does; the libraries are
+# not built). OpenCV's Java API (org.opencv.*, which dllib's image code
+# extends) is only needed to compile: BigDL-core bundles OpenCV 4.2.0's jar,
+# built from OpenCV's source; no registry serves that version's jar, so
+# Debian's libopencv-java (4.6.0) stands in for compiling and is kept off
+# the run-time class path (compile-only/).
 BIGDL_TAG=v2.4.0
 BIGDL_COMMIT=ac12599a60b00fdd370172f09104a0fb2617b49d
 BIGDL_GIT=${BIGDL_GIT:-/work/.mirror/intel-analytics+BigDL/repo}
-PPML_SRC=scala/ppml/src/main/scala/com/intel/analytics/bigdl/ppml
-BIGDL_SOURCES="
-scala/dllib/src/main/scala/com/intel/analytics/bigdl/dllib/utils/Log4Error.scala
-scala/grpc/src/main/scala/com/intel/analytics/bigdl/grpc/serializers.scala
-$PPML_SRC/utils/Supportive.scala
-$PPML_SRC/utils/HTTPUtil.scala
-$PPML_SRC/utils/HTTPSUtil.scala
-$PPML_SRC/utils/EHSMParams.scala
-$PPML_SRC/utils/KeyReaderWriter.scala
-$PPML_SRC/kms/client/KeyManagementService.scala
-$PPML_SRC/kms/client/EHSMKeyManagementService.scala
-$PPML_SRC/kms/client/BigDLKeyManagementService.scala
-$PPML_SRC/kms/common/KmsMetaFormat.scala
-$PPML_SRC/attestation/AttestationRuntimeException.scala
-$PPML_SRC/attestation/Policy.scala
-$PPML_SRC/attestation/utils/AttestationUtil.scala
-$PPML_SRC/attestation/utils/serializer.scala
-$PPML_SRC/attestation/service/AttestationService.scala
-$PPML_SRC/attestation/service/DummyAttestationService.scala
-$PPML_SRC/attestation/service/EHSMAttestationService.scala
-$PPML_SRC/attestation/service/BigDLAttestationService.scala
-"
-BIGDL_PPML_EXCLUDED="com.intel.analytics.bigdl.ppml.crypto.* (BigDLEncrypt, Crypto, CryptoCodec, BigDLEncryptCompressor, BigDLAESCBCEncrypt), kms.common.KeyLoader, PPMLContext, examples.SimpleQuerySparkExample: they need BigDL's native core: crypto/Crypto.scala imports dllib.nn.NormMode (defined in dllib nn/SoftmaxWithCriterion.scala) and crypto/BigDLEncrypt.scala imports dllib.utils.File (which calls dllib utils/TorchFile.scala); both need dllib's tensor package (Tensor.scala, TensorNumeric.scala), which imports com.intel.analytics.bigdl.mkl, BigDL-core's native MKL binding: dllib $BIGDL_TAG takes it from com.intel.analytics.bigdl.core.dist:all:2.4.0-SNAPSHOT, a snapshot no registry serves; KeyLoader, PPMLContext and SimpleQuerySparkExample use crypto"
-# The cache is keyed by the commit, the file list and the compiler.
-bigdl_key=$(printf '%s\n' "$BIGDL_COMMIT" $BIGDL_SOURCES scala-2.12.10 "$(cat "$ROOT/interop/bigdl/pom.xml")" | sha256sum | cut -c1-12)
+# intel-analytics/BigDL-core has no tags. dllib 2.4.0 asks for
+# 2.4.0-SNAPSHOT: this is the last master commit before BigDL v2.4.0
+# (2023-11-13) and the last whose poms say 2.4.0-SNAPSHOT (from c274252
+# "flip 240-snap"; later commits change only CI and licence files).
+BIGDL_CORE_COMMIT=533eff6f11cccefe294a27b4c763dd8ea4e37d05
+BIGDL_CORE_GIT=${BIGDL_CORE_GIT:-/work/.mirror/intel-analytics+BigDL-core/repo}
+BIGDL_CORE_DIRS="bigdl-core-math/src/main/java native-dnn/src/main/java opencv/src/main/java bigquant/src/main/java"
+BIGDL_SOURCES=$(grep -v '^\s*\(#\|$\)' "$ROOT/interop/bigdl/sources.txt")
+BIGDL_PPML_EXCLUDED="com.intel.analytics.bigdl.ppml.PPMLContext, crypto.dataframe.EncryptedDataFrameReader/Writer, examples.SimpleQuerySparkExample: PPMLContext imports ppml.model.lightgbm.LightGBMModel (com.microsoft.azure:synapseml-lightgbm_2.12 0.11.1 and its native LightGBM), kms.AzureKeyManagementService (the Azure SDK: azure-identity, azure-security-keyvault-keys) and dllib.NNContext; the DataFrame reader and writer and the example use PPMLContext; not attempted. crypto.* and kms.common.KeyLoader are built, compiled against OpenCV 4.6.0's Java API (Debian) where BigDL-core bundles 4.2.0's (not served)"
+need_commit() { # git dir, commit, what, clone URL
+  if ! git -C "$1" cat-file -e "$2^{commit}" 2>/dev/null; then
+    log "error: $3's source is needed to build BigDL PPML's classes, and $1 has no commit $2."
+    log "  Fix: git clone --bare --filter=blob:none $4 $1 (or set the variable naming it to any clone with that commit)."
+    exit 1
+  fi
+}
+# The cache is keyed by both commits, the file list, the compiler and the pom.
+bigdl_key=$(printf '%s\n' "$BIGDL_COMMIT" "$BIGDL_CORE_COMMIT" $BIGDL_CORE_DIRS $BIGDL_SOURCES scala-2.12.10 libopencv-java "$(cat "$ROOT/interop/bigdl/pom.xml")" | sha256sum | cut -c1-12)
 BIGDL_PPML_JARS=$CACHE/bigdl-ppml-$BIGDL_TAG-src-$bigdl_key
 if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
   got=$(git -C "$BIGDL_GIT" rev-parse --verify -q "$BIGDL_TAG^{commit}" 2>/dev/null || true)
@@ -170,27 +177,50 @@ if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
     log "error: tag $BIGDL_TAG in $BIGDL_GIT is commit $got, not upstream's $BIGDL_COMMIT: refusing to build from it"
     exit 1
   fi
-  log "compiling BigDL PPML client classes from $BIGDL_TAG ($BIGDL_COMMIT) in $BIGDL_GIT"
+  need_commit "$BIGDL_CORE_GIT" "$BIGDL_CORE_COMMIT" BigDL-core https://github.com/intel-analytics/BigDL-core.git
+  if ! git -C "$BIGDL_CORE_GIT" show "$BIGDL_CORE_COMMIT:dist/dist-all/pom.xml" | grep -q '<version>2.4.0-SNAPSHOT</version>'; then
+    log "error: BigDL-core $BIGDL_CORE_COMMIT is not version 2.4.0-SNAPSHOT, the core dllib $BIGDL_TAG needs"; exit 1
+  fi
+  log "compiling BigDL PPML from $BIGDL_TAG ($BIGDL_COMMIT) and BigDL-core $BIGDL_CORE_COMMIT ($(echo "$BIGDL_SOURCES" | wc -l) files; a few minutes)"
   tmp=$(mktemp -d "$CACHE/.bigdl.XXXXXX")
-  mkdir -p "$tmp/src" "$tmp/classes"
+  mkdir -p "$tmp/src" "$tmp/core" "$tmp/classes" "$tmp/core-classes" "$tmp/jars/compile-only" "$tmp/deb"
   for f in $BIGDL_SOURCES; do
     mkdir -p "$tmp/src/$(dirname "$f")"
     git -C "$BIGDL_GIT" show "$BIGDL_COMMIT:$f" > "$tmp/src/$f"
   done
+  core_sources=$(git -C "$BIGDL_CORE_GIT" ls-tree -r --name-only "$BIGDL_CORE_COMMIT" -- $BIGDL_CORE_DIRS | grep '\.java$')
+  for f in $core_sources; do
+    mkdir -p "$tmp/core/$(dirname "$f")"
+    git -C "$BIGDL_CORE_GIT" show "$BIGDL_CORE_COMMIT:$f" > "$tmp/core/$f"
+  done
   "${MVN[@]}" -f "$ROOT/interop/bigdl/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" >&2
-  cp=$(ls "$tmp"/jars/*.jar "$SPARK_HOME"/jars/*.jar | tr '\n' ':')
+  # OpenCV's Java API from Debian's package, unpacked, not installed.
+  (cd "$tmp/deb" && { apt-get download libopencv-java >&2 2>&1 || { $SUDO apt-get update >&2 && apt-get download libopencv-java >&2; }; })
+  dpkg-deb -x "$tmp"/deb/libopencv-java_*.deb "$tmp/deb/x"
+  cp "$tmp"/deb/x/usr/share/java/opencv4/opencv-*.jar "$tmp/jars/compile-only/"
+  dpkg-deb -f "$tmp"/deb/libopencv-java_*.deb Version > "$tmp/jars/compile-only/OPENCV_DEBIAN_VERSION"
+  (cd "$tmp/core" && "$JDK_HOME/bin/javac" --release 8 -nowarn -encoding UTF-8 -d "$tmp/core-classes" $core_sources) >&2
+  "$JDK_HOME/bin/jar" cf "$tmp/jars/bigdl-core-2.4.0-SNAPSHOT-src.jar" -C "$tmp/core-classes" .
+  # In this order: BigDL's libraries (protobuf-java 3.19.6) before Spark's
+  # (protobuf-java 2.5.0), as BigDL's jar-with-dependencies runs.
+  cp=$(printf '%s:' "$tmp"/jars/*.jar "$tmp"/jars/compile-only/*.jar "$SPARK_HOME"/jars/*.jar)
+  java_sources=$(printf '%s\n' $BIGDL_SOURCES | grep '\.java$')
+  scala_sources=$(printf '%s\n' $BIGDL_SOURCES | grep '\.scala$')
+  (cd "$tmp/src" && "$JDK_HOME/bin/javac" --release 8 -nowarn -encoding UTF-8 -cp "$cp" -d "$tmp/classes" $java_sources) >&2
   scalac_cp=$SPARK_HOME/jars/scala-compiler-2.12.10.jar:$SPARK_HOME/jars/scala-library-2.12.10.jar:$SPARK_HOME/jars/scala-reflect-2.12.10.jar
-  (cd "$tmp/src" && "$JAVA_HOME/bin/java" -cp "$scalac_cp" scala.tools.nsc.Main -usejavacp:false -nowarn \
-    -classpath "$cp" -d "$tmp/classes" $BIGDL_SOURCES) >&2
+  (cd "$tmp/src" && "$JAVA_HOME/bin/java" -Xss8m -Xmx3g -cp "$scalac_cp" scala.tools.nsc.Main -usejavacp:false -nowarn \
+    -classpath "$cp$tmp/classes" -d "$tmp/classes" $scala_sources) >&2
   "$JDK_HOME/bin/jar" cf "$tmp/jars/bigdl-ppml-$BIGDL_TAG-src.jar" -C "$tmp/classes" .
   printf '%s\n' $BIGDL_SOURCES > "$tmp/jars/SOURCES"
+  printf '%s\n' $core_sources > "$tmp/jars/CORE_SOURCES"
+  echo "$BIGDL_CORE_COMMIT" > "$tmp/jars/CORE_COMMIT"
   echo "$BIGDL_COMMIT" > "$tmp/jars/UPSTREAM_COMMIT"
   rm -rf "$BIGDL_PPML_JARS"
   mv "$tmp/jars" "$BIGDL_PPML_JARS"
   rm -rf "$tmp"
 fi
 BIGDL_PPML_COMMIT=$(cat "$BIGDL_PPML_JARS/UPSTREAM_COMMIT")
-log "BigDL PPML $BIGDL_TAG ($BIGDL_PPML_COMMIT): $(wc -l < "$BIGDL_PPML_JARS/SOURCES") upstream files compiled in $BIGDL_PPML_JARS"
+log "BigDL PPML $BIGDL_TAG ($BIGDL_PPML_COMMIT): $(wc -l < "$BIGDL_PPML_JARS/SOURCES") upstream files and BigDL-core $(cat "$BIGDL_PPML_JARS/CORE_COMMIT")'s $(wc -l < "$BIGDL_PPML_JARS/CORE_SOURCES") Java wrappers compiled in $BIGDL_PPML_JARS"
 
 echo "JAVA_HOME=$JAVA_HOME"
 echo "JDK_HOME=$JDK_HOME"
@@ -199,4 +229,5 @@ echo "PARQUET_JARS=$PARQUET_JARS"
 echo "BIGDL_PPML_JARS=$BIGDL_PPML_JARS"
 echo "BIGDL_PPML_TAG=$BIGDL_TAG"
 echo "BIGDL_PPML_COMMIT=$BIGDL_PPML_COMMIT"
+echo "BIGDL_CORE_COMMIT=$(cat "$BIGDL_PPML_JARS/CORE_COMMIT")"
 echo "BIGDL_PPML_EXCLUDED=$BIGDL_PPML_EXCLUDED"

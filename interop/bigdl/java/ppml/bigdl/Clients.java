@@ -4,8 +4,15 @@ import com.intel.analytics.bigdl.ppml.attestation.service.AttestationService;
 import com.intel.analytics.bigdl.ppml.attestation.service.BigDLAttestationService;
 import com.intel.analytics.bigdl.ppml.attestation.service.EHSMAttestationService;
 import com.intel.analytics.bigdl.ppml.kms.BigDLKeyManagementService;
+import com.intel.analytics.bigdl.ppml.crypto.AES_CBC_PKCS5PADDING$;
+import com.intel.analytics.bigdl.ppml.crypto.BigDLEncrypt;
+import com.intel.analytics.bigdl.ppml.crypto.DECRYPT$;
+import com.intel.analytics.bigdl.ppml.crypto.ENCRYPT$;
 import com.intel.analytics.bigdl.ppml.kms.EHSMKeyManagementService;
+import com.intel.analytics.bigdl.ppml.kms.common.KeyLoader;
+import org.apache.spark.sql.SparkSession;
 
+import java.io.File;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,7 +37,16 @@ import java.util.Base64;
  *     create: retrievePrimaryKey, retrieveDataKey; both: retrieveDataKeyPlainText -> OUT
  * ehsm-as|bigdl-as HOST PORT APPID APIKEY_FILE QUOTE_FILE [POLICY_ID]
  *     attestWithServer(base64(quote)[, policyID]); prints "verdict=true|false" and the answer
+ * crypto-encrypt HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE IN_DIR OUT_DIR
+ *     as EncryptedDataFrameWriter: one data key for the dataset from KeyLoader (eHSM KMS),
+ *     BigDLEncrypt (AES/CBC/PKCS5Padding) of each file IN_DIR/F to OUT_DIR/F.cbc, then
+ *     KeyLoader.writeEncryptedDataKey(OUT_DIR) (OUT_DIR/.meta)
+ * crypto-decrypt HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE IN_DIR OUT_DIR
+ *     KeyLoader.retrieveDataKeyPlainText(IN_DIR) (IN_DIR/.meta, eHSM KMS), BigDLEncrypt
+ *     decryption of each IN_DIR/F.cbc to OUT_DIR/F, and BigDLEncrypt's encryption of
+ *     OUT_DIR/F under IN_DIR/F.cbc's encryptedDataKey and IV to OUT_DIR/F.cbc
  * </pre>
+ * The crypto modes start a local SparkSession: KeyLoader reads its Hadoop configuration.
  */
 public final class Clients {
     public static void main(String[] args) throws Exception {
@@ -77,9 +93,63 @@ public final class Clients {
                 System.out.println("answer=" + r._2());
                 break;
             }
+            case "crypto-encrypt":
+            case "crypto-decrypt": {
+                EHSMKeyManagementService kms = new EHSMKeyManagementService(args[1], args[2], args[3], secret(args[4]));
+                SparkSession.builder().master("local[1]").appName("ppml-bigdl-crypto")
+                        .config("spark.ui.enabled", "false").getOrCreate();
+                KeyLoader keys = new KeyLoader(true, args[5], kms, "", null);
+                File in = new File(args[6]);
+                String out = args[7];
+                if (args[0].equals("crypto-encrypt")) {
+                    scala.Tuple2<String, String> dataKey = keys.generateDataKeyPlainText();
+                    for (File f : files(in, false)) {
+                        BigDLEncrypt enc = new BigDLEncrypt();
+                        enc.init(AES_CBC_PKCS5PADDING$.MODULE$, ENCRYPT$.MODULE$, dataKey._1(), dataKey._2());
+                        enc.doFinal(f.getPath(), out + "/" + f.getName() + ".cbc");
+                    }
+                    keys.writeEncryptedDataKey(out);
+                } else {
+                    String dataKey = keys.retrieveDataKeyPlainText(in.getPath());
+                    for (File f : files(in, true)) {
+                        BigDLEncrypt dec = new BigDLEncrypt();
+                        dec.init(AES_CBC_PKCS5PADDING$.MODULE$, DECRYPT$.MODULE$, dataKey);
+                        String name = f.getName();
+                        String plain = out + "/" + name.substring(0, name.length() - ".cbc".length());
+                        dec.doFinal(f.getPath(), plain);
+                        // BigDL's reader ignores the tag (its check is inverted), so
+                        // BigDL's writer re-encrypts what it read under the file's
+                        // encryptedDataKey and IV: the same bytes, tag included, if
+                        // the file is as BigDL would have written it.
+                        scala.Tuple2<String, byte[]> header;
+                        try (java.io.InputStream h = new java.io.FileInputStream(f)) {
+                            header = new BigDLEncrypt().getHeader(h);
+                        }
+                        BigDLEncrypt enc = new BigDLEncrypt();
+                        enc.init(AES_CBC_PKCS5PADDING$.MODULE$, ENCRYPT$.MODULE$, dataKey, header._1());
+                        enc.verifyHeader(header._2());
+                        enc.doFinal(plain, out + "/" + name);
+                    }
+                }
+                break;
+            }
             default:
                 throw new IllegalArgumentException("unknown mode " + args[0]);
         }
+    }
+
+    /** The data files of a directory: not hidden (.meta, Hadoop's .crc files), *.cbc or not. */
+    private static java.util.List<File> files(File dir, boolean cbc) {
+        java.util.List<File> out = new java.util.ArrayList<>();
+        for (File f : dir.listFiles()) {
+            if (f.isFile() && !f.getName().startsWith(".") && f.getName().endsWith(".cbc") == cbc) {
+                out.add(f);
+            }
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("no " + (cbc ? "" : "non-") + ".cbc file in " + dir);
+        }
+        return out;
     }
 
     /** The first line of a file (an API key, a token, a ciphertext). */
