@@ -28,14 +28,13 @@ import (
 // with ppml's own Go clients (TLS verified) and tools.
 
 // TestBigDLPPMLClassesExcluded lists the upstream classes engines.sh does not
-// build, with the reason it gives (they need BigDL's native core, which no
-// registry serves); docs/compatibility.md and scripts/test.sh's summary list
-// them too.
+// build, with the reason it gives (PPMLContext needs LightGBM and the Azure
+// SDK); docs/compatibility.md and scripts/test.sh's summary list them too.
 func TestBigDLPPMLClassesExcluded(t *testing.T) {
-	if engines.BigDLCommit == "" || engines.BigDLTag == "" || engines.BigDLExcluded == "" {
-		t.Fatalf("scripts/engines.sh gave no BIGDL_PPML_TAG/COMMIT/EXCLUDED: %+v", engines)
+	if engines.BigDLCommit == "" || engines.BigDLTag == "" || engines.BigDLCoreCommit == "" || engines.BigDLExcluded == "" {
+		t.Fatalf("scripts/engines.sh gave no BIGDL_PPML_TAG/COMMIT, BIGDL_CORE_COMMIT or BIGDL_PPML_EXCLUDED: %+v", engines)
 	}
-	t.Logf("BigDL PPML client classes built from %s (%s) in %s", engines.BigDLTag, engines.BigDLCommit, engines.BigDLJars)
+	t.Logf("BigDL PPML classes built from %s (%s) and BigDL-core %s in %s", engines.BigDLTag, engines.BigDLCommit, engines.BigDLCoreCommit, engines.BigDLJars)
 	t.Logf("EXCLUDED (docs/compatibility.md): %s", engines.BigDLExcluded)
 }
 

@@ -19,11 +19,12 @@ import (
 var engines struct {
 	// JavaHome is the Java 11 Spark runs on; JDKHome a JDK 17 (javac).
 	JavaHome, JDKHome, SparkHome, ParquetJars string
-	// BigDLJars holds BigDL PPML's client classes compiled from the
-	// upstream source at BigDLTag (commit BigDLCommit) and the libraries
-	// they need besides Spark's jars; BigDLExcluded names the upstream
-	// classes not built, and why.
-	BigDLJars, BigDLTag, BigDLCommit, BigDLExcluded string
+	// BigDLJars holds BigDL PPML's classes compiled from the upstream
+	// source at BigDLTag (commit BigDLCommit), with BigDL-core's Java
+	// wrappers (commit BigDLCoreCommit), and the libraries they need
+	// besides Spark's jars; BigDLExcluded names the upstream classes not
+	// built, and why.
+	BigDLJars, BigDLTag, BigDLCommit, BigDLCoreCommit, BigDLExcluded string
 }
 
 var (
@@ -76,6 +77,7 @@ func setup(dir string) error {
 	engines.SparkHome, engines.ParquetJars = vars["SPARK_HOME"], vars["PARQUET_JARS"]
 	engines.BigDLJars, engines.BigDLTag = vars["BIGDL_PPML_JARS"], vars["BIGDL_PPML_TAG"]
 	engines.BigDLCommit, engines.BigDLExcluded = vars["BIGDL_PPML_COMMIT"], vars["BIGDL_PPML_EXCLUDED"]
+	engines.BigDLCoreCommit = vars["BIGDL_CORE_COMMIT"]
 	for _, p := range []string{engines.JavaHome + "/bin/java", engines.JDKHome + "/bin/javac", engines.SparkHome + "/bin/spark-submit", engines.ParquetJars,
 		engines.BigDLJars + "/UPSTREAM_COMMIT"} {
 		if _, err := os.Stat(p); err != nil {

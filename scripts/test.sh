@@ -53,7 +53,7 @@ if ! command -v keytool >/dev/null || ! command -v openssl >/dev/null; then
 fi
 
 # The real engines of the interop tests (./interop): Spark, parquet-mr,
-# Java 11, and BigDL PPML's client classes compiled from its source. Cached.
+# Java 11, and BigDL PPML's classes compiled from its source. Cached.
 # Their NAME=VALUE lines go to a file the interop tests read (PPML_ENGINES),
 # not into this environment: JAVA_HOME and SPARK_HOME would reach every test.
 PPML_ENGINES=$(mktemp)
@@ -62,7 +62,7 @@ export PPML_ENGINES
 engine() { sed -n "s/^$1=//p" "$PPML_ENGINES"; }
 interop_summary() {
   echo "== interop with real engines (docs/compatibility.md): Spark $(engine SPARK_HOME), parquet-mr $(engine PARQUET_JARS), Java $(engine JAVA_HOME)"
-  echo "BigDL PPML $(engine BIGDL_PPML_TAG) (commit $(engine BIGDL_PPML_COMMIT)), compiled from the upstream source (no release is served): kms.EHSMKeyManagementService, kms.BigDLKeyManagementService, attestation.service.EHSMAttestationService, attestation.service.BigDLAttestationService run against ppml serve (interop/bigdl_test.go)"
+  echo "BigDL PPML $(engine BIGDL_PPML_TAG) (commit $(engine BIGDL_PPML_COMMIT)) with the dllib files it needs and BigDL-core $(engine BIGDL_CORE_COMMIT)'s Java wrappers, compiled from the upstream source (no release is served): kms.EHSMKeyManagementService, kms.BigDLKeyManagementService, attestation.service.EHSMAttestationService, attestation.service.BigDLAttestationService run against ppml serve; crypto.BigDLEncrypt and kms.common.KeyLoader (.meta) against ppml encrypt/decrypt --format bigdl (interop/bigdl_test.go)"
   echo "EXCLUDED: BigDL PPML $(engine BIGDL_PPML_EXCLUDED)"
   echo "KNOWN GAP: BigDL $(engine BIGDL_PPML_TAG)'s EHSMAttestationService.attestWithServer(quote) without a policy id passes only result 0xA000, not SGX_QL_QV_RESULT_OK (0) that ppml and eHSM answer (docs/compatibility.md)"
   echo "KNOWN GAP: in Kubernetes cluster mode Spark copies spark.bigdl.primaryKey.<name>.kms.apiKey into the driver ConfigMap (docs/compatibility.md)"
