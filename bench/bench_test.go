@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,6 +68,29 @@ func TestKMSEnrolsOrUsesCredentials(t *testing.T) {
 	}
 }
 
+// The in-process server is this process: its CPU time per operation is
+// measured, and so is the load generator's.
+func TestKMSServerCPU(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{})
+	c := inst.Config()
+	rep, err := KMS{Client: c, Levels: []int{2}, Duration: 300 * time.Millisecond, ServerPID: os.Getpid()}.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOps(t, rep.Results)
+	for _, r := range rep.Results {
+		// 10 ms ticks over ~300 ms of work: some ticks land, but per op
+		// it stays far below a second.
+		if r.ClientCPUPerOp <= 0 || r.ServerCPUPerOp <= 0 || r.ServerCPUPerOp > time.Second {
+			t.Errorf("%s: client %v, server %v per op", r.Name, r.ClientCPUPerOp, r.ServerCPUPerOp)
+		}
+	}
+	_, err = KMS{Client: c, Levels: []int{1}, Duration: 100 * time.Millisecond, ServerPID: 1 << 30}.Run(context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "server CPU time: open /proc/1073741824/stat: ") {
+		t.Fatalf("err = %v, want the missing process named", err)
+	}
+}
+
 func TestKMSRefusesWithoutCredentials(t *testing.T) {
 	inst := servertest.Start(t, servertest.Options{})
 	c := inst.Config()
@@ -80,6 +104,7 @@ func TestKMSRefusesWithoutCredentials(t *testing.T) {
 func TestKMSReportText(t *testing.T) {
 	rep := KMSReport{Duration: 2 * time.Second, API: "eHSM API", Results: []loadgen.Result{
 		{Name: "Decrypt", Concurrency: 16, OpsPerSec: 1234.4, P50: 1234567 * time.Nanosecond, P99: 5 * time.Millisecond, Errors: 2, FirstError: "boom"},
+		{Name: "Decrypt", Concurrency: 64, OpsPerSec: 99, P50: time.Millisecond, P99: 2 * time.Millisecond, ClientCPUPerOp: 81500 * time.Nanosecond, ServerCPUPerOp: 140 * time.Microsecond},
 	}}
 	var b bytes.Buffer
 	rep.WriteText(&b)
@@ -88,9 +113,10 @@ func TestKMSReportText(t *testing.T) {
 		t.Errorf("header %q", lines[0])
 	}
 	want := []string{
-		"operation                         conc      ops/s        p50        p99  errors",
-		"Decrypt                             16       1234     1.23ms        5ms       2",
+		"operation                         conc      ops/s        p50        p99  errors  client-cpu  server-cpu",
+		"Decrypt                             16       1234     1.23ms        5ms       2           -           -",
 		"  first error: boom",
+		"Decrypt                             64         99        1ms        2ms       0        81µs       140µs",
 		"",
 	}
 	if got := strings.Join(lines[1:], "\n"); got != strings.Join(want, "\n") {

@@ -42,6 +42,9 @@ type KMS struct {
 	Client   client.Config
 	Levels   []int
 	Duration time.Duration // of each measurement
+	// ServerPID, when not 0, is the server's process on this machine: its
+	// CPU time per operation is reported too (Linux /proc).
+	ServerPID int
 }
 
 // Vault runs the same operations against a Vault/OpenBao transit engine
@@ -51,6 +54,7 @@ type Vault struct {
 	HTTP       *http.Client
 	Levels     []int
 	Duration   time.Duration
+	ServerPID  int // as KMS.ServerPID
 }
 
 // KMSReport holds one result per operation and level.
@@ -85,7 +89,7 @@ func (k KMS) Run(ctx context.Context) (KMSReport, error) {
 	if err != nil {
 		return KMSReport{}, err
 	}
-	results := runDataKeyOps(ctx, k.Levels, k.Duration,
+	results, err := runDataKeyOps(ctx, k.Levels, k.Duration, k.ServerPID,
 		func(ctx context.Context) error {
 			_, err := e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "dGVzdA==")
 			return err
@@ -94,6 +98,9 @@ func (k KMS) Run(ctx context.Context) (KMSReport, error) {
 			_, err := e.Decrypt(ctx, keyID, ct, "dGVzdA==")
 			return err
 		})
+	if err != nil {
+		return KMSReport{}, err
+	}
 	return KMSReport{Results: results, Duration: k.Duration, API: "eHSM API"}, nil
 }
 
@@ -107,34 +114,71 @@ func (v Vault) Run(ctx context.Context) (KMSReport, error) {
 	if err != nil {
 		return KMSReport{}, err
 	}
-	results := runDataKeyOps(ctx, v.Levels, v.Duration,
+	results, err := runDataKeyOps(ctx, v.Levels, v.Duration, v.ServerPID,
 		func(ctx context.Context) error {
 			_, err := vt.DataKeyWrapped(ctx)
 			return err
 		},
 		func(ctx context.Context) error { return vt.Decrypt(ctx, ct) })
+	if err != nil {
+		return KMSReport{}, err
+	}
 	return KMSReport{Results: results, Duration: v.Duration, API: "Vault transit (datakey/wrapped, decrypt)"}, nil
 }
 
-// runDataKeyOps measures generate then decrypt at each level.
-func runDataKeyOps(ctx context.Context, levels []int, d time.Duration, generate, decrypt func(context.Context) error) []loadgen.Result {
+// runDataKeyOps measures generate then decrypt at each level, with the
+// CPU time process pid (if not 0) spent per operation.
+func runDataKeyOps(ctx context.Context, levels []int, d time.Duration, pid int, generate, decrypt func(context.Context) error) ([]loadgen.Result, error) {
 	var results []loadgen.Result
-	for _, c := range levels {
-		results = append(results,
-			loadgen.Run(ctx, "GenerateDataKeyWithoutPlaintext", c, d, 0, generate),
-			loadgen.Run(ctx, "Decrypt", c, d, 0, decrypt))
+	run := func(name string, c int, op func(context.Context) error) error {
+		var before time.Duration
+		if pid != 0 {
+			var err error
+			if before, err = loadgen.PIDCPU(pid); err != nil {
+				return fmt.Errorf("server CPU time: %w", err)
+			}
+		}
+		r := loadgen.Run(ctx, name, c, d, 0, op)
+		if pid != 0 {
+			after, err := loadgen.PIDCPU(pid)
+			if err != nil {
+				return fmt.Errorf("server CPU time: %w", err)
+			}
+			if r.Ops > 0 {
+				r.ServerCPUPerOp = (after - before) / time.Duration(r.Ops)
+			}
+		}
+		results = append(results, r)
+		return nil
 	}
-	return results
+	for _, c := range levels {
+		if err := run("GenerateDataKeyWithoutPlaintext", c, generate); err != nil {
+			return nil, err
+		}
+		if err := run("Decrypt", c, decrypt); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
 }
 
-// WriteText prints the report as a table, with the first error of an
-// operation that had errors.
+// cpuPerOp prints a CPU time per operation in µs, "-" when not measured.
+func cpuPerOp(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%dµs", d.Microseconds())
+}
+
+// WriteText prints the report as a table (with the CPU time per operation
+// of this process and of the server, "-" where not measured), with the
+// first error of an operation that had errors.
 func (r KMSReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "client GOMAXPROCS=%d, %s per level, HTTPS keep-alive, %s\n", runtime.GOMAXPROCS(0), r.Duration, r.API)
-	fmt.Fprintf(w, "%-32s %5s %10s %10s %10s %7s\n", "operation", "conc", "ops/s", "p50", "p99", "errors")
+	fmt.Fprintf(w, "%-32s %5s %10s %10s %10s %7s %11s %11s\n", "operation", "conc", "ops/s", "p50", "p99", "errors", "client-cpu", "server-cpu")
 	for _, res := range r.Results {
-		fmt.Fprintf(w, "%-32s %5d %10.0f %10s %10s %7d\n", res.Name, res.Concurrency, res.OpsPerSec,
-			res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.Errors)
+		fmt.Fprintf(w, "%-32s %5d %10.0f %10s %10s %7d %11s %11s\n", res.Name, res.Concurrency, res.OpsPerSec,
+			res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.Errors, cpuPerOp(res.ClientCPUPerOp), cpuPerOp(res.ServerCPUPerOp))
 		if res.FirstError != "" {
 			fmt.Fprintf(w, "  first error: %s\n", res.FirstError)
 		}

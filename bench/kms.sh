@@ -5,7 +5,8 @@
 # the same load (same load generator, `ppml bench kms --vault`) against the
 # reference peer, Vault's transit engine in dev mode (in memory, HTTPS), when
 # bench/peer.sh can provide it (VAULT_BIN overrides; PEER=none skips), and
-# the ratios ppml / Vault.
+# the ratios ppml / Vault. Each table also gives the CPU time per operation
+# of the load generator (client-cpu) and of the server process (server-cpu).
 # Usage: bench/kms.sh [duration per level, default 10s]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +22,11 @@ trap cleanup EXIT
 run() { # name, port, extra serve flags...
   local name=$1 port=$2; shift 2
   "$BIN" serve --data-dir "$WORK/$name" --addr 127.0.0.1:$port "$@" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
   for _ in $(seq 50); do [ -f "$WORK/$name/tls/server.crt" ] && curl -fsk https://127.0.0.1:$port/healthz >/dev/null 2>&1 && break; sleep 0.2; done
   echo "== store: $name"
   "$BIN" bench kms --kms https://127.0.0.1:$port --ca-file "$WORK/$name/tls/server.crt" \
-    --admin-token-file "$WORK/$name/admin.token" --duration "$DUR" --concurrency "$LEVELS" | tee "$WORK/$name.out"
+    --admin-token-file "$WORK/$name/admin.token" --duration "$DUR" --concurrency "$LEVELS" --server-pid $pid | tee "$WORK/$name.out"
   kill %% 2>/dev/null || true
 }
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB; go $(go env GOVERSION)"
@@ -36,10 +38,11 @@ VAULT_BIN=${VAULT_BIN:-$(bash bench/peer.sh)} || { echo "no reference peer: benc
 mkdir -p "$WORK/vault-tls"
 echo root >"$WORK/vault.token"
 "$VAULT_BIN" server -dev -dev-root-token-id=root -dev-listen-address=127.0.0.1:19402 -dev-tls -dev-tls-cert-dir="$WORK/vault-tls" >"$WORK/vault.log" 2>&1 &
+vault_pid=$!
 for _ in $(seq 100); do [ -f "$WORK/vault-tls/vault-ca.pem" ] && curl -fs --cacert "$WORK/vault-tls/vault-ca.pem" https://127.0.0.1:19402/v1/sys/health >/dev/null 2>&1 && break; sleep 0.2; done
 echo "== peer: $("$VAULT_BIN" version) transit, dev mode (in memory)"
 "$BIN" bench kms --vault https://127.0.0.1:19402 --vault-token-file "$WORK/vault.token" --ca-file "$WORK/vault-tls/vault-ca.pem" \
-  --duration "$DUR" --concurrency "$LEVELS" | tee "$WORK/vault.out"
+  --duration "$DUR" --concurrency "$LEVELS" --server-pid $vault_pid | tee "$WORK/vault.out"
 kill %% 2>/dev/null || true
 
 # Ratios: ppml ops/s / Vault ops/s per operation and concurrency.

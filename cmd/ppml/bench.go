@@ -22,12 +22,14 @@ func newBenchKMSCmd() *cobra.Command {
 	var f clientFlags
 	var tokenFile, levels, vaultURL, vaultTokenFile string
 	var duration time.Duration
+	var serverPID int
 	cmd := &cobra.Command{
 		Use:   "kms",
 		Short: "Measure GenerateDataKeyWithoutPlaintext and Decrypt through the eHSM API (ops/s, p50, p99)",
 		Long: `Run GenerateDataKeyWithoutPlaintext and Decrypt through the eHSM API over
 HTTPS with keep-alive at each concurrency level and print ops/s and latency
-percentiles. Without an app id and API key it enrolls a fresh app with the admin token.`,
+percentiles, and the CPU time per operation of this process and, with
+--server-pid, of the server process on this machine. Without an app id and API key it enrolls a fresh app with the admin token.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.config()
@@ -47,11 +49,11 @@ percentiles. Without an app id and API key it enrolls a fresh app with the admin
 				if err != nil {
 					return fmt.Errorf("--vault needs --vault-token-file: %w", err)
 				}
-				v := bench.Vault{URL: vaultURL, Token: strings.TrimSpace(string(tok)), HTTP: cfg.HTTP, Levels: conc, Duration: duration}
+				v := bench.Vault{URL: vaultURL, Token: strings.TrimSpace(string(tok)), HTTP: cfg.HTTP, Levels: conc, Duration: duration, ServerPID: serverPID}
 				rep, err = v.Run(cmd.Context())
 			} else {
 				cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
-				rep, err = bench.KMS{Client: cfg, Levels: conc, Duration: duration}.Run(cmd.Context())
+				rep, err = bench.KMS{Client: cfg, Levels: conc, Duration: duration, ServerPID: serverPID}.Run(cmd.Context())
 			}
 			if err != nil {
 				return err
@@ -65,6 +67,7 @@ percentiles. Without an app id and API key it enrolls a fresh app with the admin
 	adminTokenFlag(cmd, &tokenFile)
 	cmd.Flags().StringVar(&levels, "concurrency", "1,16,64", "comma-separated concurrency levels")
 	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "duration of each measurement")
+	cmd.Flags().IntVar(&serverPID, "server-pid", 0, "process id of the server on this machine: report its CPU time per operation too (Linux /proc)")
 	return cmd
 }
 

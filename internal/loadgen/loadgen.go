@@ -20,6 +20,11 @@ type Result struct {
 	OpsPerSec   float64       `json:"ops_per_sec"`
 	P50         time.Duration `json:"p50_ns"`
 	P99         time.Duration `json:"p99_ns"`
+	// CPU time (user + system) per successful operation: this process's
+	// (the load generator's own cost) and, when the caller measured it,
+	// the server's (bench: --server-pid). Zero when not measured.
+	ClientCPUPerOp time.Duration `json:"client_cpu_per_op_ns,omitempty"`
+	ServerCPUPerOp time.Duration `json:"server_cpu_per_op_ns,omitempty"`
 }
 
 // Run calls op from concurrency goroutines until d passes (or maxOps calls
@@ -36,6 +41,7 @@ func Run(ctx context.Context, name string, concurrency int, d time.Duration, max
 		wg       sync.WaitGroup
 	)
 	start := time.Now()
+	cpu0, cpuErr := ProcessCPU()
 	for i := 0; i < concurrency; i++ {
 		wg.Add(1)
 		go func() {
@@ -74,12 +80,16 @@ func Run(ctx context.Context, name string, concurrency int, d time.Duration, max
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, cpuErr1 := ProcessCPU()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	r := Result{Name: name, Concurrency: concurrency, Ops: len(lat), Errors: errs, FirstError: firstErr, Elapsed: elapsed}
 	if len(lat) > 0 {
 		r.OpsPerSec = float64(len(lat)) / elapsed.Seconds()
 		r.P50 = Percentile(lat, 0.50)
 		r.P99 = Percentile(lat, 0.99)
+		if cpuErr == nil && cpuErr1 == nil {
+			r.ClientCPUPerOp = (cpu1 - cpu0) / time.Duration(len(lat))
+		}
 	}
 	return r
 }
