@@ -110,6 +110,11 @@ type Config struct {
 	// long a failed fetch is remembered (0: collateral.DefaultNegativeTTL).
 	PCCSLimit       limit.Config
 	PCCSNegativeTTL time.Duration
+	// ForgedQuoteDelay, when > 0, is how long a quote that fails its own
+	// checks (format, PCK chain, signatures: a forged credential, as a
+	// wrong API key is) waits before it is answered, so that an app
+	// flooding with forged quotes over a few connections gets few answers.
+	ForgedQuoteDelay time.Duration
 
 	// TokenTTL is the token validity (default and maximum 5 minutes).
 	TokenTTL time.Duration
@@ -321,6 +326,29 @@ func (v *Verdict) TCBStatus() string {
 // It never consults a policy. A PCCS fetch it needs is charged to the app
 // of limit.WithCaller(ctx).
 func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
+	v := s.verifyQuote(ctx, raw)
+	if d := s.cfg.ForgedQuoteDelay; d > 0 && forged(v) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return v
+}
+
+// ownFailures are the failures of the checks a quote needs no collateral
+// for: it is malformed or forged, not merely out of date or unwanted.
+var ownFailures = map[string]bool{verify.FailFormat: true, verify.FailPCKChain: true, verify.FailPCKCertTime: true,
+	verify.FailQEReportSignature: true, verify.FailQEReportData: true, verify.FailQuoteSignature: true}
+
+func forged(v *Verdict) bool {
+	return v.Reason == ReasonMalformed || v.Reason == ReasonNotVerified && v.Result != nil && ownFailures[v.Result.Failure] ||
+		v.Reason == ReasonNotVerified && v.Result != nil && v.Result.Failure == "" // the chain did not even decode
+}
+
+func (s *Service) verifyQuote(ctx context.Context, raw []byte) *Verdict {
 	if len(raw) == 0 {
 		return &Verdict{Reason: ReasonMalformed, Message: "the quote is empty"}
 	}

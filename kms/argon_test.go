@@ -25,7 +25,7 @@ func limitedReplica(t *testing.T, limits kms.Limits) *kms.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kms.New(kms.Config{Store: db, Root: kr, Limits: limits})
+	return kms.New(kms.Config{Store: db, Root: kr, Limits: limits, AuthFailureDelay: -1})
 }
 
 // When every argon2id slot is taken (a flood of made-up BigDL tokens), a
@@ -33,7 +33,7 @@ func limitedReplica(t *testing.T, limits kms.Limits) *kms.Service {
 // retryable error, instead of queueing behind the flood without end; a
 // user whose token was verified before is not held up at all.
 func TestArgonSlotsHaveADeadline(t *testing.T) {
-	svc := limitedReplica(t, kms.Limits{Argon: limit.Config{Global: 2, Wait: 200 * time.Millisecond}})
+	svc := limitedReplica(t, kms.Limits{Argon: limit.Config{Global: 2, Wait: 200 * time.Millisecond, PerCallerRate: 100}})
 	ctx := context.Background()
 	for _, u := range []string{"alice", "bob"} {
 		if err := svc.CreateBigDLUser(ctx, kms.Caller{API: "test"}, u, u+"-token-1"); err != nil {
@@ -86,11 +86,38 @@ func TestArgonSharePerUser(t *testing.T) {
 	for range 16 {
 		if err := <-errs; fault.KindOf(err) == fault.TooMany {
 			tooMany++
-		} else if fault.CodeOf(err) != "bad_credentials" {
+		} else if c := fault.CodeOf(err); c != "bad_credentials" && c != "busy" {
 			t.Fatalf("flooded name: %v", err)
 		}
 	}
 	if tooMany == 0 {
 		t.Fatal("16 concurrent hashes for one name: none refused for its share")
+	}
+}
+
+// Guessing one user's token is paced per user name (Limits.Argon.
+// PerCallerRate), whatever the global room: one guess at a time at that
+// rate, the rest refused with too_many_in_flight.
+func TestArgonRatePerUser(t *testing.T) {
+	svc := limitedReplica(t, kms.Limits{Argon: limit.Config{Global: 4, PerCaller: 4, Wait: 300 * time.Millisecond, PerCallerRate: 2}})
+	ctx := context.Background()
+	if err := svc.CreateBigDLUser(ctx, kms.Caller{API: "test"}, "dave", "dave-token-1"); err != nil {
+		t.Fatal(err)
+	}
+	refused, wrong := 0, 0
+	for range 6 {
+		switch err := svc.AuthenticateBigDLUser(ctx, "dave", "guess"); fault.CodeOf(err) {
+		case "too_many_in_flight":
+			refused++
+		case "bad_credentials":
+			wrong++
+		default:
+			t.Fatalf("a guess: %v", err)
+		}
+	}
+	// 6 guesses in a row: the first at once, then one per 500 ms, each
+	// waiting at most 300 ms: every other one is refused.
+	if refused < 2 || wrong > 4 {
+		t.Fatalf("6 guesses in a row at 2 per second: %d checked, %d refused", wrong, refused)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,7 +51,15 @@ type Config struct {
 	// Limits bound the slow work callers can cause; zero fields take
 	// DefaultLimits.
 	Limits Limits
+	// AuthFailureDelay is how long a refused authentication waits before
+	// it is answered (0: DefaultAuthFailureDelay; negative: not at all). A
+	// waiting request costs no CPU, and a client guessing credentials over
+	// a few connections gets few answers.
+	AuthFailureDelay time.Duration
 }
+
+// DefaultAuthFailureDelay is the default Config.AuthFailureDelay.
+const DefaultAuthFailureDelay = time.Second
 
 // Limits bound the slow operations of the KMS: argon2id hashes of BigDL
 // tokens (charged to the user name presented, before it is known to be
@@ -61,14 +70,16 @@ type Limits struct {
 }
 
 // DefaultLimits are the limits of a server with no settings: argon2id on
-// at most half the cores (each hash takes 19 MiB and ~20 ms of one core, so
-// a flood of made-up tokens leaves the other half to everyone else), a
-// 2 s wait; RSA generation (RSA-4096 takes seconds) on at most half the
+// at most half the cores and 10 hashes per second per core (each takes
+// 19 MiB and ~25 ms of one core, so a flood of made-up tokens gets at most
+// a quarter of the CPU; tokens verified before need no hash), 2 per second
+// per user name, a 2 s wait;
+// RSA generation (RSA-4096 takes seconds) on at most half the
 // cores but at least 2, one at a time per app, a 10 s wait.
 func DefaultLimits() Limits {
 	half := max(1, runtime.GOMAXPROCS(0)/2)
 	return Limits{
-		Argon: limit.Config{Global: half, PerCaller: max(1, half/2), Wait: 2 * time.Second},
+		Argon: limit.Config{Global: half, PerCaller: max(1, half/2), Wait: 2 * time.Second, Rate: float64(10 * runtime.GOMAXPROCS(0)), PerCallerRate: 2},
 		RSA:   limit.Config{Global: max(2, half), PerCaller: 1, Wait: 10 * time.Second},
 	}
 }
@@ -84,6 +95,12 @@ func (l Limits) withDefaults() Limits {
 		}
 		if c.Wait == 0 {
 			c.Wait = d.Wait
+		}
+		if c.Rate == 0 {
+			c.Rate = d.Rate
+		}
+		if c.PerCallerRate == 0 {
+			c.PerCallerRate = d.PerCallerRate
 		}
 	}
 	fill(&l.Argon, d.Argon)
@@ -116,6 +133,7 @@ type Service struct {
 	// key anyway.
 	verified *boundedcache.Map[string, [32]byte]
 	tokenKey []byte
+	hashTime atomic.Int64 // moving mean of argon2id hash durations (ns)
 }
 
 // New returns a Service.
@@ -131,6 +149,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.AuthFailureDelay == 0 {
+		cfg.AuthFailureDelay = DefaultAuthFailureDelay
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	return &Service{cfg: cfg, now: cfg.Now, cache: boundedcache.New[string, []byte](10000), keys: newKeyCache(), rows: newKeyRows(cfg),
@@ -172,12 +193,16 @@ func (s *Service) record(c Caller, action, keyID string, err error) error {
 }
 
 // AuthFailed audits a refused authentication (bad signature, token, API
-// key, admin token, replay) and returns err, or the audit refusal when the
-// record cannot be written. Adapters call it for the checks they make
-// themselves; the checks of this package call it on their own.
+// key, admin token, replay), waits AuthFailureDelay and returns err, or the
+// audit refusal when the record cannot be written. Adapters call it for the
+// checks they make themselves; the checks of this package call it on their
+// own.
 func (s *Service) AuthFailed(c Caller, action string, err error) error {
 	if c.ID == "" {
 		c.ID = "-"
+	}
+	if d := s.cfg.AuthFailureDelay; d > 0 {
+		time.Sleep(d)
 	}
 	if aerr := s.record(c, action, "", err); fault.CodeOf(aerr) == "audit_unavailable" {
 		return aerr
@@ -390,7 +415,39 @@ func (s *Service) hashToken(ctx context.Context, principal, token string, salt [
 		return nil, err
 	}
 	defer release()
-	return argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32), nil
+	start := time.Now()
+	h := argon2.IDKey([]byte(token), salt, argonTime, argonMemory, argonThreads, 32)
+	d := int64(time.Since(start))
+	if old := s.hashTime.Load(); old == 0 {
+		s.hashTime.Store(d)
+	} else {
+		s.hashTime.Store(old - old/8 + d/8) // a moving mean of recent hashes
+	}
+	return h, nil
+}
+
+// imitateHash takes as long as checking a token of an existing user does,
+// within the same limit, so that answers do not tell which users exist: it
+// waits the moving mean of recent hashes instead of hashing (the first one
+// hashes), so that a flood of made-up user names costs no CPU.
+func (s *Service) imitateHash(ctx context.Context, principal, token string) error {
+	d := time.Duration(s.hashTime.Load())
+	if d == 0 {
+		_, err := s.hashToken(ctx, principal, token, make([]byte, 16))
+		return err
+	}
+	release, err := s.argon.Acquire(ctx, principal)
+	if err != nil {
+		return err
+	}
+	defer release()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // CreateBigDLUser creates a BigDL KMS user whose token is stored as a salted
@@ -408,7 +465,7 @@ func (s *Service) CreateBigDLUser(ctx context.Context, c Caller, user, token str
 	if _, err := rand.Read(salt); err != nil {
 		return s.internal("CreateUser", err)
 	}
-	h, err := s.hashToken(ctx, c.ID, token, salt)
+	h, err := s.hashToken(ctx, "enrollment:"+user, token, salt) // the operator's work: within the global limit only
 	if err != nil {
 		return err
 	}
@@ -428,7 +485,7 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	bad := fault.Errorf(fault.Unauthenticated, "bad_credentials", "wrong user or token: user [%s] is unknown or its token does not match", user)
 	a, err := s.cfg.Store.GetApp(ctx, BigDLOwner(user))
 	if errors.Is(err, store.ErrNotFound) {
-		if _, err := s.hashToken(ctx, BigDLOwner(user), token, make([]byte, 16)); err != nil { // same cost whether or not the user exists
+		if err := s.imitateHash(ctx, BigDLOwner(user), token); err != nil {
 			return err
 		}
 		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)

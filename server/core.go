@@ -148,7 +148,7 @@ func openCore(ctx context.Context, cfg Config, observe func(op string, err error
 	c.Root = kr
 	c.Service = kms.New(kms.Config{Store: st, Root: kr, Audit: c.Audit, Logger: cfg.Logger, Now: cfg.Now,
 		DeletionWindow: cfg.DeletionWindow, AdminToken: adminToken, AdminTokenSHA256: adminHash, OpenEnrollment: cfg.OpenEnrollment, BigDLDataKeyBytes: dkBytes,
-		Limits: kms.Limits{Argon: cfg.Limits.Argon, RSA: cfg.Limits.RSA}})
+		Limits: kms.Limits{Argon: cfg.Limits.Argon, RSA: cfg.Limits.RSA}, AuthFailureDelay: authFailureDelay(cfg)})
 	ok = true
 	return c, nil
 }

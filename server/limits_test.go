@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ppml-project/ppml/client"
 	"github.com/ppml-project/ppml/internal/limit"
+	"github.com/ppml-project/ppml/quote/quotetest"
 	"github.com/ppml-project/ppml/server"
 	"github.com/ppml-project/ppml/server/servertest"
 )
@@ -109,11 +111,14 @@ func TestRSAGenerationPerAppLimit(t *testing.T) {
 }
 
 // A flood of made-up BigDL tokens for one user name gets 429 (its share of
-// the argon2id slots) or 503 busy with Retry-After, never a 500; a user
+// the argon2id slots) or 503 busy with Retry-After, never a 500, and each
+// refused token is answered only after the auth failure delay; a user
 // whose token was verified before is served at once meanwhile.
 func TestBigDLTokenFlood(t *testing.T) {
+	const delay = 300 * time.Millisecond
 	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) {
-		c.Limits.Argon = limit.Config{Global: 1, PerCaller: 1, Wait: 100 * time.Millisecond}
+		c.Limits.Argon = limit.Config{Global: 1, PerCaller: 1, Wait: 100 * time.Millisecond, PerCallerRate: 1000}
+		c.Limits.AuthFailureDelay = delay
 	}})
 	h0, _ := client.HTTPClient(inst.CAFile, 0)
 	b := &bigdl{t: t, http: h0, base: inst.URL, tok: inst.AdminToken}
@@ -122,6 +127,10 @@ func TestBigDLTokenFlood(t *testing.T) {
 	}
 	if code, body := b.do("POST", "/primaryKey/pk1?user=alice&token=alice-token-1", false); code != 200 {
 		t.Fatalf("primary key: %d %s", code, body)
+	}
+	start := time.Now()
+	if code, _ := b.do("POST", "/primaryKey/pk2?user=alice&token=wrong-token", false); code != 401 || time.Since(start) < delay {
+		t.Fatalf("a wrong token: %d after %s, want 401 after at least %s", code, time.Since(start), delay)
 	}
 	h, _ := client.HTTPClient(inst.CAFile, 0)
 	ctx, stop := context.WithCancel(context.Background())
@@ -168,4 +177,31 @@ func TestBigDLTokenFlood(t *testing.T) {
 		}
 	}
 	t.Logf("flood answers: %v", statuses)
+}
+
+// A forged quote (its own signature fails) is a forged credential: its
+// refusal waits the auth failure delay; a genuine quote refused for
+// another reason (here: no collateral) is answered at once.
+func TestForgedQuoteDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.Limits.AuthFailureDelay = delay }})
+	_, cfg := inst.Enroll(t)
+	h, _ := client.HTTPClient(inst.CAFile, 0)
+	genuine := quotetest.Read(t, "sgx-phala", "quote.bin")
+	forgedQuote := bytes.Clone(genuine)
+	forgedQuote[48+64] ^= 1
+	verifyQuote := func(q []byte) (answer, time.Duration) {
+		body, _ := json.Marshal(map[string]string{"appID": cfg.AppID, "apiKey": cfg.APIKey, "quote": base64.StdEncoding.EncodeToString(q)})
+		req, _ := http.NewRequest("POST", inst.URL+"/verifyQuote", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		a := send(h, req)
+		return a, time.Since(start)
+	}
+	if a, d := verifyQuote(forgedQuote); !strings.Contains(a.body, "quote_signature") || d < delay {
+		t.Fatalf("forged quote: %d %s after %s, want quote_signature after at least %s", a.status, a.body, d, delay)
+	}
+	if a, d := verifyQuote(genuine); !strings.Contains(a.body, "no_collateral") || d >= delay {
+		t.Fatalf("genuine quote without collateral: %d %s after %s, want no_collateral at once", a.status, a.body, d)
+	}
 }

@@ -118,12 +118,24 @@ type Limits struct {
 	Argon, RSA, PCCS limit.Config
 	// PCCSNegativeTTL is how long a failed collateral fetch is remembered.
 	PCCSNegativeTTL time.Duration
+	// AuthFailureDelay is how long a refused authentication waits before
+	// its answer (negative: none).
+	AuthFailureDelay time.Duration
+}
+
+// authFailureDelay is Limits.AuthFailureDelay with its default.
+func authFailureDelay(cfg Config) time.Duration {
+	if cfg.Limits.AuthFailureDelay == 0 {
+		return kms.DefaultAuthFailureDelay
+	}
+	return cfg.Limits.AuthFailureDelay
 }
 
 // DefaultLimits are the limits of a server started without settings.
 func DefaultLimits() Limits {
 	k := kms.DefaultLimits()
-	return Limits{Argon: k.Argon, RSA: k.RSA, PCCS: attestation.DefaultPCCSLimit, PCCSNegativeTTL: collateral.DefaultNegativeTTL}
+	return Limits{Argon: k.Argon, RSA: k.RSA, PCCS: attestation.DefaultPCCSLimit, PCCSNegativeTTL: collateral.DefaultNegativeTTL,
+		AuthFailureDelay: kms.DefaultAuthFailureDelay}
 }
 
 // Server is a configured, not yet listening, ppml service.
@@ -182,7 +194,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.attest, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: s.svc.Now, Audit: s.audit, Metrics: s.metrics, Logger: s.log,
 		AllowSimulation: cfg.AllowSimulation, AllowDebugEnclaves: cfg.AllowDebugEnclaves, SimDir: simDir, CollateralFile: cfg.CollateralFile, CollateralDir: cfg.CollateralDir,
-		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey, PCCSLimit: cfg.Limits.PCCS, PCCSNegativeTTL: cfg.Limits.PCCSNegativeTTL})
+		PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey, PCCSLimit: cfg.Limits.PCCS, PCCSNegativeTTL: cfg.Limits.PCCSNegativeTTL,
+		ForgedQuoteDelay: authFailureDelay(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}

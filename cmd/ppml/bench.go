@@ -14,7 +14,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load generators for the services"}
-	cmd.AddCommand(newBenchKMSCmd(), newBenchReleaseCmd())
+	cmd.AddCommand(newBenchKMSCmd(), newBenchReleaseCmd(), newBenchFloodCmd())
 	return cmd
 }
 
@@ -101,5 +101,54 @@ func newBenchReleaseCmd() *cobra.Command {
 	cmd.Flags().StringVar(&simDir, "sim-dir", "", "simulation PKI of the server (<data-dir>/sim)")
 	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "measurement duration")
 	cmd.Flags().IntVar(&concurrency, "concurrency", 1, "concurrent workloads")
+	return cmd
+}
+
+func newBenchFloodCmd() *cobra.Command {
+	var f clientFlags
+	var tokenFile, quoteFile string
+	var duration time.Duration
+	var concurrency, flooders int
+	var kinds []string
+	cmd := &cobra.Command{
+		Use:   "flood",
+		Short: "Time authenticated requests (eHSM Decrypt, BigDL GET /dataKey) without and with a flood of made-up BigDL tokens and forged quotes; report both p99s",
+		Long: `Enroll two apps and a BigDL user (admin token), then time eHSM Decrypt and
+BigDL GET /dataKey with the genuine credentials for --duration, first alone,
+then while --flooders goroutines send --flood requests: BigDL requests with
+made-up users and tokens, and --quote with a random FMSPC forged into its PCK
+certificate to BigDL AS /verifyQuote (from a made-up app id, or from an
+enrolled app). Prints ops/s, p50, p99 of both runs,
+the p99 ratio and what the flood was answered.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			if cfg.HTTP, err = client.HTTPClient(cfg.CAFile, 256); err != nil {
+				return err
+			}
+			cfg.AdminToken = client.ReadAdminTokenFile(tokenFile)
+			fl := bench.Flood{Client: cfg, Concurrency: concurrency, Flooders: flooders, Duration: duration, Kinds: kinds}
+			if quoteFile != "" {
+				if fl.Quote, err = os.ReadFile(quoteFile); err != nil {
+					return fmt.Errorf("--quote: %w", err)
+				}
+			}
+			rep, err := fl.Run(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), rep, rep.WriteText)
+		},
+	}
+	f.register(cmd)
+	adminTokenFlag(cmd, &tokenFile)
+	cmd.Flags().StringVar(&quoteFile, "quote", "", "a genuine DCAP quote file to forge from (e.g. quote/testdata/dcap/sgx-phala/quote.bin); default: the flood is tokens only")
+	cmd.Flags().DurationVar(&duration, "duration", 10*time.Second, "duration of each run")
+	cmd.Flags().IntVar(&concurrency, "concurrency", 4, "concurrent authenticated requests per operation")
+	cmd.Flags().IntVar(&flooders, "flooders", 64, "goroutines sending the flood")
+	cmd.Flags().StringSliceVar(&kinds, "flood", []string{"tokens", "quotes"}, "what the flood sends, in turn: tokens (BigDL requests with made-up users and tokens), user-tokens (made-up tokens for the timed BigDL user), quotes (forged --quote from a made-up app id), tenant-quotes (forged --quote from an enrolled app)")
 	return cmd
 }

@@ -101,6 +101,8 @@ simulated: true.`,
 	cfg.Limits = lim
 	fs.IntVar(&cfg.Limits.Argon.Global, "argon2-limit", lim.Argon.Global, "BigDL token checks (argon2id, 19 MiB and ~20 ms of a core each) in flight at once; default: half the cores")
 	fs.IntVar(&cfg.Limits.Argon.PerCaller, "argon2-limit-per-user", lim.Argon.PerCaller, "of which for one BigDL user name (beyond: 429 too_many_in_flight)")
+	fs.Float64Var(&cfg.Limits.Argon.Rate, "argon2-rate", lim.Argon.Rate, "BigDL token checks started per second, at most (a flood of made-up tokens then gets a bounded share of the CPU); default: 10 per core")
+	fs.Float64Var(&cfg.Limits.Argon.PerCallerRate, "argon2-rate-per-user", lim.Argon.PerCallerRate, "BigDL token checks started per second for one user name, at most (guessing one user's token gets little CPU)")
 	fs.DurationVar(&cfg.Limits.Argon.Wait, "argon2-wait", lim.Argon.Wait, "longest wait for a token check slot, then 503 busy with Retry-After (a token verified before needs no slot)")
 	fs.IntVar(&cfg.Limits.RSA.Global, "rsa-limit", lim.RSA.Global, "RSA key generations (seconds of CPU for RSA-4096) in flight at once; default: half the cores, at least 2")
 	fs.IntVar(&cfg.Limits.RSA.PerCaller, "rsa-limit-per-app", lim.RSA.PerCaller, "of which for one app (beyond: 429 too_many_in_flight)")
@@ -109,6 +111,7 @@ simulated: true.`,
 	fs.IntVar(&cfg.Limits.PCCS.PerCaller, "pccs-limit-per-app", lim.PCCS.PerCaller, "of which for one app")
 	fs.DurationVar(&cfg.Limits.PCCS.Wait, "pccs-wait", lim.PCCS.Wait, "longest wait for a PCCS fetch slot, then 503 busy with Retry-After")
 	fs.DurationVar(&cfg.Limits.PCCSNegativeTTL, "pccs-negative-ttl", lim.PCCSNegativeTTL, "how long a failed PCCS fetch is remembered: the platform's quotes are refused without asking the PCCS again until then")
+	fs.DurationVar(&cfg.Limits.AuthFailureDelay, "auth-failure-delay", lim.AuthFailureDelay, "how long a refused authentication (wrong API key, token, signature, admin token) or a forged quote (bad format, PCK chain or signature) waits before its answer, so a client guessing or forging over a few connections gets few answers; negative: no wait")
 	fs.StringVar(&cfg.AuditSync, "audit-sync", "batch", "when audit records reach the disk: always (fsync before answering) or batch (fsync every 200ms); a request whose record cannot be written fails")
 	return cmd
 }

@@ -9,10 +9,14 @@ package limit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/boundedcache"
 )
 
 // Config sizes a Limiter.
@@ -23,6 +27,14 @@ type Config struct {
 	PerCaller int
 	// Wait bounds the wait for a slot (0: no wait beyond the context's).
 	Wait time.Duration
+	// Rate, when > 0, also bounds how many operations start per second
+	// (a burst of up to Global at once): a few slots of short operations
+	// can still keep cores busy, a rate bounds their share of the CPU.
+	Rate float64
+	// PerCallerRate, when > 0, bounds how many operations one caller
+	// starts per second (one at a time beyond that); callers are
+	// remembered in a bounded table.
+	PerCallerRate float64
 }
 
 // Limiter hands out slots; the zero value is not usable, use New. A nil
@@ -31,9 +43,13 @@ type Limiter struct {
 	what   string
 	cfg    Config
 	global chan struct{}
+	rate   *rate.Limiter // nil without Config.Rate
 
 	mu      sync.Mutex
 	callers map[string]*share
+	// callerRates outlive the shares (which go when a caller has nothing
+	// in flight), so that one-at-a-time callers are paced too.
+	callerRates *boundedcache.Map[string, *rate.Limiter]
 }
 
 type share struct {
@@ -50,7 +66,14 @@ func New(what string, cfg Config) *Limiter {
 	if cfg.PerCaller < 1 || cfg.PerCaller > cfg.Global {
 		cfg.PerCaller = cfg.Global
 	}
-	return &Limiter{what: what, cfg: cfg, global: make(chan struct{}, cfg.Global), callers: map[string]*share{}}
+	l := &Limiter{what: what, cfg: cfg, global: make(chan struct{}, cfg.Global), callers: map[string]*share{}}
+	if cfg.Rate > 0 {
+		l.rate = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Global)
+	}
+	if cfg.PerCallerRate > 0 {
+		l.callerRates = boundedcache.New[string, *rate.Limiter](maxCallers)
+	}
+	return l
 }
 
 // Config returns the limits in force.
@@ -81,6 +104,19 @@ func (l *Limiter) Acquire(ctx context.Context, caller string) (release func(), e
 			return nil, l.tooMany()
 		}
 	}
+	if l.callerRates != nil {
+		r := l.callerRates.GetOrCompute(caller, func() *rate.Limiter { return rate.NewLimiter(rate.Limit(l.cfg.PerCallerRate), 1) })
+		if !wait(ctx, r) {
+			<-sh.slots
+			l.leave(caller, sh)
+			return nil, l.tooMany()
+		}
+	}
+	if l.rate != nil && !wait(ctx, l.rate) {
+		<-sh.slots
+		l.leave(caller, sh)
+		return nil, l.busy()
+	}
 	select {
 	case l.global <- struct{}{}:
 	default:
@@ -100,6 +136,23 @@ func (l *Limiter) Acquire(ctx context.Context, caller string) (release func(), e
 			l.leave(caller, sh)
 		})
 	}, nil
+}
+
+// maxCallers bounds the table of per-caller rates.
+const maxCallers = 10000
+
+// wait waits for a token of r. rate.Limiter.Wait fails at once when no
+// token comes before the deadline; the caller is refused at the deadline
+// all the same, so a refusal always costs the wait (and a flood's retries
+// come no faster).
+func wait(ctx context.Context, r *rate.Limiter) bool {
+	if err := r.Wait(ctx); err != nil {
+		if _, ok := ctx.Deadline(); ok {
+			<-ctx.Done()
+		}
+		return false
+	}
+	return true
 }
 
 func (l *Limiter) join(caller string) *share {
@@ -129,13 +182,25 @@ func (l *Limiter) retryAfter() time.Duration {
 }
 
 func (l *Limiter) busy() error {
-	e := fault.Errorf(fault.Unavailable, "busy", "the server is busy: all %d slots for %s are taken; retry in a moment", l.cfg.Global, l.what)
+	e := fault.Errorf(fault.Unavailable, "busy", "the server is busy %s (at most %s); retry in a moment", l.what, l.bounds())
 	e.RetryAfter = l.retryAfter()
 	return e
 }
 
+func (l *Limiter) bounds() string {
+	s := fmt.Sprintf("%d at once", l.cfg.Global)
+	if l.rate != nil {
+		s += fmt.Sprintf(", %g per second", l.cfg.Rate)
+	}
+	return s
+}
+
 func (l *Limiter) tooMany() error {
-	e := fault.Errorf(fault.TooMany, "too_many_in_flight", "this caller already has %d %s in progress, the most one caller may have at once; wait for them to finish, then retry", l.cfg.PerCaller, l.what)
+	share := fmt.Sprintf("%d at once", l.cfg.PerCaller)
+	if l.cfg.PerCallerRate > 0 {
+		share += fmt.Sprintf(", %g per second", l.cfg.PerCallerRate)
+	}
+	e := fault.Errorf(fault.TooMany, "too_many_in_flight", "this caller has used up its share of %s (%s); wait for its requests in progress to finish, then retry", l.what, share)
 	e.RetryAfter = l.retryAfter()
 	return e
 }

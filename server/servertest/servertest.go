@@ -117,6 +117,10 @@ func Start(t testing.TB, o Options) *Instance {
 	}
 	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: o.DataDir, DB: o.DB, Now: o.Clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// Refused authentications are answered at once (the many tests of
+	// wrong credentials would each wait); server TestBigDLTokenFlood
+	// checks the delay.
+	cfg.Limits.AuthFailureDelay = -1
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
