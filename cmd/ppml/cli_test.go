@@ -195,7 +195,8 @@ func TestCLIConventions(t *testing.T) {
 		t.Fatalf("bad --output accepted: %v", err)
 	}
 	help, _ := runCLI(t, nil, "serve", "--help")
-	for _, flag := range []string{"--addr", "--bigdl-kms-addr", "--tls-cert", "--insecure-http", "--data-dir", "--db", "--root-key-provider", "--open-enrollment"} {
+	for _, flag := range []string{"--addr", "--bigdl-kms-addr", "--tls-cert", "--insecure-http", "--data-dir", "--db", "--root-key-provider", "--open-enrollment",
+		"--argon2-limit", "--argon2-rate-per-user", "--rsa-limit-per-app", "--pccs-limit", "--pccs-negative-ttl", "--auth-failure-delay"} {
 		if !strings.Contains(help, flag) {
 			t.Errorf("serve --help does not explain %s", flag)
 		}
