@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +29,9 @@ import (
 // with ppml's own Go clients (TLS verified) and tools.
 
 // TestBigDLPPMLClassesExcluded lists the upstream classes engines.sh does not
-// build, with the reason it gives (PPMLContext needs LightGBM and the Azure
-// SDK); docs/compatibility.md and scripts/test.sh's summary list them too.
+// build or the tests do not run, with the reason it gives (BigDL-core's
+// native MKL library, Azure, LightGBM); docs/compatibility.md and
+// scripts/test.sh's summary list them too.
 func TestBigDLPPMLClassesExcluded(t *testing.T) {
 	if engines.BigDLCommit == "" || engines.BigDLTag == "" || engines.BigDLCoreCommit == "" || engines.BigDLExcluded == "" {
 		t.Fatalf("scripts/engines.sh gave no BIGDL_PPML_TAG/COMMIT, BIGDL_CORE_COMMIT or BIGDL_PPML_EXCLUDED: %+v", engines)
@@ -441,5 +443,68 @@ func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 		if !bytes.Equal(ours, theirs) {
 			t.Fatalf("%s.cbc: ppml encrypt --format bigdl wrote %d bytes that differ from BigDLEncrypt's %d under the same data key and IV", name, len(ours), len(theirs))
 		}
+	}
+}
+
+// TestBigDLPPMLContextSimpleQuery: BigDL's SimpleQuerySparkExample query
+// through BigDL's own PPMLContext, EncryptedDataFrameReader and
+// EncryptedDataFrameWriter (CryptoCodec, KeyLoader), in a real spark-submit
+// (local[2]) with ppml's eHSM API as BigDL's KMS: Spark reads a CSV dataset
+// `ppml encrypt --format bigdl` wrote, and `ppml decrypt` reads the
+// encrypted result BigDL wrote, whose rows are the query's over the
+// plaintext.
+func TestBigDLPPMLContextSimpleQuery(t *testing.T) {
+	s := startServe(t)
+	a := s.enroll(t)
+	host, port := hostPort(t, s.URL)
+	keyDir := t.TempDir()
+	mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, keyDir)
+	primaryKey := filepath.Join(keyDir, "primaryKey")
+	keyArgs := []string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile}
+
+	rows := people(400)
+	plainDir := t.TempDir()
+	for i, part := range [][]person{rows[:250], rows[250:]} {
+		var b strings.Builder
+		b.WriteString("name,age,job\n")
+		for _, p := range part {
+			b.WriteString(p.String() + "\n")
+		}
+		writeFile(t, plainDir, fmt.Sprintf("people-%d.csv", i), b.String())
+	}
+	in := filepath.Join(t.TempDir(), "people")
+	s.ppml(t, nil, append([]string{"encrypt", "-q", "--in", plainDir, "--out", in, "--format", "bigdl", "--key-id", firstLine(t, primaryKey)}, keyArgs...)...)
+
+	// BigDL's KMS settings, API key included, as a 0600 properties file.
+	props := filepath.Join(t.TempDir(), "spark.conf")
+	writeFile0600(t, props, strings.Join([]string{
+		"spark.ui.enabled false",
+		"spark.hadoop.io.compression.codecs com.intel.analytics.bigdl.ppml.crypto.CryptoCodec",
+		"spark.bigdl.primaryKey.defaultKey.kms.type EHSMKeyManagementService",
+		"spark.bigdl.primaryKey.defaultKey.kms.ip " + host,
+		"spark.bigdl.primaryKey.defaultKey.kms.port " + port,
+		"spark.bigdl.primaryKey.defaultKey.kms.appId " + a.ID,
+		"spark.bigdl.primaryKey.defaultKey.kms.apiKey " + firstLine(t, a.KeyFile),
+		"spark.bigdl.primaryKey.defaultKey.material " + primaryKey,
+	}, "\n")+"\n")
+	out := filepath.Join(t.TempDir(), "developers")
+	want := simpleQuery(rows)
+	log := sparkSubmit(t, nil, "--master", "local[2]", "--properties-file", props,
+		"--driver-class-path", engines.BigDLJars+"/*",
+		"--class", "ppml.bigdl.SimpleQuery", bigdlDriverJar, in, out)
+	if !strings.Contains(log, fmt.Sprintf("ppml-bigdl: developers=%d\n", len(want))) {
+		t.Fatalf("BigDL's reader counted other developers than %d:\n%s", len(want), tailString([]byte(log), 3000))
+	}
+	parts, _ := filepath.Glob(filepath.Join(out, "part-*.csv.cbc"))
+	if len(parts) == 0 {
+		t.Fatalf("EncryptedDataFrameWriter wrote no part-*.csv.cbc in %s", out)
+	}
+	if _, err := bigdl.ReadMeta(out); err != nil {
+		t.Fatalf("the .meta EncryptedDataFrameWriter wrote: %v", err)
+	}
+	dec := filepath.Join(t.TempDir(), "dec")
+	s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", out, "--out", dec}, keyArgs...)...)
+	if got := readCSVRows(t, dec); !slices.Equal(got, want) {
+		t.Fatalf("ppml decrypt of BigDL's output holds %d rows, want %d (first %q, want %q)", len(got), len(want), first(got), first(want))
 	}
 }

@@ -131,8 +131,11 @@ fi
 # intel-analytics/BigDL, with Scala 2.12.10 (Spark's own scala-compiler jar,
 # the Scala Spark 3.1.3 runs) against Spark's jars and interop/bigdl/pom.xml.
 # interop/bigdl/sources.txt lists the files: the KMS and attestation
-# clients, crypto.* and kms.common.KeyLoader, and the 465 dllib files scalac
-# needs for crypto.* (see there). dllib's tensor code imports
+# clients, crypto.*, kms.common.KeyLoader, PPMLContext and the example
+# SimpleQuerySparkExample, and the 467 dllib files scalac needs for them
+# (see there). What is needed only to compile (OpenCV's Java API below,
+# LightGBM and the Azure SDK: interop/bigdl/compile-only.xml) goes to
+# compile-only/, off the run-time class path. dllib's tensor code imports
 # com.intel.analytics.bigdl.mkl (and bigquant, opencv) from BigDL's native
 # core, com.intel.analytics.bigdl.core.dist:all:2.4.0-SNAPSHOT, a snapshot no
 # registry serves: its Java wrappers are compiled from the BigDL-core source
@@ -154,7 +157,10 @@ BIGDL_CORE_COMMIT=533eff6f11cccefe294a27b4c763dd8ea4e37d05
 BIGDL_CORE_GIT=${BIGDL_CORE_GIT:-/work/.mirror/intel-analytics+BigDL-core/repo}
 BIGDL_CORE_DIRS="bigdl-core-math/src/main/java native-dnn/src/main/java opencv/src/main/java bigquant/src/main/java"
 BIGDL_SOURCES=$(grep -v '^\s*\(#\|$\)' "$ROOT/interop/bigdl/sources.txt")
-BIGDL_PPML_EXCLUDED="com.intel.analytics.bigdl.ppml.PPMLContext, crypto.dataframe.EncryptedDataFrameReader/Writer, examples.SimpleQuerySparkExample: PPMLContext imports ppml.model.lightgbm.LightGBMModel (com.microsoft.azure:synapseml-lightgbm_2.12 0.11.1 and its native LightGBM), kms.AzureKeyManagementService (the Azure SDK: azure-identity, azure-security-keyvault-keys) and dllib.NNContext; the DataFrame reader and writer and the example use PPMLContext; not attempted. crypto.* and kms.common.KeyLoader are built, compiled against OpenCV 4.6.0's Java API (Debian) where BigDL-core bundles 4.2.0's (not served)"
+# dllib's NNContext.createSparkConf (PPMLContext.initPPMLContext) reads this
+# resource at the top of the class path.
+BIGDL_RESOURCES=scala/dllib/src/main/resources/spark-bigdl.conf
+BIGDL_PPML_EXCLUDED="built but not run: examples.SimpleQuerySparkExample and PPMLContext.initPPMLContext(appName[, args]) (they start dllib's engine, whose first step loads BigDL-core's native MKL library, libjmkl.so and libiomp5.so, not built here: UnsatisfiedLinkError MKL.setNumThreads; the example's query runs through PPMLContext.initPPMLContext(sparkSession) instead), kms.AzureKeyManagementService (Azure Key Vault), PPMLContext's LightGBM model methods (synapseml-lightgbm's native library), BigDLAESCBCEncrypt (the unauthenticated nativeaescbc variant); not built: the rest of BigDL PPML (KMS and attestation servers, federated learning, the other examples). Compiled against OpenCV 4.6.0's Java API (Debian's libopencv-java) where BigDL-core bundles OpenCV 4.2.0's, which no registry serves; it is not on the run-time class path"
 need_commit() { # git dir, commit, what, clone URL
   if ! git -C "$1" cat-file -e "$2^{commit}" 2>/dev/null; then
     log "error: $3's source is needed to build BigDL PPML's classes, and $1 has no commit $2."
@@ -162,8 +168,8 @@ need_commit() { # git dir, commit, what, clone URL
     exit 1
   fi
 }
-# The cache is keyed by both commits, the file list, the compiler and the pom.
-bigdl_key=$(printf '%s\n' "$BIGDL_COMMIT" "$BIGDL_CORE_COMMIT" $BIGDL_CORE_DIRS $BIGDL_SOURCES scala-2.12.10 libopencv-java "$(cat "$ROOT/interop/bigdl/pom.xml")" | sha256sum | cut -c1-12)
+# The cache is keyed by both commits, the file list, the compiler and the poms.
+bigdl_key=$(printf '%s\n' "$BIGDL_COMMIT" "$BIGDL_CORE_COMMIT" $BIGDL_CORE_DIRS $BIGDL_SOURCES $BIGDL_RESOURCES scala-2.12.10 libopencv-java "$(cat "$ROOT/interop/bigdl/pom.xml" "$ROOT/interop/bigdl/compile-only.xml")" | sha256sum | cut -c1-12)
 BIGDL_PPML_JARS=$CACHE/bigdl-ppml-$BIGDL_TAG-src-$bigdl_key
 if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
   got=$(git -C "$BIGDL_GIT" rev-parse --verify -q "$BIGDL_TAG^{commit}" 2>/dev/null || true)
@@ -194,6 +200,7 @@ if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
     git -C "$BIGDL_CORE_GIT" show "$BIGDL_CORE_COMMIT:$f" > "$tmp/core/$f"
   done
   "${MVN[@]}" -f "$ROOT/interop/bigdl/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/jars" >&2
+  "${MVN[@]}" -f "$ROOT/interop/bigdl/compile-only.xml" dependency:copy-dependencies -DoutputDirectory="$tmp/jars/compile-only" >&2
   # OpenCV's Java API from Debian's package, unpacked, not installed.
   (cd "$tmp/deb" && { apt-get download libopencv-java >&2 2>&1 || { $SUDO apt-get update >&2 && apt-get download libopencv-java >&2; }; })
   dpkg-deb -x "$tmp"/deb/libopencv-java_*.deb "$tmp/deb/x"
@@ -202,16 +209,20 @@ if [ ! -f "$BIGDL_PPML_JARS/UPSTREAM_COMMIT" ]; then
   (cd "$tmp/core" && "$JDK_HOME/bin/javac" --release 8 -nowarn -encoding UTF-8 -d "$tmp/core-classes" $core_sources) >&2
   "$JDK_HOME/bin/jar" cf "$tmp/jars/bigdl-core-2.4.0-SNAPSHOT-src.jar" -C "$tmp/core-classes" .
   # In this order: BigDL's libraries (protobuf-java 3.19.6) before Spark's
-  # (protobuf-java 2.5.0), as BigDL's jar-with-dependencies runs.
-  cp=$(printf '%s:' "$tmp"/jars/*.jar "$tmp"/jars/compile-only/*.jar "$SPARK_HOME"/jars/*.jar)
+  # (protobuf-java 2.5.0), as BigDL's jar-with-dependencies runs, and the
+  # compile-only jars last, for only what neither has.
+  cp=$(printf '%s:' "$tmp"/jars/*.jar "$SPARK_HOME"/jars/*.jar "$tmp"/jars/compile-only/*.jar)
   java_sources=$(printf '%s\n' $BIGDL_SOURCES | grep '\.java$')
   scala_sources=$(printf '%s\n' $BIGDL_SOURCES | grep '\.scala$')
   (cd "$tmp/src" && "$JDK_HOME/bin/javac" --release 8 -nowarn -encoding UTF-8 -cp "$cp" -d "$tmp/classes" $java_sources) >&2
   scalac_cp=$SPARK_HOME/jars/scala-compiler-2.12.10.jar:$SPARK_HOME/jars/scala-library-2.12.10.jar:$SPARK_HOME/jars/scala-reflect-2.12.10.jar
   (cd "$tmp/src" && "$JAVA_HOME/bin/java" -Xss8m -Xmx3g -cp "$scalac_cp" scala.tools.nsc.Main -usejavacp:false -nowarn \
     -classpath "$cp$tmp/classes" -d "$tmp/classes" $scala_sources) >&2
+  for f in $BIGDL_RESOURCES; do
+    git -C "$BIGDL_GIT" show "$BIGDL_COMMIT:$f" > "$tmp/classes/$(basename "$f")"
+  done
   "$JDK_HOME/bin/jar" cf "$tmp/jars/bigdl-ppml-$BIGDL_TAG-src.jar" -C "$tmp/classes" .
-  printf '%s\n' $BIGDL_SOURCES > "$tmp/jars/SOURCES"
+  printf '%s\n' $BIGDL_SOURCES $BIGDL_RESOURCES > "$tmp/jars/SOURCES"
   printf '%s\n' $core_sources > "$tmp/jars/CORE_SOURCES"
   echo "$BIGDL_CORE_COMMIT" > "$tmp/jars/CORE_COMMIT"
   echo "$BIGDL_COMMIT" > "$tmp/jars/UPSTREAM_COMMIT"
