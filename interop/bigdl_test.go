@@ -449,20 +449,27 @@ func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 // TestBigDLPPMLContextSimpleQuery: BigDL's SimpleQuerySparkExample query
 // through BigDL's own PPMLContext, EncryptedDataFrameReader and
 // EncryptedDataFrameWriter (CryptoCodec, KeyLoader), in a real spark-submit
-// (local[2]) with ppml's eHSM API as BigDL's KMS: Spark reads a CSV dataset
-// `ppml encrypt --format bigdl` wrote, and `ppml decrypt` reads the
-// encrypted result BigDL wrote, whose rows are the query's over the
-// plaintext.
+// (local[2]), with ppml as BigDL's KMS, once through eHSM's API
+// (EHSMKeyManagementService) and once through BigDL's KMS protocol
+// (BigDLKeyManagementService, where the .meta holds a data key's name):
+// Spark reads a CSV dataset `ppml encrypt --format bigdl` wrote, and `ppml
+// decrypt` reads the encrypted result BigDL wrote, whose rows are the
+// query's over the plaintext.
 func TestBigDLPPMLContextSimpleQuery(t *testing.T) {
-	s := startServe(t)
+	s := startServe(t, "--bigdl-kms-addr", "127.0.0.1:0")
+	bigdlURL := s.nextURL(t)
 	a := s.enroll(t)
 	host, port := hostPort(t, s.URL)
 	keyDir := t.TempDir()
 	mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, keyDir)
 	primaryKey := filepath.Join(keyDir, "primaryKey")
-	keyArgs := []string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile}
+	tokenFile := filepath.Join(keyDir, "alice.token")
+	s.ppml(t, nil, "enroll", "--admin-token-file", s.AdminTokenFile, "--bigdl-user", "alice", "--bigdl-token-file", tokenFile)
+	bhost, bport := hostPort(t, bigdlURL)
+	mustRunBigDL(t, "bigdl-kms", bhost, bport, "alice", tokenFile, "pk", "dk", filepath.Join(keyDir, "dk.plaintext"), "create")
 
 	rows := people(400)
+	want := simpleQuery(rows)
 	plainDir := t.TempDir()
 	for i, part := range [][]person{rows[:250], rows[250:]} {
 		var b strings.Builder
@@ -472,39 +479,50 @@ func TestBigDLPPMLContextSimpleQuery(t *testing.T) {
 		}
 		writeFile(t, plainDir, fmt.Sprintf("people-%d.csv", i), b.String())
 	}
-	in := filepath.Join(t.TempDir(), "people")
-	s.ppml(t, nil, append([]string{"encrypt", "-q", "--in", plainDir, "--out", in, "--format", "bigdl", "--key-id", firstLine(t, primaryKey)}, keyArgs...)...)
+	for _, kms := range []struct {
+		name     string
+		keyArgs  []string // ppml's flags for this key source
+		settings []string // spark.bigdl.primaryKey.defaultKey.<setting> <value>
+	}{
+		{"EHSMKeyManagementService",
+			[]string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile, "--key-id", firstLine(t, primaryKey)},
+			[]string{"kms.ip " + host, "kms.port " + port, "kms.appId " + a.ID, "kms.apiKey " + firstLine(t, a.KeyFile), "material " + primaryKey}},
+		{"BigDLKeyManagementService",
+			[]string{"--bigdl-kms", bigdlURL, "--bigdl-user", "alice", "--bigdl-token-file", tokenFile, "--bigdl-primary-key", "pk", "--ca-file", s.CAFile},
+			[]string{"kms.ip " + bhost, "kms.port " + bport, "kms.user alice", "kms.token " + firstLine(t, tokenFile), "material pk"}},
+	} {
+		t.Run(kms.name, func(t *testing.T) {
+			in := filepath.Join(t.TempDir(), "people")
+			s.ppml(t, nil, append([]string{"encrypt", "-q", "--in", plainDir, "--out", in, "--format", "bigdl"}, kms.keyArgs...)...)
 
-	// BigDL's KMS settings, API key included, as a 0600 properties file.
-	props := filepath.Join(t.TempDir(), "spark.conf")
-	writeFile0600(t, props, strings.Join([]string{
-		"spark.ui.enabled false",
-		"spark.hadoop.io.compression.codecs com.intel.analytics.bigdl.ppml.crypto.CryptoCodec",
-		"spark.bigdl.primaryKey.defaultKey.kms.type EHSMKeyManagementService",
-		"spark.bigdl.primaryKey.defaultKey.kms.ip " + host,
-		"spark.bigdl.primaryKey.defaultKey.kms.port " + port,
-		"spark.bigdl.primaryKey.defaultKey.kms.appId " + a.ID,
-		"spark.bigdl.primaryKey.defaultKey.kms.apiKey " + firstLine(t, a.KeyFile),
-		"spark.bigdl.primaryKey.defaultKey.material " + primaryKey,
-	}, "\n")+"\n")
-	out := filepath.Join(t.TempDir(), "developers")
-	want := simpleQuery(rows)
-	log := sparkSubmit(t, nil, "--master", "local[2]", "--properties-file", props,
-		"--driver-class-path", engines.BigDLJars+"/*",
-		"--class", "ppml.bigdl.SimpleQuery", bigdlDriverJar, in, out)
-	if !strings.Contains(log, fmt.Sprintf("ppml-bigdl: developers=%d\n", len(want))) {
-		t.Fatalf("BigDL's reader counted other developers than %d:\n%s", len(want), tailString([]byte(log), 3000))
-	}
-	parts, _ := filepath.Glob(filepath.Join(out, "part-*.csv.cbc"))
-	if len(parts) == 0 {
-		t.Fatalf("EncryptedDataFrameWriter wrote no part-*.csv.cbc in %s", out)
-	}
-	if _, err := bigdl.ReadMeta(out); err != nil {
-		t.Fatalf("the .meta EncryptedDataFrameWriter wrote: %v", err)
-	}
-	dec := filepath.Join(t.TempDir(), "dec")
-	s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", out, "--out", dec}, keyArgs...)...)
-	if got := readCSVRows(t, dec); !slices.Equal(got, want) {
-		t.Fatalf("ppml decrypt of BigDL's output holds %d rows, want %d (first %q, want %q)", len(got), len(want), first(got), first(want))
+			// BigDL's KMS settings, secrets included, as a 0600 properties file.
+			conf := []string{"spark.ui.enabled false",
+				"spark.hadoop.io.compression.codecs com.intel.analytics.bigdl.ppml.crypto.CryptoCodec",
+				"spark.bigdl.primaryKey.defaultKey.kms.type " + kms.name}
+			for _, kv := range kms.settings {
+				conf = append(conf, "spark.bigdl.primaryKey.defaultKey."+kv)
+			}
+			props := filepath.Join(t.TempDir(), "spark.conf")
+			writeFile0600(t, props, strings.Join(conf, "\n")+"\n")
+			out := filepath.Join(t.TempDir(), "developers")
+			log := sparkSubmit(t, nil, "--master", "local[2]", "--properties-file", props,
+				"--driver-class-path", engines.BigDLJars+"/*",
+				"--class", "ppml.bigdl.SimpleQuery", bigdlDriverJar, in, out)
+			if !strings.Contains(log, fmt.Sprintf("ppml-bigdl: developers=%d\n", len(want))) {
+				t.Fatalf("BigDL's reader counted other developers than %d:\n%s", len(want), tailString([]byte(log), 3000))
+			}
+			parts, _ := filepath.Glob(filepath.Join(out, "part-*.csv.cbc"))
+			if len(parts) == 0 {
+				t.Fatalf("EncryptedDataFrameWriter wrote no part-*.csv.cbc in %s", out)
+			}
+			if _, err := bigdl.ReadMeta(out); err != nil {
+				t.Fatalf("the .meta EncryptedDataFrameWriter wrote: %v", err)
+			}
+			dec := filepath.Join(t.TempDir(), "dec")
+			s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", out, "--out", dec}, kms.keyArgs...)...)
+			if got := readCSVRows(t, dec); !slices.Equal(got, want) {
+				t.Fatalf("ppml decrypt of BigDL's output holds %d rows, want %d (first %q, want %q)", len(got), len(want), first(got), first(want))
+			}
+		})
 	}
 }
