@@ -177,18 +177,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
 	}
-	lim := cfg.PCCSLimit
-	if lim.Global == 0 {
-		lim.Global = DefaultPCCSLimit.Global
-	}
-	if lim.PerCaller == 0 {
-		lim.PerCaller = min(DefaultPCCSLimit.PerCaller, lim.Global)
-	}
-	if lim.Wait == 0 {
-		lim.Wait = DefaultPCCSLimit.Wait
-	}
 	cols, err := source.CollateralSettings{File: cfg.CollateralFile, Dir: cfg.CollateralDir, PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey,
-		PCCSLimit: limit.New("PCCS collateral fetches", lim), PCCSNegativeTTL: cfg.PCCSNegativeTTL,
+		PCCSLimit: limit.New("PCCS collateral fetches", cfg.PCCSLimit.Or(DefaultPCCSLimit)), PCCSNegativeTTL: cfg.PCCSNegativeTTL,
 		Now: cfg.Now, Named: true,
 		Warn: func(err error) { s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err) },
 		NoSource: func(tee, fmspc, ca string) error {
@@ -343,9 +333,11 @@ func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 var ownFailures = map[string]bool{verify.FailFormat: true, verify.FailPCKChain: true, verify.FailPCKCertTime: true,
 	verify.FailQEReportSignature: true, verify.FailQEReportData: true, verify.FailQuoteSignature: true}
 
+// forged reports whether a verdict refuses a malformed or forged quote
+// (a Failure of "": its PCK chain did not even decode).
 func forged(v *Verdict) bool {
-	return v.Reason == ReasonMalformed || v.Reason == ReasonNotVerified && v.Result != nil && ownFailures[v.Result.Failure] ||
-		v.Reason == ReasonNotVerified && v.Result != nil && v.Result.Failure == "" // the chain did not even decode
+	return v.Reason == ReasonMalformed ||
+		v.Reason == ReasonNotVerified && v.Result != nil && (v.Result.Failure == "" || ownFailures[v.Result.Failure])
 }
 
 func (s *Service) verifyQuote(ctx context.Context, raw []byte) *Verdict {

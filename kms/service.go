@@ -86,26 +86,7 @@ func DefaultLimits() Limits {
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	fill := func(c *limit.Config, d limit.Config) {
-		if c.Global == 0 {
-			c.Global = d.Global
-		}
-		if c.PerCaller == 0 {
-			c.PerCaller = min(d.PerCaller, c.Global)
-		}
-		if c.Wait == 0 {
-			c.Wait = d.Wait
-		}
-		if c.Rate == 0 {
-			c.Rate = d.Rate
-		}
-		if c.PerCallerRate == 0 {
-			c.PerCallerRate = d.PerCallerRate
-		}
-	}
-	fill(&l.Argon, d.Argon)
-	fill(&l.RSA, d.RSA)
-	return l
+	return Limits{Argon: l.Argon.Or(d.Argon), RSA: l.RSA.Or(d.RSA)}
 }
 
 // Service is the KMS core.

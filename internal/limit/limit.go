@@ -37,6 +37,27 @@ type Config struct {
 	PerCallerRate float64
 }
 
+// Or returns c with its zero fields taken from d (a zero PerCaller: d's,
+// but at most c's Global).
+func (c Config) Or(d Config) Config {
+	if c.Global == 0 {
+		c.Global = d.Global
+	}
+	if c.PerCaller == 0 {
+		c.PerCaller = min(d.PerCaller, c.Global)
+	}
+	if c.Wait == 0 {
+		c.Wait = d.Wait
+	}
+	if c.Rate == 0 {
+		c.Rate = d.Rate
+	}
+	if c.PerCallerRate == 0 {
+		c.PerCallerRate = d.PerCallerRate
+	}
+	return c
+}
+
 // Limiter hands out slots; the zero value is not usable, use New. A nil
 // *Limiter lets everything through.
 type Limiter struct {
