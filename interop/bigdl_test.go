@@ -360,13 +360,16 @@ func TestBigDLAttestationServices(t *testing.T) {
 
 // TestBigDLEncryptAndKeyLoader: BigDL's BigDLEncrypt (AES/CBC/PKCS5Padding,
 // its 400-byte header and HMAC tag) and KeyLoader (the dataset's .meta and
-// its data key from ppml's eHSM KMS through EHSMKeyManagementService), as
-// EncryptedDataFrameWriter/Reader use them, against ppml's tools, both ways:
-// ppml decrypt reads the dataset BigDL wrote (checking BigDL's tag and its
-// .meta against each header), and BigDL decrypts the dataset `ppml encrypt
-// --format bigdl` wrote, reading ppml's .meta, and its writer gives the
-// same bytes as ppml's under the same key and IV. One file is over 1 MiB,
-// the piece BigDLEncrypt streams in.
+// its data key), as EncryptedDataFrameWriter/Reader use them, against ppml's
+// tools, both ways, with both of KeyLoader's key sources: ppml's eHSM KMS
+// through EHSMKeyManagementService, and a plain-text primary key (data keys
+// wrapped with AES in the .meta): ppml decrypt reads the dataset BigDL wrote
+// (checking BigDL's tag and its .meta against each header), BigDL decrypts
+// the dataset `ppml encrypt --format bigdl` wrote, reading ppml's .meta, and
+// BigDL's writer gives the same bytes as ppml's under the same key and IV.
+// One file is over 1 MiB, the piece BigDLEncrypt streams in. Last,
+// BigDLAESCBCEncrypt (nativeaescbc) files, which ppml reads only with
+// --allow-unauthenticated.
 func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 	s := startServe(t)
 	a := s.enroll(t)
@@ -374,7 +377,11 @@ func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 	keyDir := t.TempDir()
 	mustRunBigDL(t, "ehsm-kms", host, port, a.ID, a.KeyFile, keyDir)
 	primaryKey := filepath.Join(keyDir, "primaryKey")
-	keyID := firstLine(t, primaryKey)
+	plainKey := make([]byte, 32)
+	for i := range plainKey {
+		plainKey[i] = byte(i*37 + 11)
+	}
+	plainKeyFile := writeFile(t, keyDir, "primaryKey.plaintext", base64.StdEncoding.EncodeToString(plainKey)+"\n")
 
 	plainDir := t.TempDir()
 	var big strings.Builder
@@ -388,7 +395,7 @@ func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 	for name, content := range want {
 		writeFile(t, plainDir, name, content)
 	}
-	checkDir := func(what, dir string) {
+	checkDir := func(t *testing.T, what, dir string) {
 		t.Helper()
 		for name, content := range want {
 			got, err := os.ReadFile(filepath.Join(dir, name))
@@ -400,50 +407,78 @@ func TestBigDLEncryptAndKeyLoader(t *testing.T) {
 			}
 		}
 	}
-	keyArgs := []string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile}
 
-	// BigDL writes, ppml reads.
-	bigdlDir := t.TempDir()
-	mustRunBigDL(t, "crypto-encrypt", host, port, a.ID, a.KeyFile, primaryKey, plainDir, bigdlDir)
-	meta, err := bigdl.ReadMeta(bigdlDir)
-	if err != nil {
-		t.Fatalf("the .meta KeyLoader wrote: %v", err)
-	}
-	for name := range want {
-		b, err := os.ReadFile(filepath.Join(bigdlDir, name+".cbc"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := int(binary.BigEndian.Uint32(b)); n != len(meta) || string(b[8:8+n]) != meta {
-			t.Fatalf("%s.cbc: its header's encryptedDataKey is not the .meta's %q", name, meta)
-		}
-	}
-	dec := filepath.Join(t.TempDir(), "dec")
-	s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", bigdlDir, "--out", dec}, keyArgs...)...)
-	checkDir("ppml decrypt of what BigDLEncrypt wrote", dec)
+	for _, ks := range []struct {
+		name      string
+		bigdlKeys []string // the driver's KEYS
+		ppmlKeys  []string // ppml's key source flags
+		encKeys   []string // what ppml encrypt needs besides
+	}{
+		{"EHSMKeyManagementService", []string{"ehsm", host, port, a.ID, a.KeyFile, primaryKey},
+			[]string{"--kms", s.URL, "--app-id", a.ID, "--api-key-file", a.KeyFile}, []string{"--key-id", firstLine(t, primaryKey)}},
+		{"plain-text primary key", []string{"plaintext", plainKeyFile},
+			[]string{"--primary-key-plaintext-file", plainKeyFile}, nil},
+	} {
+		t.Run(ks.name, func(t *testing.T) {
+			// BigDL writes, ppml reads.
+			bigdlDir := t.TempDir()
+			mustRunBigDL(t, append([]string{"crypto-encrypt", plainDir, bigdlDir}, ks.bigdlKeys...)...)
+			meta, err := bigdl.ReadMeta(bigdlDir)
+			if err != nil {
+				t.Fatalf("the .meta KeyLoader wrote: %v", err)
+			}
+			for name := range want {
+				b, err := os.ReadFile(filepath.Join(bigdlDir, name+".cbc"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := int(binary.BigEndian.Uint32(b)); n != len(meta) || string(b[8:8+n]) != meta {
+					t.Fatalf("%s.cbc: its header's encryptedDataKey is not the .meta's %q", name, meta)
+				}
+			}
+			dec := filepath.Join(t.TempDir(), "dec")
+			s.ppml(t, nil, append([]string{"decrypt", "-q", "--in", bigdlDir, "--out", dec}, ks.ppmlKeys...)...)
+			checkDir(t, "ppml decrypt of what BigDLEncrypt wrote", dec)
 
-	// ppml writes, BigDL reads.
-	ppmlDir := filepath.Join(t.TempDir(), "enc")
-	s.ppml(t, nil, append([]string{"encrypt", "-q", "--in", plainDir, "--out", ppmlDir, "--format", "bigdl", "--key-id", keyID}, keyArgs...)...)
-	dec2 := t.TempDir()
-	mustRunBigDL(t, "crypto-decrypt", host, port, a.ID, a.KeyFile, primaryKey, ppmlDir, dec2)
-	checkDir("BigDLEncrypt's decryption of what ppml encrypt --format bigdl wrote", dec2)
-	// BigDL's reader never checks the tag (reference §3.4), so the driver
-	// also had BigDLEncrypt encrypt the plaintext under each file's own
-	// encryptedDataKey and IV: ppml's file must be those bytes, tag included.
+			// ppml writes, BigDL reads.
+			ppmlDir := filepath.Join(t.TempDir(), "enc")
+			s.ppml(t, nil, append(append([]string{"encrypt", "-q", "--in", plainDir, "--out", ppmlDir, "--format", "bigdl"}, ks.ppmlKeys...), ks.encKeys...)...)
+			dec2 := t.TempDir()
+			mustRunBigDL(t, append([]string{"crypto-decrypt", ppmlDir, dec2}, ks.bigdlKeys...)...)
+			checkDir(t, "BigDLEncrypt's decryption of what ppml encrypt --format bigdl wrote", dec2)
+			// BigDL's reader never checks the tag (reference §3.4), so the driver
+			// also had BigDLEncrypt encrypt the plaintext under each file's own
+			// encryptedDataKey and IV: ppml's file must be those bytes, tag included.
+			for name := range want {
+				ours, err := os.ReadFile(filepath.Join(ppmlDir, name+".cbc"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				theirs, err := os.ReadFile(filepath.Join(dec2, name+".cbc"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(ours, theirs) {
+					t.Fatalf("%s.cbc: ppml encrypt --format bigdl wrote %d bytes that differ from BigDLEncrypt's %d under the same data key and IV", name, len(ours), len(theirs))
+				}
+			}
+		})
+	}
+
+	// BigDLAESCBCEncrypt: IV and AES-CBC under the primary key itself, no
+	// tag. ppml reads it only when told the input is unauthenticated.
+	nativeDir := t.TempDir()
+	mustRunBigDL(t, "aescbc-encrypt", plainDir, nativeDir, plainKeyFile)
 	for name := range want {
-		ours, err := os.ReadFile(filepath.Join(ppmlDir, name+".cbc"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		theirs, err := os.ReadFile(filepath.Join(dec2, name+".cbc"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(ours, theirs) {
-			t.Fatalf("%s.cbc: ppml encrypt --format bigdl wrote %d bytes that differ from BigDLEncrypt's %d under the same data key and IV", name, len(ours), len(theirs))
+		in := filepath.Join(nativeDir, name+".cbc")
+		cmd := exec.Command(ppmlBin, "decrypt", "-q", "--in", in, "--out", filepath.Join(t.TempDir(), name), "--format", "bigdl-nativeaescbc", "--primary-key-plaintext-file", plainKeyFile)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--allow-unauthenticated") {
+			t.Fatalf("ppml decrypt of a nativeaescbc file without --allow-unauthenticated: %v\n%s", err, out)
 		}
 	}
+	dec3 := filepath.Join(t.TempDir(), "dec")
+	s.ppml(t, nil, "decrypt", "-q", "--in", nativeDir, "--out", dec3, "--format", "bigdl-nativeaescbc", "--allow-unauthenticated", "--primary-key-plaintext-file", plainKeyFile)
+	checkDir(t, "ppml decrypt of what BigDLAESCBCEncrypt wrote", dec3)
 }
 
 // TestBigDLPPMLContextSimpleQuery: BigDL's SimpleQuerySparkExample query

@@ -5,6 +5,7 @@ import com.intel.analytics.bigdl.ppml.attestation.service.BigDLAttestationServic
 import com.intel.analytics.bigdl.ppml.attestation.service.EHSMAttestationService;
 import com.intel.analytics.bigdl.ppml.kms.BigDLKeyManagementService;
 import com.intel.analytics.bigdl.ppml.crypto.AES_CBC_PKCS5PADDING$;
+import com.intel.analytics.bigdl.ppml.crypto.BigDLAESCBCEncrypt;
 import com.intel.analytics.bigdl.ppml.crypto.BigDLEncrypt;
 import com.intel.analytics.bigdl.ppml.crypto.DECRYPT$;
 import com.intel.analytics.bigdl.ppml.crypto.ENCRYPT$;
@@ -37,14 +38,19 @@ import java.util.Base64;
  *     create: retrievePrimaryKey, retrieveDataKey; both: retrieveDataKeyPlainText -> OUT
  * ehsm-as|bigdl-as HOST PORT APPID APIKEY_FILE QUOTE_FILE [POLICY_ID]
  *     attestWithServer(base64(quote)[, policyID]); prints "verdict=true|false" and the answer
- * crypto-encrypt HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE IN_DIR OUT_DIR
- *     as EncryptedDataFrameWriter: one data key for the dataset from KeyLoader (eHSM KMS),
+ * crypto-encrypt|crypto-decrypt IN_DIR OUT_DIR KEYS, KEYS one of
+ *     ehsm HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE   (KeyLoader over EHSMKeyManagementService)
+ *     plaintext PRIMARY_KEY_FILE                          (KeyLoader's plain-text primary key:
+ *                                                         the first line, base64 AES)
+ *   crypto-encrypt: as EncryptedDataFrameWriter, one data key for the dataset from KeyLoader,
  *     BigDLEncrypt (AES/CBC/PKCS5Padding) of each file IN_DIR/F to OUT_DIR/F.cbc, then
  *     KeyLoader.writeEncryptedDataKey(OUT_DIR) (OUT_DIR/.meta)
- * crypto-decrypt HOST PORT APPID APIKEY_FILE PRIMARY_KEY_FILE IN_DIR OUT_DIR
- *     KeyLoader.retrieveDataKeyPlainText(IN_DIR) (IN_DIR/.meta, eHSM KMS), BigDLEncrypt
+ *   crypto-decrypt: KeyLoader.retrieveDataKeyPlainText(IN_DIR) (IN_DIR/.meta), BigDLEncrypt
  *     decryption of each IN_DIR/F.cbc to OUT_DIR/F, and BigDLEncrypt's encryption of
  *     OUT_DIR/F under IN_DIR/F.cbc's encryptedDataKey and IV to OUT_DIR/F.cbc
+ * aescbc-encrypt IN_DIR OUT_DIR PRIMARY_KEY_FILE
+ *     BigDLAESCBCEncrypt (spark.bigdl.encryter.type nativeaescbc: the primary key's plaintext
+ *     is the data key, no tag, no .meta) of each IN_DIR/F to OUT_DIR/F.cbc
  * </pre>
  * The crypto modes start a local SparkSession: KeyLoader reads its Hadoop configuration.
  */
@@ -95,12 +101,13 @@ public final class Clients {
             }
             case "crypto-encrypt":
             case "crypto-decrypt": {
-                EHSMKeyManagementService kms = new EHSMKeyManagementService(args[1], args[2], args[3], secret(args[4]));
                 SparkSession.builder().master("local[1]").appName("ppml-bigdl-crypto")
                         .config("spark.ui.enabled", "false").getOrCreate();
-                KeyLoader keys = new KeyLoader(true, args[5], kms, "", null);
-                File in = new File(args[6]);
-                String out = args[7];
+                KeyLoader keys = args[3].equals("ehsm")
+                        ? new KeyLoader(true, args[8], new EHSMKeyManagementService(args[4], args[5], args[6], secret(args[7])), "", null)
+                        : new KeyLoader(false, "", null, secret(args[4]), null);
+                File in = new File(args[1]);
+                String out = args[2];
                 if (args[0].equals("crypto-encrypt")) {
                     scala.Tuple2<String, String> dataKey = keys.generateDataKeyPlainText();
                     for (File f : files(in, false)) {
@@ -130,6 +137,14 @@ public final class Clients {
                         enc.verifyHeader(header._2());
                         enc.doFinal(plain, out + "/" + name);
                     }
+                }
+                break;
+            }
+            case "aescbc-encrypt": {
+                for (File f : files(new File(args[1]), false)) {
+                    BigDLAESCBCEncrypt enc = new BigDLAESCBCEncrypt();
+                    enc.init(AES_CBC_PKCS5PADDING$.MODULE$, ENCRYPT$.MODULE$, secret(args[3]));
+                    enc.doFinal(f.getPath(), args[2] + "/" + f.getName() + ".cbc");
                 }
                 break;
             }
