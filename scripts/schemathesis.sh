@@ -44,11 +44,15 @@ basic = { username = "${PPML_ST_APPID}", password = "${PPML_ST_APIKEY}" }
 TOML
 export PPML_ST_APPID=$appid PPML_ST_APIKEY=$apikey
 
+# Run from the work directory: schemathesis writes ./.schemathesis. The
+# examples it found are kept in the cache and tried first in the next run.
 status=0
-"$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run docs/openapi.yaml --url "$URL" \
+SPEC=$PWD/docs/openapi.yaml
+(cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" run "$SPEC" --url "$URL" \
   --tls-verify "$WORK/data/tls/ca.crt" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --max-examples "${PPML_SCHEMATHESIS_EXAMPLES:-25}" --workers 2 --seed 1 --no-color || status=$?
+  --max-examples "${PPML_SCHEMATHESIS_EXAMPLES:-25}" --workers 2 --seed 1 --no-color \
+  --generation-database "${PPML_CACHE:-$HOME/.cache/ppml}/schemathesis-examples") || status=$?
 if [ "$status" != 0 ]; then
   echo "schemathesis found failures; ppml serve's log:" >&2
   tail -50 "$WORK/serve.log" >&2
