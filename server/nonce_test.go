@@ -35,7 +35,7 @@ func TestStatelessNonceSingleUse(t *testing.T) {
 			rows := func() (n int) {
 				t.Helper()
 				var r, old int
-				if err := db.QueryRow(`SELECT COUNT(*) FROM replay`).Scan(&r); err != nil {
+				if err := db.QueryRow(`SELECT COUNT(*) FROM replay_records`).Scan(&r); err != nil {
 					t.Fatal(err)
 				}
 				db.QueryRow(`SELECT COUNT(*) FROM attest_nonces`).Scan(&old)

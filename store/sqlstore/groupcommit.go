@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +36,10 @@ type replayRecord struct {
 	now, notBefore int64 // ms
 }
 
+// retention is how far back a record stays binding: an existing record
+// seen before now - retention (= notBefore) is refreshed, not refused.
+func (r replayRecord) retention() int64 { return r.now - r.notBefore }
+
 type replayWait struct {
 	rec    replayRecord
 	fresh  bool
@@ -52,10 +58,25 @@ const replayCommitTimeout = 10 * time.Second
 
 var errStoreClosed = errors.New("store closed")
 
-// recordReplay inserts a record, or refreshes one old enough to have left
-// the window; a recent duplicate changes no row.
-const recordReplay = `INSERT INTO replay (app_id, nonce, ts, seen_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (app_id, nonce, ts) DO UPDATE SET seen_at = excluded.seen_at WHERE replay.seen_at < ?`
+// replayInsert inserts the records of a batch (n rows of (ts, app_id,
+// nonce, seen_at)) in one statement, or refreshes those old enough to have
+// left the window (seen_at older than excluded.seen_at minus the one
+// argument after the rows, the retention); RETURNING names the rows it
+// inserted or refreshed, the fresh ones: a recent duplicate changes no row
+// and is not returned.
+func replayInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO replay_records (ts, app_id, nonce, seen_at) VALUES `)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+	}
+	b.WriteString(` ON CONFLICT (ts, app_id, nonce) DO UPDATE SET seen_at = excluded.seen_at
+		WHERE replay_records.seen_at < excluded.seen_at - ? RETURNING ts, app_id, nonce`)
+	return b.String()
+}
 
 func newGroupCommit(s *DB) *groupCommit {
 	g := &groupCommit{s: s, queue: make(chan *replayWait, maxReplayBatch), quit: make(chan struct{}), stopped: make(chan struct{})}
@@ -119,9 +140,10 @@ func (g *groupCommit) commit(batch []*replayWait) {
 	ctx, cancel := context.WithTimeout(context.Background(), replayCommitTimeout)
 	defer cancel()
 	// One lock order for every batch on every replica (PostgreSQL takes
-	// row locks on conflicting keys): concurrent batches cannot deadlock.
+	// row locks on conflicting keys, in the order of the rows inserted):
+	// concurrent batches cannot deadlock.
 	slices.SortStableFunc(batch, func(a, b *replayWait) int {
-		return cmp.Or(cmp.Compare(a.rec.app, b.rec.app), cmp.Compare(a.rec.nonce, b.rec.nonce), cmp.Compare(a.rec.ts, b.rec.ts))
+		return cmp.Or(cmp.Compare(a.rec.ts, b.rec.ts), cmp.Compare(a.rec.app, b.rec.app), cmp.Compare(a.rec.nonce, b.rec.nonce))
 	})
 	err := g.tx(ctx, batch)
 	if err != nil && len(batch) > 1 && !store.IsUnavailable(err) {
@@ -147,26 +169,13 @@ func (g *groupCommit) tx(ctx context.Context, batch []*replayWait) (err error) {
 		}
 	}()
 	defer s.writeLock()()
-	st, err := s.stmt(ctx, s.q(recordReplay))
-	if err != nil {
-		return err
-	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	txst := tx.StmtContext(ctx, st)
-	for _, w := range batch {
-		res, err := txst.ExecContext(ctx, w.rec.app, w.rec.nonce, w.rec.ts, w.rec.now, w.rec.notBefore)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		w.fresh = n == 1
+	if err := g.insert(ctx, tx, batch); err != nil {
+		return err
 	}
 	// The key generation, read once for the batch: the transaction began
 	// after every record in it was queued, so the value counts every key
@@ -183,4 +192,62 @@ func (g *groupCommit) tx(ctx context.Context, batch []*replayWait) (err error) {
 		w.keyGen = gen
 	}
 	return tx.Commit()
+}
+
+type replayKey struct{ ts, app, nonce string }
+
+// insert writes the batch (sorted) with one statement per retention (the
+// eHSM records of a batch share one; each spent nonce has its own) and
+// sets fresh on the records the database inserted or refreshed. A record
+// that repeats an earlier one of the batch is not fresh, as it would not be
+// after the earlier one's own commit.
+func (g *groupCommit) insert(ctx context.Context, tx *sql.Tx, batch []*replayWait) error {
+	byKey := make(map[replayKey]*replayWait, len(batch))
+	groups := map[int64][]*replayWait{}
+	var retentions []int64
+	for _, w := range batch {
+		k := replayKey{w.rec.ts, w.rec.app, w.rec.nonce}
+		if _, dup := byKey[k]; dup {
+			continue
+		}
+		byKey[k] = w
+		r := w.rec.retention()
+		if _, ok := groups[r]; !ok {
+			retentions = append(retentions, r)
+		}
+		groups[r] = append(groups[r], w)
+	}
+	for _, r := range retentions {
+		rows := groups[r]
+		st, err := g.s.stmt(ctx, g.s.q(replayInsert(len(rows))))
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 4*len(rows)+1)
+		for _, w := range rows {
+			args = append(args, w.rec.ts, w.rec.app, w.rec.nonce, w.rec.now)
+		}
+		args = append(args, r)
+		res, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		for res.Next() {
+			var k replayKey
+			if err := res.Scan(&k.ts, &k.app, &k.nonce); err != nil {
+				res.Close()
+				return err
+			}
+			if w := byKey[k]; w != nil {
+				w.fresh = true
+			}
+		}
+		if err := res.Close(); err != nil {
+			return err
+		}
+		if err := res.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
