@@ -503,6 +503,9 @@ func TestBigDLPPMLContextSimpleQuery(t *testing.T) {
 	bhost, bport := hostPort(t, bigdlURL)
 	mustRunBigDL(t, "bigdl-kms", bhost, bport, "alice", tokenFile, "pk", "dk", filepath.Join(keyDir, "dk.plaintext"), "create")
 
+	// Three input files: two of people, and an empty one (an empty
+	// partition for BigDL's reader; ppml encrypts it to a header, one
+	// padding block and the tag).
 	rows := people(400)
 	want := simpleQuery(rows)
 	plainDir := t.TempDir()
@@ -514,6 +517,7 @@ func TestBigDLPPMLContextSimpleQuery(t *testing.T) {
 		}
 		writeFile(t, plainDir, fmt.Sprintf("people-%d.csv", i), b.String())
 	}
+	writeFile(t, plainDir, "people-2.csv", "")
 	for _, kms := range []struct {
 		name     string
 		keyArgs  []string // ppml's flags for this key source
