@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -306,9 +307,12 @@ func parseEnvelope(body []byte, action string, now time.Time) (*envelope, error)
 	}
 	e := &envelope{}
 	var ok bool
-	for k, dst := range map[string]*string{"appid": &e.appID, "timestamp": &e.timestamp, "sign": &e.sign} {
-		if *dst, ok = obj[k].(string); !ok {
-			return nil, bad("param_type", "param type error: %s must be a JSON string", k)
+	for _, f := range [...]struct {
+		name string
+		dst  *string
+	}{{"appid", &e.appID}, {"timestamp", &e.timestamp}, {"sign", &e.sign}} {
+		if *f.dst, ok = obj[f.name].(string); !ok {
+			return nil, bad("param_type", "param type error: %s must be a JSON string", f.name)
 		}
 	}
 	if n, present := obj["nonce"]; present && n != nil {
@@ -337,8 +341,8 @@ func parseEnvelope(body []byte, action string, now time.Time) (*envelope, error)
 	if len(e.timestamp) != 13 {
 		return nil, bad("timestamp_length", "Timestamp length error: timestamp must be 13 digits of Unix time in milliseconds")
 	}
-	var ms int64
-	if _, err := fmt.Sscanf(e.timestamp, "%d", &ms); err != nil || strings.TrimLeft(e.timestamp, "0123456789") != "" {
+	ms, err := strconv.ParseInt(e.timestamp, 10, 64)
+	if err != nil || strings.TrimLeft(e.timestamp, "0123456789") != "" {
 		return nil, bad("timestamp_format", "Timestamp error: timestamp must be decimal digits (Unix time in milliseconds)")
 	}
 	if d := now.UnixMilli() - ms; d >= TimestampWindow.Milliseconds() || -d >= TimestampWindow.Milliseconds() {
