@@ -155,7 +155,10 @@ func TestParseRefusesBadSigstructs(t *testing.T) {
 	}
 	otherKeySig := func() []byte {
 		// A second SGX key signs the same fields; its signature with the
-		// first key's modulus does not verify.
+		// first key's modulus does not verify. The signature is reduced
+		// modulo the first key's modulus (it is larger half of the time), so
+		// that it reaches the verification, not the "not below the modulus"
+		// check.
 		k2, err := sigstruct.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
@@ -164,6 +167,9 @@ func TestParseRefusesBadSigstructs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		n1 := new(big.Int).SetBytes(reversed(good[128:512]))
+		sig := new(big.Int).SetBytes(reversed(b2[516:900]))
+		copy(b2[516:900], reversed(sig.Mod(sig, n1).FillBytes(make([]byte, 384))))
 		copy(b2[128:512], good[128:512])
 		return b2
 	}
@@ -300,4 +306,13 @@ func TestPolicyFromSigstruct(t *testing.T) {
 	if pol, err := dp.Policy(true); err != nil || !pol.AllowDebug {
 		t.Fatalf("allowed debug policy: %+v %v", pol, err)
 	}
+}
+
+// reversed returns a copy of the little-endian b in big-endian order.
+func reversed(b []byte) []byte {
+	r := make([]byte, len(b))
+	for i, c := range b {
+		r[len(b)-1-i] = c
+	}
+	return r
 }
