@@ -20,7 +20,7 @@ import (
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/limit"
-	"github.com/ppml-project/ppml/kms/rootkey"
+	"github.com/ppml-project/ppml/kms"
 	"github.com/ppml-project/ppml/quote/policy"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/store"
@@ -31,21 +31,9 @@ import (
 // Claims are the claims of an attestation token (see wire/token).
 type Claims = token.Claims
 
-func (s *Service) internal(op string, err error) error {
-	var ke *fault.Error
-	if errors.As(err, &ke) {
-		return err
-	}
-	if errors.Is(err, rootkey.ErrSealed) || errors.Is(err, rootkey.ErrUninitialized) {
-		return fault.Errorf(fault.Sealed, "sealed", "%s not done: %s", op, err.Error())
-	}
-	if store.IsUnavailable(err) {
-		s.log.Warn("database unreachable", "op", op, "err", err)
-		return &fault.Error{Kind: fault.Unavailable, Code: "store_unavailable", Msg: op + " not done: this replica cannot reach its database right now; retry in a moment (another replica may answer)"}
-	}
-	s.log.Error("attestation internal error", "op", op, "err", err)
-	return &fault.Error{Kind: fault.Internal, Code: "internal", Msg: "Server internal error during " + op + ", please contact the administrator"}
-}
+// internal answers an unexpected error as the key service does (sealed,
+// store_unavailable, internal).
+func (s *Service) internal(op string, err error) error { return kms.InternalError(s.log, op, err) }
 
 // --- policies ---
 
