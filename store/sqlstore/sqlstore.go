@@ -209,7 +209,7 @@ func (s *DB) migrate(ctx context.Context) error {
 // one transaction: every request recorded before the upgrade stays
 // refused. A replica that finds the table gone meanwhile has nothing to do.
 func (s *DB) migrateReplay(ctx context.Context) error {
-	if !s.tableExists(ctx, "replay") {
+	if !s.selectable(ctx, "replay", "1") {
 		return nil
 	}
 	err := func() error {
@@ -230,15 +230,16 @@ func (s *DB) migrateReplay(ctx context.Context) error {
 		}
 		return tx.Commit()
 	}()
-	if err != nil && s.tableExists(ctx, "replay") {
+	if err != nil && s.selectable(ctx, "replay", "1") {
 		return fmt.Errorf("moving replay records to replay_records: %w", err)
 	}
 	return nil
 }
 
-// tableExists reports whether table can be read.
-func (s *DB) tableExists(ctx context.Context, table string) bool {
-	rows, err := s.db.QueryContext(ctx, `SELECT 1 FROM `+table+` WHERE 1 = 0`)
+// selectable reports whether column (or "1") of table can be read: the
+// probe for what an older schema lacks.
+func (s *DB) selectable(ctx context.Context, table, column string) bool {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`)
 	if err != nil {
 		return false
 	}
@@ -248,15 +249,11 @@ func (s *DB) tableExists(ctx context.Context, table string) bool {
 
 // addColumn adds a nullable column unless the table has it.
 func (s *DB) addColumn(ctx context.Context, table, column, typ string) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`)
-	if err == nil {
-		rows.Close()
+	if s.selectable(ctx, table, column) {
 		return nil
 	}
 	if _, err := s.db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+typ); err != nil {
-		// Another replica may have added it meanwhile.
-		if rows, qerr := s.db.QueryContext(ctx, `SELECT `+column+` FROM `+table+` WHERE 1 = 0`); qerr == nil {
-			rows.Close()
+		if s.selectable(ctx, table, column) { // another replica added it meanwhile
 			return nil
 		}
 		return fmt.Errorf("adding column %s.%s: %w", table, column, err)
