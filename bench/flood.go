@@ -83,32 +83,11 @@ func (f Flood) Run(ctx context.Context) (FloodReport, error) {
 		return rep, errors.New("no flood kind")
 	}
 	cfg := f.Client
-	admin, err := client.NewEHSM(cfg)
+	appCfg, err := enrollApp(ctx, cfg)
 	if err != nil {
 		return rep, err
 	}
-	enroll := func() (client.Config, error) {
-		c := cfg
-		var err error
-		if c.AppID, c.APIKey, err = admin.Enroll(ctx); err != nil {
-			return c, fmt.Errorf("enrolling a benchmark app: %w", err)
-		}
-		c.AdminToken = ""
-		return c, nil
-	}
-	appCfg, err := enroll()
-	if err != nil {
-		return rep, err
-	}
-	e, err := client.NewEHSM(appCfg)
-	if err != nil {
-		return rep, err
-	}
-	keyID, err := e.CreateKey(ctx, "EH_AES_GCM_256")
-	if err != nil {
-		return rep, err
-	}
-	ct, err := e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "dGVzdA==")
+	e, keyID, ct, err := dataKeyFixture(ctx, appCfg)
 	if err != nil {
 		return rep, err
 	}
@@ -123,7 +102,7 @@ func (f Flood) Run(ctx context.Context) (FloodReport, error) {
 	if err := bd.CreateDataKey(ctx, "pk", "dk"); err != nil {
 		return rep, err
 	}
-	stranger, err := enroll()
+	stranger, err := enrollApp(ctx, cfg)
 	if err != nil {
 		return rep, err
 	}

@@ -64,28 +64,46 @@ type KMSReport struct {
 	API      string // what was measured, for the text header
 }
 
+// enrollApp enrols a fresh benchmark app with cfg's admin token and
+// returns its configuration, without the admin token.
+func enrollApp(ctx context.Context, cfg client.Config) (client.Config, error) {
+	e, err := client.NewEHSM(cfg)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.AppID, cfg.APIKey, err = e.Enroll(ctx); err != nil {
+		return cfg, fmt.Errorf("enrolling a benchmark app: %w", err)
+	}
+	cfg.AdminToken = ""
+	return cfg, nil
+}
+
+// dataKeyFixture creates, for app, an AES-GCM primary key and a data key
+// wrapped under it: what the GenerateDataKey and Decrypt measurements use.
+func dataKeyFixture(ctx context.Context, app client.Config) (e *client.EHSM, keyID, wrapped string, err error) {
+	if e, err = client.NewEHSM(app); err != nil {
+		return nil, "", "", err
+	}
+	if keyID, err = e.CreateKey(ctx, "EH_AES_GCM_256"); err != nil {
+		return nil, "", "", err
+	}
+	if wrapped, err = e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "dGVzdA=="); err != nil {
+		return nil, "", "", err
+	}
+	return e, keyID, wrapped, nil
+}
+
 // Run enrols if needed, creates an AES-GCM key and measures.
 func (k KMS) Run(ctx context.Context) (KMSReport, error) {
 	cfg := k.Client
 	if cfg.AppID == "" || cfg.APIKey == "" { // no complete credentials: a fresh benchmark app
-		e, err := client.NewEHSM(cfg)
-		if err != nil {
+		var err error
+		if cfg, err = enrollApp(ctx, cfg); err != nil {
 			return KMSReport{}, err
-		}
-		if cfg.AppID, cfg.APIKey, err = e.Enroll(ctx); err != nil {
-			return KMSReport{}, fmt.Errorf("enrolling a benchmark app: %w", err)
 		}
 	}
 	cfg.AdminToken = ""
-	e, err := client.NewEHSM(cfg)
-	if err != nil {
-		return KMSReport{}, err
-	}
-	keyID, err := e.CreateKey(ctx, "EH_AES_GCM_256")
-	if err != nil {
-		return KMSReport{}, err
-	}
-	ct, err := e.GenerateDataKeyWithoutPlaintext(ctx, keyID, 32, "dGVzdA==")
+	e, keyID, ct, err := dataKeyFixture(ctx, cfg)
 	if err != nil {
 		return KMSReport{}, err
 	}

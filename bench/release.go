@@ -39,15 +39,10 @@ type ReleaseReport struct {
 // Run enrols an app, creates a policy for a simulated enclave and a key
 // bound to it, wraps a data key under it and measures agent runs.
 func (b Release) Run(ctx context.Context) (ReleaseReport, error) {
-	cfg := b.Client
-	admin, err := client.NewNative(cfg)
+	cfg, err := enrollApp(ctx, b.Client)
 	if err != nil {
 		return ReleaseReport{}, err
 	}
-	if cfg.AppID, cfg.APIKey, err = admin.Enroll(ctx); err != nil {
-		return ReleaseReport{}, fmt.Errorf("enrolling a benchmark app: %w", err)
-	}
-	cfg.AdminToken = ""
 	mr := [32]byte{0xbe, 0x4c}
 	as, _ := client.NewAttestation(cfg)
 	p, err := as.CreatePolicy(ctx, json.RawMessage(fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"allow_simulated":true,"require_crl":false}`, hex.EncodeToString(mr[:]))))
