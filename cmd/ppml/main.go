@@ -13,7 +13,9 @@ import (
 
 func main() {
 	root := newRootCmd()
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	stopCPUProfile()
+	if err != nil {
 		if e, ok := err.(exitError); ok && e.msg == "" {
 			os.Exit(e.code) // the command already said why
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -12,7 +13,7 @@ import (
 	"github.com/ppml-project/ppml/client"
 )
 
-var logFormat, logLevel string
+var logFormat, logLevel, cpuProfile string
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -25,11 +26,15 @@ Start here:  ppml serve          (KMS on https://127.0.0.1:9000, embedded store)
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return setupLogging(cmd.ErrOrStderr())
+			if err := setupLogging(cmd.ErrOrStderr()); err != nil {
+				return err
+			}
+			return startCPUProfile(cpuProfile)
 		},
 	}
 	root.PersistentFlags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the whole command (e.g. serve until it stops) to this file (0600), for `go tool pprof`")
 	for _, c := range commands {
 		root.AddCommand(c())
 	}
@@ -125,4 +130,29 @@ func readTrimmed(path, what string) (string, error) {
 		return "", fmt.Errorf("reading %s: %w", what, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// stopCPUProfile ends the profile started by --cpu-profile; main calls it
+// after the command returned, whatever its outcome.
+var stopCPUProfile = func() {}
+
+func startCPUProfile(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpu-profile: %w", err)
+	}
+	stopCPUProfile = func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "ppml: writing the CPU profile %s: %v\n", path, err)
+		}
+	}
+	return nil
 }
