@@ -75,7 +75,7 @@ func Gramine(dir string) (Quoter, error) {
 		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, fmt.Errorf("%s: %w", SimConfigFile, err)
 		}
-		s, err := sim.Load(c.SimDir)
+		s, err := sim.LoadQuoting(c.SimDir)
 		if err != nil {
 			return nil, fmt.Errorf("simulated enclave %s: %w", dir, err)
 		}

@@ -407,6 +407,24 @@ func readKey(dir, f string) (*ecdsa.PrivateKey, error) {
 
 // Load reads a simulation directory created by Init.
 func Load(dir string) (*SimTEE, error) {
+	s, err := LoadQuoting(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, tee := range []abi.TEE{abi.SGX, abi.TDX} {
+		c, err := collateral.LoadFile(filepath.Join(dir, collateralFile(tee)))
+		if err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		s.collateral[tee] = c
+	}
+	return s, nil
+}
+
+// LoadQuoting loads only what signing quotes needs (keys and certificates),
+// not the collateral: a simulated enclave loads this on every attestation
+// and never verifies (parsing both collateral files was most of its start).
+func LoadQuoting(dir string) (*SimTEE, error) {
 	cb, err := os.ReadFile(filepath.Join(dir, fileConfig))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -437,13 +455,6 @@ func Load(dir string) (*SimTEE, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s.chainPEM = append(append(pemCert(s.pckLeaf.Raw), pemCert(s.pckCA.Raw)...), pemCert(s.root.Raw)...)
-	for _, tee := range []abi.TEE{abi.SGX, abi.TDX} {
-		c, err := collateral.LoadFile(filepath.Join(dir, collateralFile(tee)))
-		if err != nil {
-			return nil, fmt.Errorf("sim: %w", err)
-		}
-		s.collateral[tee] = c
-	}
 	return s, nil
 }
 
@@ -460,7 +471,7 @@ func (s *SimTEE) RootPEM() []byte { return pemCert(s.root.Raw) }
 func (s *SimTEE) Collateral(tee abi.TEE) (*collateral.Collateral, error) {
 	c, ok := s.collateral[tee]
 	if !ok {
-		return nil, fmt.Errorf("sim: no collateral for tee %q", tee)
+		return nil, fmt.Errorf("sim: no collateral for tee %q (loaded for quoting only: use sim.Load)", tee)
 	}
 	return c, nil
 }
