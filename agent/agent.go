@@ -28,6 +28,7 @@ import (
 	"github.com/ppml-project/ppml/internal/atomicfile"
 	"github.com/ppml-project/ppml/quote/verify"
 	"github.com/ppml-project/ppml/wire/release"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 // Attestation service types (ATTESTATION_TYPE).
@@ -314,14 +315,23 @@ func attestNative(ctx context.Context, c *Config, cfg client.Config, q enclave.Q
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Attest(ctx); err != nil {
-		return nil, err
-	}
 	// Release everything before delivering anything: all or nothing.
 	keys := make([][]byte, len(c.DataKeys))
 	for i, d := range c.DataKeys {
-		if keys[i], err = s.Release(ctx, wrapped[i], c.DataKeyAAD); err != nil {
+		if i == 0 {
+			// The first release carries the attestation itself; a token is
+			// asked for only when more keys follow.
+			keys[i], err = s.AttestAndRelease(ctx, wrapped[i], c.DataKeyAAD, len(c.DataKeys) > 1)
+		} else {
+			keys[i], err = s.Release(ctx, wrapped[i], c.DataKeyAAD)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("release of %s: %w", d.Wrapped, err)
+		}
+	}
+	if len(c.DataKeys) == 0 {
+		if err := s.Attest(ctx); err != nil {
+			return nil, err
 		}
 	}
 	var env []string
@@ -378,31 +388,70 @@ func NewSession(cfg client.Config, q enclave.Quoter, policyID string, log io.Wri
 // Attest gets a nonce, a quote over SHA-256(nonce || X25519 public key) and
 // a token for it.
 func (s *Session) Attest(ctx context.Context) error {
+	priv, ev, err := s.evidence(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.as.Verify(ctx, client.VerifyRequest{Quote: ev.Quote, Nonce: ev.Nonce, RuntimeData: priv.PublicKey().Bytes(), PolicyID: s.policyID})
+	if err != nil {
+		return err
+	}
+	s.accepted(priv, res.Token, res.Claims)
+	return nil
+}
+
+// AttestAndRelease attests within the release of one wrapped data key (one
+// round trip after the nonce, no token), and keeps a token for later
+// releases when wantToken.
+func (s *Session) AttestAndRelease(ctx context.Context, wrapped, aad []byte, wantToken bool) ([]byte, error) {
+	keyID, err := wrappedKeyID(wrapped)
+	if err != nil {
+		return nil, err
+	}
+	priv, ev, err := s.evidence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ev.IssueToken = wantToken
+	res, err := s.kms.ReleaseAttested(ctx, keyID, wrapped, aad, ev, priv.PublicKey().Bytes())
+	if err != nil {
+		return nil, err
+	}
+	s.accepted(priv, res.Token, res.Claims)
+	return release.Open(priv, keyID, res.Sealed)
+}
+
+// evidence gets a nonce and a quote over SHA-256(nonce || the public half
+// of a new X25519 key).
+func (s *Session) evidence(ctx context.Context) (*ecdh.PrivateKey, client.ReleaseEvidence, error) {
 	nonce, err := s.as.Nonce(ctx)
 	if err != nil {
-		return fmt.Errorf("getting a nonce: %w", err)
+		return nil, client.ReleaseEvidence{}, fmt.Errorf("getting a nonce: %w", err)
 	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		return err
+		return nil, client.ReleaseEvidence{}, err
 	}
-	runtime := priv.PublicKey().Bytes()
 	var rd [64]byte
-	h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), runtime...))
+	h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), priv.PublicKey().Bytes()...))
 	copy(rd[:], h[:])
 	quote, err := s.quoter.Quote(rd)
 	if err != nil {
-		return fmt.Errorf("getting a quote from %s: %w", s.quoter.Describe(), err)
+		return nil, client.ReleaseEvidence{}, fmt.Errorf("getting a quote from %s: %w", s.quoter.Describe(), err)
 	}
-	res, err := s.as.Verify(ctx, client.VerifyRequest{Quote: quote, Nonce: nonce.Nonce, RuntimeData: runtime, PolicyID: s.policyID})
-	if err != nil {
-		return err
-	}
-	if res.Claims.Simulated {
+	return priv, client.ReleaseEvidence{Quote: quote, Nonce: nonce.Nonce, PolicyID: s.policyID}, nil
+}
+
+// accepted keeps what an accepted attestation gave: the key the releases
+// are sealed to and, if one was issued, the token for later releases.
+func (s *Session) accepted(priv *ecdh.PrivateKey, tok string, claims token.Claims) {
+	if claims.Simulated {
 		fmt.Fprintln(s.log, "[SIMULATION] the attestation service marked this result simulated: true")
 	}
-	s.priv, s.token, s.expires = priv, res.Token, res.Claims.Expires()
-	return nil
+	s.priv = priv
+	if tok != "" {
+		s.token, s.expires = tok, claims.Expires()
+	}
 }
 
 // Release returns the plaintext of a wrapped data key made under a bound
@@ -413,15 +462,23 @@ func (s *Session) Release(ctx context.Context, wrapped, aad []byte) ([]byte, err
 			return nil, err
 		}
 	}
-	keyID := kmskeys.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped))
-	if keyID == "" {
-		return nil, fmt.Errorf("the wrapped data key was not made by this KMS (no key id inside)")
+	keyID, err := wrappedKeyID(wrapped)
+	if err != nil {
+		return nil, err
 	}
 	sealed, err := s.kms.Release(ctx, keyID, wrapped, aad, s.token, s.priv.PublicKey().Bytes())
 	if err != nil {
 		return nil, err
 	}
 	return release.Open(s.priv, keyID, sealed)
+}
+
+func wrappedKeyID(wrapped []byte) (string, error) {
+	keyID := kmskeys.KeyIDOf(base64.StdEncoding.EncodeToString(wrapped))
+	if keyID == "" {
+		return "", fmt.Errorf("the wrapped data key was not made by this KMS (no key id inside)")
+	}
+	return keyID, nil
 }
 
 // readWrapped reads a wrapped data key: a file with the base64 text or raw

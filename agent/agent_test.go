@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -344,6 +345,112 @@ func TestReleaseRefusals(t *testing.T) {
 	// No token at all.
 	_, err = n.Release(ctx, w.keyID, ct, aad, "", runtime)
 	expect("no token", err, "token is required")
+}
+
+// TestReleaseWithEvidence drives the one-request release (quote and nonce
+// in place of a token) to each of its refusals: the same checks as the
+// token path, and the nonce spent once whatever the outcome.
+func TestReleaseWithEvidence(t *testing.T) {
+	ctx := context.Background()
+	w := setup(t, "sqlite")
+	as, _ := client.NewAttestation(w.workload)
+	n, _ := client.NewNative(w.workload)
+	simTEE, err := sim.Load(w.simDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	runtime := priv.PublicKey().Bytes()
+	evidence := func(rt []byte, mr [32]byte, policyID string) client.ReleaseEvidence {
+		nonce, err := as.Nonce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rd [64]byte
+		h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), rt...))
+		copy(rd[:], h[:])
+		q, err := simTEE.Quote("sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, ReportData: rd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.ReleaseEvidence{Quote: q, Nonce: nonce.Nonce, PolicyID: policyID}
+	}
+	ct := mustB64(w.wrapped)
+	aad := []byte{0xb5, 0xeb, 0x2d}
+	expect := func(name string, err error, code string) {
+		t.Helper()
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Code != code {
+			t.Fatalf("%s: got %v, want the refusal %s", name, err, code)
+		}
+	}
+
+	// Accepted: the key opens with our private key only; claims come back,
+	// a token only when asked for.
+	ev := evidence(runtime, goodMR, w.policyID)
+	res, err := n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := release.Open(priv, w.keyID, res.Sealed); err != nil || base64.StdEncoding.EncodeToString(pt) != w.plaintext {
+		t.Fatalf("open release: %v", err)
+	}
+	if res.Token != "" || !res.Claims.Simulated || res.Claims.PolicyID != w.policyID || res.Claims.AppID != w.workload.AppID {
+		t.Fatalf("answer without issue_token: token %q, claims %+v", res.Token, res.Claims)
+	}
+	// The nonce is single-use: the same request again is refused.
+	_, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime)
+	expect("replayed evidence", err, "nonce_unknown_or_used")
+
+	// issue_token: the token releases the key again, as one from /verify.
+	ev = evidence(runtime, goodMR, "") // the key's one policy
+	ev.IssueToken = true
+	res, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime)
+	if err != nil || res.Token == "" {
+		t.Fatalf("issue_token: token %q, %v", res.Token, err)
+	}
+	if _, err := n.Release(ctx, w.keyID, ct, aad, res.Token, runtime); err != nil {
+		t.Fatalf("release with the issued token: %v", err)
+	}
+
+	// Another enclave: refused by the policy.
+	_, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, evidence(runtime, [32]byte{0x0b}, w.policyID), runtime)
+	expect("other enclave", err, "policy_refused")
+	// A quote over other runtime data than the key it is sealed to.
+	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	_, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, evidence(other.PublicKey().Bytes(), goodMR, w.policyID), runtime)
+	expect("runtime data mismatch", err, "report_data_mismatch")
+	// A tampered quote: its signature fails.
+	ev = evidence(runtime, goodMR, w.policyID)
+	ev.Quote[len(ev.Quote)/2] ^= 1
+	_, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime)
+	if err == nil {
+		t.Fatal("tampered quote released the key")
+	}
+	// A policy of this app that the key is not bound to: refused before the
+	// nonce is spent, so the same evidence then works under the right one.
+	p2, err := as.CreatePolicy(ctx, json.RawMessage(fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"allow_simulated":true,"require_crl":false}`, hex.EncodeToString(goodMR[:]))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = evidence(runtime, goodMR, p2.ID)
+	_, err = n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime)
+	expect("unbound policy", err, "policy_not_bound")
+	ev.PolicyID = w.policyID
+	if _, err := n.ReleaseAttested(ctx, w.keyID, ct, aad, ev, runtime); err != nil {
+		t.Fatalf("the evidence refused for an unbound policy was spent: %v", err)
+	}
+	// A token and evidence together, and evidence without its nonce.
+	ev = evidence(runtime, goodMR, w.policyID)
+	err = n.Do(ctx, "POST", "/v1/keys/"+w.keyID+"/release", map[string]any{"token": "x", "attestation": ev, "ciphertext": ct, "runtime_data": runtime}, nil, "app")
+	expect("token and evidence", err, "token_and_evidence")
+	err = n.Do(ctx, "POST", "/v1/keys/"+w.keyID+"/release", map[string]any{"attestation": map[string]any{"quote": ev.Quote}, "ciphertext": ct, "runtime_data": runtime}, nil, "app")
+	expect("no nonce", err, "incomplete_attestation")
+	// Another app's evidence for our key: the key does not exist for it.
+	_, third := w.inst.Enroll(t)
+	n3, _ := client.NewNative(third)
+	_, err = n3.ReleaseAttested(ctx, w.keyID, ct, aad, evidence(runtime, goodMR, w.policyID), runtime)
+	expect("other app", err, "key_not_found")
 }
 
 // fixedKey is a key source that knows one released data key.

@@ -166,6 +166,7 @@ type Request struct {
 	PolicyID    string // "" = the server's default policy
 	API         string // for audit and metrics (default "native")
 	Remote      string
+	NoToken     bool // the caller needs the claims only (release with evidence)
 }
 
 // Refusal is a quote that was not accepted, with every reason. It unwraps
@@ -267,10 +268,6 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	if !dec.Accepted {
 		return nil, &Refusal{Code: ReasonPolicy, kind: fault.Forbidden, Reasons: dec.Reasons, Result: res}
 	}
-	signer, err := s.tokenSigner(ctx)
-	if err != nil {
-		return nil, s.internal("signing the token", err)
-	}
 	rt := sha256.Sum256(req.RuntimeData)
 	c := claimsOf(res)
 	c.Issuer, c.Subject, c.AppID, c.PolicyID = s.cfg.Issuer, req.AppID, req.AppID, req.PolicyID
@@ -278,6 +275,13 @@ func (s *Service) Attest(ctx context.Context, req Request) (att *Attestation, er
 	c.IssuedAt = now.Unix()
 	c.ExpiresAt = now.Add(s.cfg.TokenTTL).Unix()
 	c.RuntimeDataSHA256 = hex.EncodeToString(rt[:])
+	if req.NoToken {
+		return &Attestation{Claims: c, Result: res}, nil
+	}
+	signer, err := s.tokenSigner(ctx)
+	if err != nil {
+		return nil, s.internal("signing the token", err)
+	}
 	tok, err := signer.Sign(c)
 	if err != nil {
 		return nil, s.internal("signing the token", err)

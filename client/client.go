@@ -15,6 +15,7 @@ import (
 
 	"github.com/ppml-project/ppml/internal/tlsutil"
 	"github.com/ppml-project/ppml/wire/keyinfo"
+	"github.com/ppml-project/ppml/wire/token"
 )
 
 // Config locates and authenticates to a KMS.
@@ -175,6 +176,34 @@ func (n *Native) Release(ctx context.Context, keyID string, ciphertext, aad []by
 	err := n.Do(ctx, http.MethodPost, "/v1/keys/"+keyID+"/release",
 		map[string]any{"token": token, "ciphertext": ciphertext, "aad": aad, "runtime_data": runtimeData}, &out, "app")
 	return out.Sealed, err
+}
+
+// ReleaseEvidence is the attestation a ReleaseAttested request carries in
+// place of a token: a quote whose report data starts with
+// SHA-256(nonce || runtime_data), and that nonce.
+type ReleaseEvidence struct {
+	Quote      []byte `json:"quote"`
+	Nonce      []byte `json:"nonce"`
+	PolicyID   string `json:"policy_id,omitempty"` // "" = the key's one release policy
+	IssueToken bool   `json:"issue_token,omitempty"`
+}
+
+// ReleaseAttestedResponse is the answer of ReleaseAttested.
+type ReleaseAttestedResponse struct {
+	Sealed []byte       `json:"sealed"`
+	Claims token.Claims `json:"claims"`
+	Token  string       `json:"token"` // when IssueToken was set
+}
+
+// ReleaseAttested is Release with the attestation in the same request: the
+// server verifies the quote, spends the nonce and evaluates the policy as
+// POST /v1/attestation/verify does, then releases (one round trip and no
+// token, unless IssueToken asks for one for later releases).
+func (n *Native) ReleaseAttested(ctx context.Context, keyID string, ciphertext, aad []byte, ev ReleaseEvidence, runtimeData []byte) (ReleaseAttestedResponse, error) {
+	var out ReleaseAttestedResponse
+	err := n.Do(ctx, http.MethodPost, "/v1/keys/"+keyID+"/release",
+		map[string]any{"attestation": ev, "ciphertext": ciphertext, "aad": aad, "runtime_data": runtimeData}, &out, "app")
+	return out, err
 }
 
 // ListKeys lists the app's keys.

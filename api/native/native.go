@@ -300,6 +300,12 @@ func (h *Handler) dataKey(r *http.Request, c kms.Caller) (any, error) {
 func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 	var req struct {
 		Token       string `json:"token"`
+		Attestation *struct {
+			Quote      []byte `json:"quote"`
+			Nonce      []byte `json:"nonce"`
+			PolicyID   string `json:"policy_id"`
+			IssueToken bool   `json:"issue_token"`
+		} `json:"attestation"`
 		Ciphertext  []byte `json:"ciphertext"`
 		AAD         []byte `json:"aad"`
 		RuntimeData []byte `json:"runtime_data"`
@@ -310,8 +316,25 @@ func (h *Handler) release(r *http.Request, c kms.Caller) (any, error) {
 	if len(req.Ciphertext) == 0 {
 		return nil, fault.Invalidf("missing_ciphertext", "ciphertext (the wrapped data key, base64) is required")
 	}
-	sealed, err := h.svc.Release(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD, req.Token, req.RuntimeData)
-	return map[string][]byte{"sealed": sealed}, err
+	proof := kms.ReleaseProof{Token: req.Token, Remote: r.RemoteAddr}
+	if a := req.Attestation; a != nil {
+		if len(a.Quote) == 0 || len(a.Nonce) == 0 {
+			return nil, fault.Invalidf("incomplete_attestation", "attestation needs quote (base64 DCAP quote) and nonce (from GET /v1/attestation/nonce)")
+		}
+		proof.Quote, proof.Nonce, proof.PolicyID, proof.IssueToken = a.Quote, a.Nonce, a.PolicyID, a.IssueToken
+	}
+	sealed, grant, err := h.svc.Release(r.Context(), c, r.PathValue("id"), req.Ciphertext, req.AAD, proof, req.RuntimeData)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"sealed": sealed}
+	if grant.Claims != nil {
+		out["claims"] = grant.Claims
+	}
+	if grant.Token != "" {
+		out["token"] = grant.Token
+	}
+	return out, nil
 }
 
 func (h *Handler) status(r *http.Request, c kms.Caller) (any, error) {
