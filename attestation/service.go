@@ -141,6 +141,8 @@ type Service struct {
 	signer *token.Signer
 
 	rows *rowmac.Keeper
+
+	verified verifiedPolicies
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the

@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/ppml-project/ppml/client"
+	"github.com/ppml-project/ppml/quote/abi"
 	"github.com/ppml-project/ppml/server/servertest"
 )
 
@@ -190,6 +193,48 @@ func TestRowIntegrityUpgrade(t *testing.T) {
 			att, _ = client.NewAttestation(cfg)
 			if _, err := att.GetPolicy(ctx, pol.ID); err == nil || !strings.Contains(err.Error(), "policy_integrity") {
 				t.Fatalf("policy without MAC after the upgrade: %v", err)
+			}
+		})
+	}
+}
+
+// A policy kept for attestations after its first use: widening it in the
+// database afterwards never takes effect (the enclave it would now admit is
+// still refused), and reading the policy reports the edit.
+func TestKeptPolicyIgnoresDatabaseEdits(t *testing.T) {
+	for _, st := range servertest.Stores(t) {
+		t.Run(st, func(t *testing.T) {
+			ctx := context.Background()
+			e := startAS(t, st, true, nil)
+			m := measurements(false, [64]byte{})
+			pol, err := e.att.CreatePolicy(ctx, json.RawMessage(fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"allow_simulated":true,"require_crl":false}`, hex.EncodeToString(m.MREnclave[:]))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.attest(abi.SGX, false, nil, pol.ID); err != nil {
+				t.Fatalf("the policy's own enclave: %v", err)
+			}
+			other := measurements(false, [64]byte{})
+			other.MREnclave[0] ^= 0xff
+			attestOther := func() error {
+				n, err := e.att.Nonce(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o := other
+				o.ReportData = bind(n.Nonce, nil)
+				_, err = e.att.Verify(ctx, client.VerifyRequest{Quote: e.quote(abi.SGX, o), Nonce: n.Nonce, PolicyID: pol.ID})
+				return err
+			}
+			wantRefusal(t, attestOther(), 403, "policy_refused", "mr_enclave")
+			db := openDB(t, e.inst)
+			widened := fmt.Sprintf(`{"tee":"sgx","mr_enclave":[%q],"allow_simulated":true,"require_crl":false}`, hex.EncodeToString(other.MREnclave[:]))
+			if _, err := db.Exec(q(e.inst, `UPDATE attest_policies SET document = ? WHERE policy_id = ?`), widened, pol.ID); err != nil {
+				t.Fatal(err)
+			}
+			wantRefusal(t, attestOther(), 403, "policy_refused", "mr_enclave")
+			if _, err := e.att.GetPolicy(ctx, pol.ID); err == nil || !strings.Contains(err.Error(), "policy_integrity") {
+				t.Fatalf("reading the edited policy: %v", err)
 			}
 		})
 	}
