@@ -178,12 +178,19 @@ func (s *Service) record(c Caller, action, keyID string, err error) error {
 // audit refusal when the record cannot be written. Adapters call it for the
 // checks they make themselves; the checks of this package call it on their
 // own.
-func (s *Service) AuthFailed(c Caller, action string, err error) error {
+func (s *Service) AuthFailed(ctx context.Context, c Caller, action string, err error) error {
 	if c.ID == "" {
 		c.ID = "-"
 	}
 	if d := s.cfg.AuthFailureDelay; d > 0 {
-		time.Sleep(d)
+		// A client that hangs up ends the wait: the delay costs the
+		// guesser answers, not this server goroutines.
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 	if aerr := s.record(c, action, "", err); fault.CodeOf(aerr) == "audit_unavailable" {
 		return aerr
@@ -193,10 +200,10 @@ func (s *Service) AuthFailed(c Caller, action string, err error) error {
 
 // CheckAdmin compares a presented admin token in constant time; a wrong
 // token is audited.
-func (s *Service) CheckAdmin(token string) error {
+func (s *Service) CheckAdmin(ctx context.Context, token string) error {
 	err := s.checkAdmin(token)
 	if err != nil && token != "" {
-		return s.AuthFailed(Caller{ID: "admin?", API: "auth"}, "AdminAuthenticate", err)
+		return s.AuthFailed(ctx, Caller{ID: "admin?", API: "auth"}, "AdminAuthenticate", err)
 	}
 	return err
 }
@@ -224,14 +231,14 @@ const EnrollmentHelp = "enrollment needs the admin credential (Authorization: Be
 	"or, on a trusted network only, the server runs with --open-enrollment"
 
 // CheckEnrollment authorises an enrollment (app or BigDL user creation).
-func (s *Service) CheckEnrollment(adminToken string) error {
+func (s *Service) CheckEnrollment(ctx context.Context, adminToken string) error {
 	if s.cfg.OpenEnrollment {
 		return nil
 	}
 	if adminToken == "" {
 		return fault.Errorf(fault.Unauthenticated, "admin_required", "%s", EnrollmentHelp)
 	}
-	return s.CheckAdmin(adminToken)
+	return s.CheckAdmin(ctx, adminToken)
 }
 
 func (s *Service) internal(op string, err error) error { return InternalError(s.cfg.Logger, op, err) }
@@ -327,7 +334,7 @@ func (s *Service) AppKey(ctx context.Context, appID string) ([]byte, error) {
 	}
 	a, err := s.cfg.Store.GetApp(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.Kind != "ehsm") {
-		return nil, s.AuthFailed(Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID))
+		return nil, s.AuthFailed(ctx, Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "unknown_app", "appid error: no app %q is enrolled here; enroll first (GET /ehsm?Action=Enroll with the admin token)", appID))
 	}
 	if err != nil {
 		return nil, s.internal("authentication", err)
@@ -352,7 +359,7 @@ func (s *Service) AuthenticateApp(ctx context.Context, appID, apiKey string) err
 	a := sha256.Sum256(key)
 	b := sha256.Sum256([]byte(apiKey))
 	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
-		return s.AuthFailed(Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "bad_api_key", "the API key does not match app %s", appID))
+		return s.AuthFailed(ctx, Caller{ID: appID, API: "auth"}, "Authenticate", fault.Errorf(fault.Unauthenticated, "bad_api_key", "the API key does not match app %s", appID))
 	}
 	return nil
 }
@@ -469,13 +476,13 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 		if err := s.imitateHash(ctx, BigDLOwner(user), token); err != nil {
 			return err
 		}
-		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
+		return s.AuthFailed(ctx, Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	if err != nil {
 		return s.internal("authentication", err)
 	}
 	if a.Kind != "bigdl" || len(a.Secret) != 48 {
-		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
+		return s.AuthFailed(ctx, Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	mac := hmac.New(sha256.New, s.tokenKey)
 	mac.Write(a.Secret)
@@ -490,7 +497,7 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 		return err
 	}
 	if subtle.ConstantTimeCompare(h, a.Secret[16:]) != 1 {
-		return s.AuthFailed(Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
+		return s.AuthFailed(ctx, Caller{ID: BigDLOwner(user), API: "auth"}, "Authenticate", bad)
 	}
 	s.verified.Put(a.ID, seen)
 	return nil

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,4 +206,32 @@ func TestForgedQuoteDelay(t *testing.T) {
 	if a, d := verifyQuote(genuine); !strings.Contains(a.body, "no_collateral") || d >= delay {
 		t.Fatalf("genuine quote without collateral: %d %s after %s, want no_collateral at once", a.status, a.body, d)
 	}
+}
+
+// A client that hangs up during the auth failure delay ends the wait: the
+// refusal is audited at once, not after the delay (a guesser that gives up
+// holds no server goroutine for the rest of it).
+func TestAuthFailureDelayEndsWithTheClient(t *testing.T) {
+	const delay = 20 * time.Second
+	inst := servertest.Start(t, servertest.Options{Modify: func(c *server.Config) { c.Limits.AuthFailureDelay = delay }})
+	_, cfg := inst.Enroll(t)
+	cfg.APIKey = "a-wrong-key"
+	n, _ := client.NewNative(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := n.ListKeys(ctx); err == nil {
+		t.Fatal("a wrong API key listed keys")
+	}
+	for {
+		b, _ := os.ReadFile(filepath.Join(inst.DataDir, "audit.log"))
+		if strings.Contains(string(b), `"bad_api_key"`) {
+			break
+		}
+		if time.Since(start) > delay/2 {
+			t.Fatalf("the refusal of a client that hung up after 200ms is not audited after %s: the server is still waiting out the %s delay", time.Since(start), delay)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("audited %s after the request", time.Since(start).Round(time.Millisecond))
 }

@@ -160,7 +160,7 @@ func fromKMS(err error) *failure {
 }
 
 func (h *Handler) enroll(r *http.Request) (any, error) {
-	if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+	if err := h.svc.CheckEnrollment(r.Context(), httputil.BearerToken(r)); err != nil {
 		return nil, err
 	}
 	appID, apiKey, err := h.svc.Enroll(r.Context(), kms.Caller{API: "bigdl-as", Remote: r.RemoteAddr})

@@ -147,7 +147,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 	}
 	switch {
 	case segs[0] == "user" && r.Method == http.MethodPost:
-		if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+		if err := h.svc.CheckEnrollment(r.Context(), httputil.BearerToken(r)); err != nil {
 			return "CreateUser", fail(err)
 		}
 		token := q.Get("token")
@@ -190,7 +190,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		return action, ok(text)
 	case segs[0] == "rootKey" && name == "rotate" && r.Method == http.MethodGet:
-		if err := h.svc.CheckAdmin(httputil.BearerToken(r)); err != nil {
+		if err := h.svc.CheckAdmin(r.Context(), httputil.BearerToken(r)); err != nil {
 			return "RotateRootKey", fail(err)
 		}
 		shares, term, err := h.svc.RotateOrInitRootKey(ctx, kms.Caller{ID: "admin", API: "bigdl-kms", Remote: r.RemoteAddr})
@@ -210,7 +210,7 @@ func (h *Handler) serve(r *http.Request, path string) (string, reply) {
 		}
 		return "RotateRootKey", ok("root key is rotated! \nplease save secrets: {" + strings.Join(parts, ",") + "}need 3 of 5 secrets to recover root key.")
 	case segs[0] == "rootKey" && name == "recover" && r.Method == http.MethodPut:
-		if err := h.svc.CheckAdmin(httputil.BearerToken(r)); err != nil {
+		if err := h.svc.CheckAdmin(r.Context(), httputil.BearerToken(r)); err != nil {
 			return "RecoverRootKey", fail(err)
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 64<<10))

@@ -125,8 +125,8 @@ func bad(tag, format string, args ...any) *apiError {
 
 // refuse audits a refused authentication and answers e (or the audit
 // refusal when the record cannot be written).
-func (h *Handler) refuse(c kms.Caller, action string, e *apiError) error {
-	aerr := h.svc.AuthFailed(c, action, &fault.Error{Kind: fault.Unauthenticated, Code: e.tag, Msg: e.msg})
+func (h *Handler) refuse(ctx context.Context, c kms.Caller, action string, e *apiError) error {
+	aerr := h.svc.AuthFailed(ctx, c, action, &fault.Error{Kind: fault.Unauthenticated, Code: e.tag, Msg: e.msg})
 	if fault.CodeOf(aerr) == "audit_unavailable" {
 		return aerr
 	}
@@ -212,7 +212,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	case "GetVersion":
 		return map[string]any{"version": Version, "git_sha": Version}, "successful", nil
 	case "Enroll":
-		if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+		if err := h.svc.CheckEnrollment(r.Context(), httputil.BearerToken(r)); err != nil {
 			return nil, "", err
 		}
 		appID, apiKey, err := h.svc.Enroll(ctx, kms.Caller{API: "ehsm", Remote: r.RemoteAddr})
@@ -246,7 +246,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 	canon := ehsmsig.Canonical(ehsmsig.Envelope(env.appID, env.nonce, env.timestamp, env.rawPayload))
 	refused := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}
 	if !ehsmsig.Verify(apiKey, canon, env.sign) {
-		return nil, "", h.refuse(refused, action, bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines"))
+		return nil, "", h.refuse(ctx, refused, action, bad("bad_signature", "sign error: the signature does not match; sign HMAC-SHA256(apikey, canonical string) as the eHSM protocol defines"))
 	}
 	// The replay record is the hash of the whole signed string (values may
 	// hold '&' and '=', e.g. base64 padding or secret text): every request
@@ -259,7 +259,7 @@ func (h *Handler) serve(r *http.Request, action string, fn actionFunc, known boo
 		return nil, "", kms.StoreUnavailable("recording the request timestamp")
 	}
 	if !fresh {
-		return nil, "", h.refuse(refused, action, bad("replay", "Timestamp can't be repeated in 20 minutes"))
+		return nil, "", h.refuse(ctx, refused, action, bad("replay", "Timestamp can't be repeated in 20 minutes"))
 	}
 	ctx = kms.WithKeyGeneration(ctx, keyGen)
 	caller := kms.Caller{ID: env.appID, API: "ehsm", Remote: r.RemoteAddr}

@@ -112,7 +112,7 @@ func (h *Handler) authed(fn handlerFunc) handlerFunc {
 
 func (h *Handler) admin(fn handlerFunc) handlerFunc {
 	return func(r *http.Request, c kms.Caller) (any, error) {
-		if err := h.svc.CheckAdmin(httputil.BearerToken(r)); err != nil {
+		if err := h.svc.CheckAdmin(r.Context(), httputil.BearerToken(r)); err != nil {
 			return nil, err
 		}
 		c.ID = "admin"
@@ -178,7 +178,7 @@ func WriteError(w http.ResponseWriter, err error) {
 }
 
 func (h *Handler) enroll(r *http.Request, c kms.Caller) (any, error) {
-	if err := h.svc.CheckEnrollment(httputil.BearerToken(r)); err != nil {
+	if err := h.svc.CheckEnrollment(r.Context(), httputil.BearerToken(r)); err != nil {
 		return nil, err
 	}
 	appID, apiKey, err := h.svc.Enroll(r.Context(), c)
