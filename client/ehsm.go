@@ -77,7 +77,9 @@ func (e *EHSM) Call(ctx context.Context, action string, payload map[string]any) 
 		return nil, err
 	}
 	sign := ehsmsig.Sign([]byte(e.cfg.APIKey), ehsmsig.Canonical(ehsmsig.Envelope(e.cfg.AppID, nonce, ts, decoded)))
-	body, _ := json.Marshal(map[string]any{"appid": e.cfg.AppID, "nonce": nonce, "timestamp": ts, "payload": clean, "sign": sign})
+	// The payload goes as the bytes signed over (the same bytes a second
+	// Marshal of clean would give), not encoded twice.
+	body, _ := json.Marshal(map[string]any{"appid": e.cfg.AppID, "nonce": nonce, "timestamp": ts, "payload": json.RawMessage(raw), "sign": sign})
 	return e.do(ctx, http.MethodPost, action, body)
 }
 
