@@ -136,7 +136,7 @@ func TestReleaseAgainstSimulatingServer(t *testing.T) {
 	checkOps(t, []loadgen.Result{rep.Result})
 	var b bytes.Buffer
 	rep.WriteText(&b)
-	if !strings.HasPrefix(b.String(), "attest + release (nonce, simulated SGX quote, verify, token, HPKE release) over HTTPS, concurrency 2, 1s\nops/s ") ||
+	if !strings.HasPrefix(b.String(), "attest + release (nonce, simulated SGX quote, verify + HPKE release in one request) over HTTPS, concurrency 2, 1s\nops/s ") ||
 		!strings.HasSuffix(b.String(), "  errors 0\n") {
 		t.Errorf("text %q", b.String())
 	}

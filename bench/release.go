@@ -20,8 +20,9 @@ import (
 )
 
 // Release measures attest + key release as a workload does it: nonce,
-// simulated SGX quote, verify, token, HPKE release of one data key, against
-// a server started with --allow-simulation.
+// simulated SGX quote, then verify and HPKE release of one data key in one
+// request (as ppml attest does), against a server started with
+// --allow-simulation.
 type Release struct {
 	Client      client.Config // URL, CAFile and the AdminToken that enrols the benchmark app
 	SimDir      string        // the server's simulation PKI (<data-dir>/sim)
@@ -90,6 +91,6 @@ func (b Release) Run(ctx context.Context) (ReleaseReport, error) {
 // WriteText prints the report in two lines.
 func (r ReleaseReport) WriteText(w io.Writer) {
 	res := r.Result
-	fmt.Fprintf(w, "attest + release (nonce, simulated SGX quote, verify, token, HPKE release) over HTTPS, concurrency %d, %s\n", r.Concurrency, r.Duration)
+	fmt.Fprintf(w, "attest + release (nonce, simulated SGX quote, verify + HPKE release in one request) over HTTPS, concurrency %d, %s\n", r.Concurrency, r.Duration)
 	fmt.Fprintf(w, "ops/s %.1f  p50 %s  p99 %s  errors %d\n", res.OpsPerSec, res.P50.Round(10*time.Microsecond), res.P99.Round(10*time.Microsecond), res.Errors)
 }
