@@ -155,7 +155,7 @@ func TestWrapUnwrap(t *testing.T) {
 				if len(blob) != store.TermHeaderSize+12+len(pt)+16 {
 					t.Fatalf("blob of a %d-byte plaintext is %d bytes", len(pt), len(blob))
 				}
-				if bytes.Contains(blob, []byte(pt)) && pt != "" {
+				if len(pt) >= 8 && bytes.Contains(blob, []byte(pt)) {
 					t.Fatalf("blob contains the plaintext")
 				}
 				wantUnwrap(t, kr, blob, "key/1", pt)
