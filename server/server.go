@@ -484,13 +484,15 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	var conns connStates
+	srv.ConnState = conns.track
 	if s.tlsCert != nil {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*s.tlsCert}, MinVersion: tls.VersionTLS12}
 	}
 	asSrv := &http.Server{
 		Handler:           bigdlas.BannerHandler(s.handler),
 		ReadHeaderTimeout: srv.ReadHeaderTimeout, ReadTimeout: srv.ReadTimeout, WriteTimeout: srv.WriteTimeout,
-		IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, TLSConfig: srv.TLSConfig,
+		IdleTimeout: srv.IdleTimeout, ErrorLog: srv.ErrorLog, TLSConfig: srv.TLSConfig, ConnState: conns.track,
 	}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
@@ -521,10 +523,11 @@ func (s *Server) Serve(ctx context.Context, listeners ...net.Listener) error {
 	case err := <-errc:
 		return err
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	asSrv.Shutdown(shutCtx)
-	return srv.Shutdown(shutCtx)
+	err := shutdown(&conns, 10*time.Second, srv, asSrv)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil // closed by shutdown once idle
+	}
+	return err
 }
 
 // housekeeping destroys keys whose deletion date passed and forgets replay
