@@ -443,14 +443,15 @@ func (s *Session) evidence(ctx context.Context) (*ecdh.PrivateKey, client.Releas
 }
 
 // accepted keeps what an accepted attestation gave: the key the releases
-// are sealed to and, if one was issued, the token for later releases.
+// are sealed to and the token for later releases, if one was issued (an
+// earlier token commits to an earlier key: it goes).
 func (s *Session) accepted(priv *ecdh.PrivateKey, tok string, claims token.Claims) {
 	if claims.Simulated {
 		fmt.Fprintln(s.log, "[SIMULATION] the attestation service marked this result simulated: true")
 	}
-	s.priv = priv
+	s.priv, s.token, s.expires = priv, tok, time.Time{}
 	if tok != "" {
-		s.token, s.expires = tok, claims.Expires()
+		s.expires = claims.Expires()
 	}
 }
 

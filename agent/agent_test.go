@@ -631,3 +631,37 @@ func TestUpstreamSpellings(t *testing.T) {
 		}
 	}
 }
+
+// A session mixes both release paths: a token from Attest, then a release
+// carrying its own attestation (a new key pair, no token), then a release
+// by token again, which must not present the first token with the new key.
+func TestSessionMixesReleasePaths(t *testing.T) {
+	ctx := context.Background()
+	w := setup(t, "sqlite")
+	q, err := enclave.Gramine(w.enclaveDir(t, goodMR, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := agent.NewSession(w.workload, q, w.policyID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := mustB64(w.wrapped)
+	aad := []byte{0xb5, 0xeb, 0x2d}
+	want := w.plaintext
+	check := func(name string, pt []byte, err error) {
+		t.Helper()
+		if err != nil || base64.StdEncoding.EncodeToString(pt) != want {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := s.Attest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pt, err := s.Release(ctx, ct, aad)
+	check("release with the token", pt, err)
+	pt, err = s.AttestAndRelease(ctx, ct, aad, false)
+	check("release with evidence", pt, err)
+	pt, err = s.Release(ctx, ct, aad)
+	check("release after the evidence release", pt, err)
+}
