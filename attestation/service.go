@@ -143,6 +143,7 @@ type Service struct {
 	rows *rowmac.Keeper
 
 	verified verifiedPolicies
+	pccs     *limit.Limiter
 }
 
 // New builds the service. It loads (or, with AllowSimulation, creates) the
@@ -179,8 +180,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.log.Warn("simulated quotes are accepted (--allow-simulation): every simulated result and token says simulated: true; never use this in production", "sim_dir", cfg.SimDir)
 	}
+	s.pccs = limit.New("PCCS collateral fetches", cfg.PCCSLimit.Or(DefaultPCCSLimit))
 	cols, err := source.CollateralSettings{File: cfg.CollateralFile, Dir: cfg.CollateralDir, PCCSURL: cfg.PCCSURL, PCCSAPIKey: cfg.PCCSAPIKey,
-		PCCSLimit: limit.New("PCCS collateral fetches", cfg.PCCSLimit.Or(DefaultPCCSLimit)), PCCSNegativeTTL: cfg.PCCSNegativeTTL,
+		PCCSLimit: s.pccs, PCCSNegativeTTL: cfg.PCCSNegativeTTL,
 		Now: cfg.Now, Named: true,
 		Warn: func(err error) { s.log.Warn("using cached collateral: refreshing it from the PCCS failed", "err", err) },
 		NoSource: func(tee, fmspc, ca string) error {
@@ -208,6 +210,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
+
+// PCCSInFlight is the number of collateral fetches from the PCCS in
+// progress (metrics).
+func (s *Service) PCCSInFlight() int { return s.pccs.InFlight() }
 
 // AllowSimulation reports whether simulated quotes are accepted.
 func (s *Service) AllowSimulation() bool { return s.cfg.AllowSimulation }

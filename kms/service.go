@@ -503,6 +503,12 @@ func (s *Service) AuthenticateBigDLUser(ctx context.Context, user, token string)
 	return nil
 }
 
+// InFlight is the number of bounded slow operations in progress, by kind
+// (metrics): argon2id token checks and RSA key generations.
+func (s *Service) InFlight() map[string]int {
+	return map[string]int{"argon2id": s.argon.InFlight(), "rsa": s.rsa.InFlight()}
+}
+
 // CountKeys counts keys by state (metrics).
 func (s *Service) CountKeys(ctx context.Context) (map[string]int, error) {
 	return s.cfg.Store.CountKeys(ctx)

@@ -61,6 +61,26 @@ func (m *Metrics) Observe(api, action, result string, d time.Duration) {
 	m.duration.WithLabelValues(api, action).Observe(d.Seconds())
 }
 
+// InFlight exports the bounded slow operations in progress, by kind, as
+// read at scrape time: a flood shows as a limit held at its maximum.
+func (m *Metrics) InFlight(read func() map[string]int) {
+	m.Registry.MustRegister(inFlightCollector(read))
+}
+
+var inFlightDesc = prometheus.NewDesc("ppml_limit_in_flight",
+	"Bounded slow operations in progress by kind: argon2id (BigDL token checks), rsa (RSA key generations), pccs (collateral fetches).",
+	[]string{"limit"}, nil)
+
+type inFlightCollector func() map[string]int
+
+func (c inFlightCollector) Describe(ch chan<- *prometheus.Desc) { ch <- inFlightDesc }
+
+func (c inFlightCollector) Collect(ch chan<- prometheus.Metric) {
+	for kind, n := range c() {
+		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(n), kind)
+	}
+}
+
 // Attestation records one quote verification outcome.
 func (m *Metrics) Attestation(tee, tcbStatus, result string) {
 	if m == nil {

@@ -235,3 +235,46 @@ func TestAuthFailureDelayEndsWithTheClient(t *testing.T) {
 	}
 	t.Logf("audited %s after the request", time.Since(start).Round(time.Millisecond))
 }
+
+// /metrics shows the bounded slow work in progress: an RSA-4096 generation
+// holds one rsa slot while it runs and gives it back when done.
+func TestInFlightMetric(t *testing.T) {
+	inst := servertest.Start(t, servertest.Options{})
+	_, cfg := inst.Enroll(t)
+	n, _ := client.NewNative(cfg)
+	h, _ := client.HTTPClient(inst.CAFile, 0)
+	scrape := func() string {
+		resp, err := h.Get(inst.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for _, want := range []string{`ppml_limit_in_flight{limit="argon2id"} 0`, `ppml_limit_in_flight{limit="rsa"} 0`, `ppml_limit_in_flight{limit="pccs"} 0`} {
+		if m := scrape(); !strings.Contains(m, want) {
+			t.Fatalf("an idle server's metrics lack %s", want)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.CreateKey(context.Background(), client.KeyOptions{Spec: "EH_RSA_4096"})
+		done <- err
+	}()
+	seen := false
+	for !seen {
+		select {
+		case err := <-done:
+			t.Fatalf("the RSA-4096 generation ended (%v) before /metrics showed it in flight", err)
+		default:
+		}
+		seen = strings.Contains(scrape(), `ppml_limit_in_flight{limit="rsa"} 1`)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m := scrape(); !strings.Contains(m, `ppml_limit_in_flight{limit="rsa"} 0`) {
+		t.Fatal("the rsa slot is still counted after the generation ended")
+	}
+}

@@ -199,6 +199,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attestation service: %w", err)
 	}
+	s.metrics.InFlight(func() map[string]int {
+		n := s.svc.InFlight()
+		n["pccs"] = s.attest.PCCSInFlight()
+		return n
+	})
 	s.svc.SetReleaseAuthorizer(s.attest) // attested key release checks tokens in process
 	if s.self, err = selfQuoter(cfg, simDir); err != nil {
 		return nil, err

@@ -227,7 +227,12 @@ func (l *Limiter) tooMany() error {
 }
 
 // InFlight returns the number of slots taken (metrics, tests).
-func (l *Limiter) InFlight() int { return len(l.global) }
+func (l *Limiter) InFlight() int {
+	if l == nil {
+		return 0
+	}
+	return len(l.global)
+}
 
 type callerKey struct{}
 
