@@ -41,7 +41,11 @@ gremlins_part() {
     log="$OUT/$(echo "$pkg" | tr / _).log"
     note=""
     set +e
-    timeout "$BUDGET" "$BIN/gremlins-$GREMLINS_VERSION" unleash --workers 1 --test-cpu 1 \
+    # No --test-cpu: gremlins v0.6.0 passes it to go test as the single
+    # argument "-cpu N", which go test reads as a package path, so every run
+    # failed at setup and every covered mutant counted as KILLED.
+    # GOMAXPROCS=1 limits the test binary (and the build) instead.
+    GOMAXPROCS=1 timeout "$BUDGET" "$BIN/gremlins-$GREMLINS_VERSION" unleash --workers 1 \
       --timeout-coefficient 5 --invert-logical "./$pkg" >"$log" 2>&1
     rc=$?
     set -e
