@@ -3,6 +3,7 @@ package rootkey_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -18,10 +19,9 @@ import (
 // before the numbered call (1 = the first call after it was set).
 type interleaved struct {
 	*sqlstore.DB
-	loads, inits, commits int
-	beforeLoad            map[int]func()
-	beforeInit            map[int]func()
-	beforeCommit          map[int]func()
+	loads, inits, commits, adds, prepares int
+	beforeLoad, beforeInit, beforeCommit  map[int]func()
+	beforeAdd, beforePrepare              map[int]func()
 }
 
 func (s *interleaved) LoadKeyring(ctx context.Context) (store.Keyring, error) {
@@ -48,10 +48,26 @@ func (s *interleaved) CommitRekey(ctx context.Context, id string, oldCheck, newC
 	return s.DB.CommitRekey(ctx, id, oldCheck, newCheck, current, byUnseal, unsealKey)
 }
 
+func (s *interleaved) AddTerm(ctx context.Context, t store.RootTerm, check, unsealKey []byte) error {
+	s.adds++
+	if f := s.beforeAdd[s.adds]; f != nil {
+		f()
+	}
+	return s.DB.AddTerm(ctx, t, check, unsealKey)
+}
+
+func (s *interleaved) PrepareRekey(ctx context.Context, p store.PendingRekey) error {
+	s.prepares++
+	if f := s.beforePrepare[s.prepares]; f != nil {
+		f()
+	}
+	return s.DB.PrepareRekey(ctx, p)
+}
+
 // reset makes the next call of each kind number 1 and drops the hooks.
 func (s *interleaved) reset() {
-	s.loads, s.inits, s.commits = 0, 0, 0
-	s.beforeLoad, s.beforeInit, s.beforeCommit = nil, nil, nil
+	s.loads, s.inits, s.commits, s.adds, s.prepares = 0, 0, 0, 0, 0
+	s.beforeLoad, s.beforeInit, s.beforeCommit, s.beforeAdd, s.beforePrepare = nil, nil, nil, nil, nil
 }
 
 func rotateOn(t *testing.T, kr *rootkey.Keyring) func() {
@@ -198,5 +214,86 @@ func TestCommitRekeyGivesUp(t *testing.T) {
 			r, _ := shamirReplica(t, dsn)
 			unseal(t, r, old[0], old[3], old[4])
 		})
+	}
+}
+
+// hooks returns hooks that rotate on other before calls 1..n.
+func hooks(t *testing.T, other *rootkey.Keyring, n int) map[int]func() {
+	m := map[int]func(){}
+	for i := 1; i <= n; i++ {
+		m[i] = rotateOn(t, other)
+	}
+	return m
+}
+
+// Rotate and PrepareRekey retry when another replica rotated meanwhile,
+// and give up (with the store's error) when it keeps happening; once the
+// store is quiet again they work.
+func TestRotateAndPrepareRekeyOnAMovingStore(t *testing.T) {
+	dsn := newDSN(t, "sqlite")
+	_, _, shares := initShamir(t, dsn)
+	other, _ := shamirReplica(t, dsn)
+	unseal(t, other, shares[0], shares[1], shares[2])
+	st := &interleaved{DB: openStore(t, dsn)}
+	kr, err := rootkey.NewShamir(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unseal(t, kr, shares[2], shares[3], shares[4])
+
+	st.reset()
+	st.beforeAdd = hooks(t, other, 1)
+	if term, err := kr.Rotate(ctx); err != nil || term != 3 || st.adds != 2 {
+		t.Fatalf("rotate after one rotation elsewhere: term %d, %d store calls, %v", term, st.adds, err)
+	}
+	st.reset()
+	st.beforeAdd = hooks(t, other, 50)
+	_, err = kr.Rotate(ctx)
+	if !errors.Is(err, store.ErrConflict) || st.adds > 20 {
+		t.Fatalf("rotate on a store that keeps moving: %v after %d store calls; want a conflict", err, st.adds)
+	}
+
+	st.reset()
+	st.beforePrepare = hooks(t, other, 1)
+	if _, _, err := kr.PrepareRekey(ctx); err != nil || st.prepares != 2 {
+		t.Fatalf("prepare after one rotation elsewhere: %d store calls, %v", st.prepares, err)
+	}
+	st.reset()
+	st.beforePrepare = hooks(t, other, 50)
+	_, _, err = kr.PrepareRekey(ctx)
+	if !errors.Is(err, store.ErrStaleTerm) || st.prepares > 20 {
+		t.Fatalf("prepare on a store that keeps moving: %v after %d store calls; want a stale term", err, st.prepares)
+	}
+	st.reset()
+	id, fresh, err := kr.PrepareRekey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.CommitRekey(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := shamirReplica(t, dsn)
+	unseal(t, r, fresh[0], fresh[1], fresh[2])
+	if r.Term() != other.Term() || r.Term() < 10 {
+		t.Fatalf("term %d after restart, other replica at %d", r.Term(), other.Term())
+	}
+}
+
+// Seal gives up when put keeps reporting a stale term (a broken store)
+// instead of wrapping forever.
+func TestSealGivesUp(t *testing.T) {
+	dsn, rootFile := newDSN(t, "sqlite"), filepath.Join(t.TempDir(), "root.key")
+	kr, _ := fileReplica(t, dsn, rootFile)
+	calls := 0
+	errTooMany := errors.New("put called too often")
+	err := kr.Seal(ctx, []byte("x"), nil, func([]byte) error {
+		calls++
+		if calls > 1000 {
+			return errTooMany
+		}
+		return fmt.Errorf("refused: %w", store.ErrStaleTerm)
+	})
+	if !errors.Is(err, store.ErrStaleTerm) || calls < 2 {
+		t.Fatalf("seal with a put that always refuses: %v after %d calls", err, calls)
 	}
 }

@@ -87,6 +87,16 @@ func TestRekey(t *testing.T) {
 			if replicaB.Term() != 2 {
 				t.Fatalf("replicaB term %d, want 2", replicaB.Term())
 			}
+			// It also learnt the new unseal key, from the copy the rotation
+			// wrapped under term 2: its own rotation is accepted and opens
+			// with the new shares.
+			if term, err := replicaB.Rotate(ctx); err != nil || term != 3 {
+				t.Fatalf("rotate on a replica that learnt the rekey from a rotation: %d, %v", term, err)
+			}
+			b3 := wrap(t, replicaB, "three", "aad")
+			r, _ = shamirReplica(t, dsn)
+			unseal(t, r, fresh[0], fresh[2], fresh[4])
+			wantUnwrap(t, r, b3, "aad", "three")
 		})
 	}
 }

@@ -639,3 +639,31 @@ func legacySeal(t *testing.T, key, pt, aad []byte) []byte {
 	rand.Read(nonce)
 	return g.Seal(nonce, nonce, pt, aad)
 }
+
+// A Shamir store from before terms: a check value under the unseal key its
+// shares give, no terms. It unseals, and the unseal key becomes term 1.
+func TestShamirStoreFromBeforeTerms(t *testing.T) {
+	dsn := newDSN(t, "sqlite")
+	key := bytes.Repeat([]byte{0x3c}, 32)
+	shares, err := shamir.Split([]byte(base64.StdEncoding.EncodeToString(key)), rootkey.NumShares, rootkey.Threshold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openStore(t, dsn)
+	check := legacySeal(t, key, []byte("ppml root key check v1"), []byte("ppml/root-key-check/v1"))
+	if ok, err := db.PutMetaIfAbsent(ctx, "root_key_check", check); err != nil || !ok {
+		t.Fatalf("writing the old check value: %v %v", ok, err)
+	}
+	kr, err := rootkey.NewShamir(ctx, db)
+	if err != nil || !kr.Initialized() || !kr.Sealed() {
+		t.Fatalf("shamir store from before terms: initialized %v sealed %v %v", kr.Initialized(), kr.Sealed(), err)
+	}
+	unseal(t, kr, shares[1], shares[3], shares[4])
+	if kr.Term() != 1 {
+		t.Fatalf("term %d, want 1", kr.Term())
+	}
+	wantUnwrap(t, kr, store.WithTerm(1, legacySeal(t, key, []byte("old row"), []byte("aad"))), "aad", "old row")
+	r, _ := shamirReplica(t, dsn)
+	unseal(t, r, shares[0], shares[1], shares[2])
+	wantUnwrap(t, r, wrap(t, kr, "new row", "aad"), "aad", "new row")
+}
