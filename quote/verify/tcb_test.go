@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ppml-project/ppml/quote/abi"
@@ -54,6 +56,12 @@ func TestTDXEvaluationBranches(t *testing.T) {
 	if e != nil || ev.module != StatusOutOfDate || ev.final != StatusOutOfDate {
 		t.Fatalf("module out of date: %v %+v", e, ev)
 	}
+	// Module SVN 4 = level isvsvn 4 → that level, UpToDate.
+	td.TEETCBSVN[0] = 4
+	ev, e = evaluate(&q2, x, ti, qi)
+	if e != nil || ev.module != StatusUpToDate || ev.final != StatusUpToDate {
+		t.Fatalf("module SVN equal to the level's: %v %+v", e, ev)
+	}
 	// Module SVN 1: no module level → tcb_not_supported.
 	td.TEETCBSVN[0] = 1
 	if _, e = evaluate(&q2, x, ti, qi); e == nil || e.Code != FailTCBNotSupported {
@@ -79,6 +87,28 @@ func TestTDXEvaluationBranches(t *testing.T) {
 	td.SeamAttributes[0] = 1
 	if _, e = evaluate(&q2, x, ti, qi); e == nil || e.Code != FailTDXModuleMismatch {
 		t.Fatalf("seam attributes: %v", e)
+	}
+	// Module identity attributes or mask not 8 bytes: refused, not
+	// compared on a prefix (the TCB info parser does not check these lengths).
+	td.SeamAttributes[0] = 0
+	if _, e = evaluate(&q2, x, ti, qi); e != nil {
+		t.Fatalf("seam attributes restored: %v", e)
+	}
+	for _, which := range []string{"attributes", "mask"} {
+		ti2 := *ti
+		ti2.TDXModuleIdentities = slices.Clone(ti.TDXModuleIdentities)
+		for i := range ti2.TDXModuleIdentities {
+			m := &ti2.TDXModuleIdentities[i]
+			if which == "attributes" {
+				m.Attributes = append(slices.Clone(m.Attributes), 0)
+			} else {
+				m.AttributesMask = append(slices.Clone(m.AttributesMask), 0)
+			}
+		}
+		_, e = evaluate(&q2, x, &ti2, qi)
+		if e == nil || e.Code != FailTDXModuleMismatch || !strings.HasPrefix(e.Msg, "SEAMATTRIBUTES ") {
+			t.Fatalf("module identity %s of 9 bytes: %v", which, e)
+		}
 	}
 	// QE OutOfDate converges.
 	qi2 := *qi

@@ -132,6 +132,9 @@ func TestVectors(t *testing.T) {
 			if w := d["collateral_window"].(map[string]any)["not_after"].(string); res.CollateralExpiresAt == nil || res.CollateralExpiresAt.Format(time.RFC3339) != w {
 				t.Errorf("collateral_expires_at %v, want %s", res.CollateralExpiresAt, w)
 			}
+			if w := d["collateral_window"].(map[string]any)["not_before"].(string); res.Detail.CollateralNotBefore == nil || res.Detail.CollateralNotBefore.Format(time.RFC3339) != w {
+				t.Errorf("collateral_not_before %v, want %s (the latest start of the collateral's parts)", res.Detail.CollateralNotBefore, w)
+			}
 			if w, ok := d["qe_tcb_status"]; ok && res.Detail.QETCBStatus != w {
 				t.Errorf("qe status %s want %v", res.Detail.QETCBStatus, w)
 			}
