@@ -422,3 +422,45 @@ func TestRejectTrailingBytesCleanQuote(t *testing.T) {
 		t.Fatalf("quote without trailing bytes: %v", err)
 	}
 }
+
+// The PCK CRL must come from the PCK certificate's own issuer: a CA of the
+// same name with another key is refused; a re-issued certificate of the
+// same CA (same name and key, another serial) is the same issuer.
+func TestPCKCRLIssuerIsPCKIssuer(t *testing.T) {
+	p := newTestPKI(t, "sgx-phala")
+	q := p.quote()
+	realCA, realKey := p.ca, p.caKey
+	other := newKey(t)
+	p.ca, p.caKey = issueCert(t, certTemplate(pck.CNPlatformCA, true), p.root, p.rootKey, other.Public()), other
+	res, err := p.verify(q, p.collateral(nil), Options{})
+	wantFailMsg(t, res, err, FailPCKCRL, `PCK CRL issuer "Intel SGX PCK Platform CA" is not the issuer of the PCK certificate ("Intel SGX PCK Platform CA")`)
+
+	p.ca, p.caKey = issueCert(t, certTemplate(pck.CNPlatformCA, true), p.root, p.rootKey, realKey.Public()), realKey
+	if p.ca.SerialNumber.Cmp(realCA.SerialNumber) == 0 {
+		t.Fatal("re-issued CA has the same serial")
+	}
+	if res, err := p.verify(q, p.collateral(nil), Options{}); err != nil || !res.CRLChecked {
+		t.Fatalf("re-issued PCK CA as CRL issuer: %v", err)
+	}
+}
+
+// Inspect reads measurements and PCK facts without verifying; an
+// unparsable quote or an unreadable chain is an error.
+func TestInspect(t *testing.T) {
+	v := loadVector(t, "sgx-phala")
+	res, err := Inspect(v.quote)
+	if err != nil || res.Verified || res.FMSPC != v.expected["fmspc"] || res.MREnclave != v.expected["mr_enclave"] {
+		t.Fatalf("inspect: %v %+v", err, res)
+	}
+	if _, err := Inspect(v.quote[:100]); err == nil {
+		t.Fatal("truncated quote inspected")
+	}
+	q, _ := abi.ParseQuote(v.quote)
+	certs, _ := collateral.ParseChain(q.PCKChainPEM)
+	q.PCKChainPEM = []byte(pemChain(certs[0]))
+	res, err = InspectQuote(q)
+	var ve *Error
+	if !errors.As(err, &ve) || ve.Code != FailPCKChain || res.MREnclave != v.expected["mr_enclave"] {
+		t.Fatalf("one-certificate chain: %v, measurements %q", err, res.MREnclave)
+	}
+}
