@@ -82,6 +82,13 @@ func TestDeriveKeysSpec(t *testing.T) {
 // independent is a straightforward whole-buffer implementation of the
 // layout written from the spec, sharing no code with the package.
 func independent(dataKey, edk string, iv [16]byte, pt []byte) []byte {
+	p := 16 - len(pt)%16
+	return sealPadded(dataKey, edk, iv, append(append([]byte{}, pt...), bytes.Repeat([]byte{byte(p)}, p)...))
+}
+
+// sealPadded builds a file from an already padded plaintext (whole blocks),
+// so tests can also seal wrong padding under a valid tag.
+func sealPadded(dataKey, edk string, iv [16]byte, padded []byte) []byte {
 	s := []byte(dataKey)
 	macKey := append([]byte{}, s[:16]...)
 	aesKey := make([]byte, 16)
@@ -94,8 +101,6 @@ func independent(dataKey, edk string, iv [16]byte, pt []byte) []byte {
 	for out.Len() < 400 {
 		out.WriteByte(0x80)
 	}
-	p := 16 - len(pt)%16
-	padded := append(append([]byte{}, pt...), bytes.Repeat([]byte{byte(p)}, p)...)
 	blk, _ := aes.NewCipher(aesKey)
 	ct := make([]byte, len(padded))
 	cipher.NewCBCEncrypter(blk, iv[:]).CryptBlocks(ct, padded)
