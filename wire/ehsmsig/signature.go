@@ -108,18 +108,23 @@ func jsArrayString(a []any) string {
 	return strings.Join(parts, ",")
 }
 
-// jsNumber formats a JSON number as JavaScript's Number#toString does.
+// jsNumber formats a JSON number as JavaScript's String(JSON.parse(n)) does.
 func jsNumber(n json.Number) string {
 	f, err := n.Float64()
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return n.String()
-	}
-	if f == 0 {
+	switch {
+	case math.IsInf(f, 1): // an overflowing literal (ErrRange): JSON.parse gives Infinity
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	case err != nil:
+		return n.String() // not JSON number text, outside Canonical's contract
+	case f == 0:
 		return "0"
 	}
 	if a := math.Abs(f); a >= 1e21 || a < 1e-6 {
-		s := strconv.FormatFloat(f, 'e', -1, 64) // 1e+21, 1.5e-7
-		return strings.Replace(s, "e+0", "e+", 1)
+		// Go pads the exponent to two digits (1.5e-07), JavaScript does
+		// not (1.5e-7); here it is >= 21 or <= -7, so only "e-0" occurs.
+		return strings.Replace(strconv.FormatFloat(f, 'e', -1, 64), "e-0", "e-", 1)
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }

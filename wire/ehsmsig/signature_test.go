@@ -75,3 +75,85 @@ func TestArrayEmptinessAndOrder(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// Numbers are rendered as eHSM's Node.js server renders JSON.parse's value
+// (String(number)), so a client that signed that text verifies. Expected
+// values are JavaScript's output for each literal.
+func TestNumbersAsJavaScriptRendersThem(t *testing.T) {
+	cases := []struct{ literal, want string }{
+		{"1.0", "n=1"}, // same value, other text: same signature
+		{"1e2", "n=100"},
+		{"1.50", "n=1.5"},
+		{"-7", "n=-7"},
+		{"0.1", "n=0.1"},
+		{"1e20", "n=100000000000000000000"},
+		{"1e21", "n=1e+21"}, // exponent form from 1e21 on
+		{"999999999999999999999", "n=1e+21"},
+		{"-1e21", "n=-1e+21"},
+		{"123456789012345678901234", "n=1.2345678901234569e+23"},
+		{"1e-6", "n=0.000001"}, // fixed form down to 1e-6
+		{"-0.000001", "n=-0.000001"},
+		{"9.99999e-7", "n=9.99999e-7"},
+		{"1.5e-7", "n=1.5e-7"}, // no zero padding of the exponent
+		{"-1.2345e-8", "n=-1.2345e-8"},
+		{"1e-10", "n=1e-10"},
+		{"1e400", "n=Infinity"}, // JSON.parse overflows to Infinity
+		{"-1e400", "n=-Infinity"},
+		{"1e-400", ""}, // underflows to 0, which is loosely empty
+		{"-0", ""},
+		{"[-0.0]", "n="}, // String([-0]) is "0": kept, its element dropped
+		{"[1e-7,1e21]", "n=0=1e-7&1=1e+21"},
+	}
+	for _, c := range cases {
+		got := Canonical(decode(t, `{"n":`+c.literal+`}`))
+		if got != c.want {
+			t.Errorf("%s: canonical %q, want %q", c.literal, got, c.want)
+		}
+		if sign := Sign([]byte(apiKey), c.want); !Verify([]byte(apiKey), got, sign) {
+			t.Errorf("%s: a signature over eHSM's string %q does not verify", c.literal, c.want)
+		}
+	}
+}
+
+// Keys sort by UTF-16 code units as JavaScript's Array#sort does: a prefix
+// first, and a supplementary character (surrogates 0xD800-0xDFFF) before
+// U+E000..U+FFFF although its UTF-8 bytes sort after them.
+func TestKeyOrderIsUTF16(t *testing.T) {
+	got := Canonical(decode(t, `{"｡":10,"\ue000":9,"😀":8,"é":7,"b":6,"abc":5,"ab":4,"a":3,"_":2,"B":1}`))
+	want := "B=1&_=2&a=3&ab=4&abc=5&b=6&é=7&😀=8&\ue000=9&｡=10"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{
+		{"a", "ab", true}, {"ab", "a", false}, {"a", "a", false},
+		{"", "a", true}, {"a", "", false}, {"", "", false},
+		{"B", "_", true}, {"_", "a", true}, {"a", "B", false},
+		{"😀", "｡", true}, {"｡", "😀", false}, {"😀", "😁", true},
+	} {
+		if got := lessUTF16(c.a, c.b); got != c.less {
+			t.Errorf("lessUTF16(%q, %q) = %v, want %v", c.a, c.b, got, c.less)
+		}
+	}
+}
+
+// The envelope holds nonce and payload only when given: the signed string
+// of a BigDL request (no nonce) has no nonce field and of ListKey no payload.
+func TestEnvelope(t *testing.T) {
+	for _, c := range []struct {
+		nonce   string
+		payload any
+		want    string
+	}{
+		{"", nil, "appid=app&timestamp=1700000000000"},
+		{"n-1", nil, "appid=app&nonce=n-1&timestamp=1700000000000"},
+		{"", map[string]any{"keyid": "k"}, "appid=app&payload=keyid=k&timestamp=1700000000000"},
+		{"n-1", map[string]any{}, "appid=app&nonce=n-1&payload=&timestamp=1700000000000"},
+	} {
+		if got := Canonical(Envelope("app", c.nonce, "1700000000000", c.payload)); got != c.want {
+			t.Errorf("nonce %q payload %v: got %q, want %q", c.nonce, c.payload, got, c.want)
+		}
+	}
+}
