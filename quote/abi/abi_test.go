@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -241,5 +242,152 @@ func TestV3ReservedBytesAreSignedNotDecoded(t *testing.T) {
 	}
 	if q.TEE != SGX || q.Header.TEEType != 0 || !bytes.Equal(q.Signed[4:8], b[4:8]) {
 		t.Fatalf("TEE %s, header tee type %#x, signed bytes 4-7 %x", q.TEE, q.Header.TEEType, q.Signed[4:8])
+	}
+}
+
+// parts is the signature data of a parsed quote, for reassembling variants.
+func parts(q *Quote) *SignatureParts {
+	return &SignatureParts{Signature: q.Signature, AttestKey: q.AttestKey, QEReport: q.RawQEReport,
+		QEReportSig: q.QEReportSig, QEAuthData: q.QEAuthData, PCKChainPEM: q.PCKChainPEM}
+}
+
+func mustParse(t *testing.T, b []byte) *Quote {
+	t.Helper()
+	q, err := ParseQuote(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// Each length check at its exact boundary: one byte short is refused with
+// the message naming what is missing; exactly enough passes that check and
+// fails (or not) at the next.
+func TestLengthBoundaries(t *testing.T) {
+	sgx := readVec(t, "sgx-phala")
+	v5 := toV5(readVec(t, "tdx-v4-oasis"), BodyTypeTD10, 0)
+	if _, err := ParseHeader(sgx[:47]); err == nil || err.Error() != "quote too short: 47 bytes, header needs 48" {
+		t.Errorf("47-byte header: %v", err)
+	}
+	h, err := ParseHeader(sgx[:48])
+	if err != nil || h.Version != 3 || h.AttKeyType != 2 || h.QESVN != binary.LittleEndian.Uint16(sgx[8:]) ||
+		h.PCESVN != binary.LittleEndian.Uint16(sgx[10:]) || h.QEVendorID != IntelQEVendorID || !bytes.Equal(h.UserData[:], sgx[28:48]) {
+		t.Errorf("48-byte header: %+v, %v", h, err)
+	}
+	sigLen := binary.LittleEndian.Uint32(sgx[432:])
+	cases := []struct {
+		in   []byte
+		want string
+	}{
+		{sgx[:48], "quote too short: 48 bytes, header+body need 432"},
+		{v5[:48], "quote too short: 48 bytes, header+body descriptor need 54"},
+		{v5[:53], "quote too short: 53 bytes, header+body descriptor need 54"},
+		{v5[:54], "quote too short: 54 bytes, header+body need 638"},
+		{v5[:641], "quote too short: 641 bytes, signature data length field needs 642"},
+		{sgx[:435], "quote too short: 435 bytes, signature data length field needs 436"},
+		{sgx[:436], fmt.Sprintf("quote truncated: signature data declares %d bytes, only 0 present", sigLen)},
+		{sgx[:1000], fmt.Sprintf("quote truncated: signature data declares %d bytes, only 564 present", sigLen)},
+		{sgx[:len(sgx)-1], fmt.Sprintf("quote truncated: signature data declares %d bytes, only %d present", sigLen, sigLen-1)},
+	}
+	for _, c := range cases {
+		if _, err := ParseQuote(c.in); err == nil || err.Error() != c.want {
+			t.Errorf("%d bytes: got %v, want %q", len(c.in), err, c.want)
+		}
+	}
+}
+
+// Zero-length fields are valid layout: empty QE authentication data parses;
+// an empty PCK chain (or one of only NULs) is refused as empty, not as
+// truncated.
+func TestEmptyFields(t *testing.T) {
+	q := mustParse(t, readVec(t, "sgx-phala"))
+	for _, version := range []uint16{3, 4} {
+		signed, p := q.Signed, parts(q)
+		if version == 4 {
+			td := mustParse(t, readVec(t, "tdx-v4-oasis"))
+			signed, p = td.Signed, parts(td)
+		}
+		p.QEAuthData = nil
+		b, err := AppendSignatureData(signed, version, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := mustParse(t, b)
+		if len(got.QEAuthData) != 0 || !bytes.Equal(got.PCKChainPEM, p.PCKChainPEM) || got.TrailingBytes != 0 {
+			t.Errorf("v%d: empty QE auth data: auth %d bytes, chain %d bytes", version, len(got.QEAuthData), len(got.PCKChainPEM))
+		}
+		for _, chain := range [][]byte{nil, {0, 0, 0}} {
+			p.PCKChainPEM = chain
+			b, err := AppendSignatureData(signed, version, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ParseQuote(b); err == nil || err.Error() != "quote: PCK certificate chain is empty" {
+				t.Errorf("v%d: PCK chain %q: %v", version, chain, err)
+			}
+		}
+	}
+}
+
+// QE authentication data has a 16-bit length: 65535 bytes is the most a
+// quote can carry, and it round-trips; one more is refused.
+func TestAppendSignatureDataLimits(t *testing.T) {
+	q := mustParse(t, readVec(t, "sgx-phala"))
+	p := parts(q)
+	p.QEAuthData = bytes.Repeat([]byte{0xa5}, 0xffff)
+	b, err := AppendSignatureData(q.Signed, 3, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParse(t, b); !bytes.Equal(got.QEAuthData, p.QEAuthData) || !bytes.Equal(got.PCKChainPEM, q.PCKChainPEM) {
+		t.Fatal("65535 bytes of QE authentication data do not round-trip")
+	}
+	p.QEAuthData = append(p.QEAuthData, 0)
+	if _, err := AppendSignatureData(q.Signed, 3, p); err == nil || err.Error() != "QE authentication data too long: 65536 bytes" {
+		t.Errorf("65536 bytes: %v", err)
+	}
+	p = parts(q)
+	p.QEReport = p.QEReport[:383]
+	if _, err := AppendSignatureData(q.Signed, 3, p); err == nil || err.Error() != "QE report: 383 bytes, want 384" {
+		t.Errorf("383-byte QE report: %v", err)
+	}
+	if _, err := AppendSignatureData(q.Signed, 6, parts(q)); err == nil || err.Error() != "quote version 6 not supported" {
+		t.Errorf("version 6: %v", err)
+	}
+}
+
+// Debug is exactly the DEBUG bit: ATTRIBUTES.FLAGS bit 1 for an enclave,
+// TD_ATTRIBUTES bit 0 for a TD; neighbouring bits do not count.
+func TestDebugBits(t *testing.T) {
+	for _, c := range []struct {
+		flags uint64
+		debug bool
+	}{{0, false}, {1, false}, {2, true}, {3, true}, {^uint64(2), false}, {1 << 9, false}} {
+		var r EnclaveReport
+		binary.LittleEndian.PutUint64(r.Attributes[:8], c.flags)
+		if r.Flags() != c.flags || r.Debug() != c.debug {
+			t.Errorf("enclave flags %#x: Flags %#x, Debug %v, want %v", c.flags, r.Flags(), r.Debug(), c.debug)
+		}
+	}
+	for _, c := range []struct {
+		attr  [8]byte
+		debug bool
+	}{{[8]byte{}, false}, {[8]byte{1}, true}, {[8]byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, false}, {[8]byte{0, 1}, false}} {
+		r := TDReport{TDAttributes: c.attr}
+		if r.Debug() != c.debug {
+			t.Errorf("TD attributes %x: Debug %v, want %v", c.attr, r.Debug(), c.debug)
+		}
+	}
+}
+
+// ReportData is the body's 64 report-data bytes for either TEE.
+func TestReportData(t *testing.T) {
+	sgx := readVec(t, "sgx-phala")
+	tdx := readVec(t, "tdx-v4-oasis")
+	if got := mustParse(t, sgx).ReportData(); !bytes.Equal(got, sgx[48+320:48+384]) {
+		t.Errorf("SGX report data %x", got)
+	}
+	if got := mustParse(t, tdx).ReportData(); !bytes.Equal(got, tdx[48+520:48+584]) {
+		t.Errorf("TDX report data %x", got)
 	}
 }
