@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,14 +112,16 @@ func jsArrayString(a []any) string {
 // jsNumber formats a JSON number as JavaScript's String(JSON.parse(n)) does.
 func jsNumber(n json.Number) string {
 	f, err := n.Float64()
-	switch {
-	case math.IsInf(f, 1): // an overflowing literal (ErrRange): JSON.parse gives Infinity
+	if math.IsInf(f, 1) { // an overflowing literal (ErrRange): JSON.parse gives Infinity
 		return "Infinity"
-	case math.IsInf(f, -1):
+	}
+	if math.IsInf(f, -1) {
 		return "-Infinity"
-	case err != nil:
+	}
+	if err != nil {
 		return n.String() // not JSON number text, outside Canonical's contract
-	case f == 0:
+	}
+	if f == 0 {
 		return "0"
 	}
 	if a := math.Abs(f); a >= 1e21 || a < 1e-6 {
@@ -129,14 +132,9 @@ func jsNumber(n json.Number) string {
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
+// lessUTF16 orders as JavaScript's Array#sort: by UTF-16 code units.
 func lessUTF16(a, b string) bool {
-	ua, ub := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
-	for i := 0; i < len(ua) && i < len(ub); i++ {
-		if ua[i] != ub[i] {
-			return ua[i] < ub[i]
-		}
-	}
-	return len(ua) < len(ub)
+	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b))) < 0
 }
 
 // Sign returns base64(HMAC-SHA256(apiKey, canonical)).
