@@ -35,6 +35,12 @@ type fixture struct {
 
 func newFixture(tb testing.TB, allowSim bool, colDir string) *fixture {
 	tb.Helper()
+	return newFixtureWith(tb, allowSim, colDir, nil)
+}
+
+// newFixtureWith is newFixture with the service's Config edited first.
+func newFixtureWith(tb testing.TB, allowSim bool, colDir string, edit func(*attestation.Config)) *fixture {
+	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
 	st, err := sqlstore.Open(ctx, filepath.Join(dir, "ppml.db"))
@@ -52,8 +58,12 @@ func newFixture(tb testing.TB, allowSim bool, colDir string) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f.as, err = attestation.New(ctx, attestation.Config{Store: st, Root: kr, Now: svc.Now, AllowSimulation: allowSim,
-		SimDir: filepath.Join(dir, "sim"), CollateralDir: colDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := attestation.Config{Store: st, Root: kr, Now: svc.Now, AllowSimulation: allowSim,
+		SimDir: filepath.Join(dir, "sim"), CollateralDir: colDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if edit != nil {
+		edit(&cfg)
+	}
+	f.as, err = attestation.New(ctx, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
