@@ -399,4 +399,3 @@ func TestForgedQuoteDelay(t *testing.T) {
 		t.Fatalf("a forged quote was answered after %s, before the %s delay", d, delay)
 	}
 }
-

@@ -22,3 +22,20 @@ func (s *Service) HoldArgonSlots() (release func()) {
 		}
 	}
 }
+
+// HoldRSASlots takes every RSA generation slot; release gives them back.
+func (s *Service) HoldRSASlots(caller string) (release func()) {
+	var rs []func()
+	for range s.rsa.Config().Global {
+		r, err := s.rsa.Acquire(context.Background(), caller)
+		if err != nil {
+			panic(err)
+		}
+		rs = append(rs, r)
+	}
+	return func() {
+		for _, r := range rs {
+			r()
+		}
+	}
+}
