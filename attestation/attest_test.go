@@ -31,6 +31,10 @@ type fixture struct {
 	sim   *sim.SimTEE
 	now   time.Time
 	appID string
+	// the store (dbPath, a SQLite file) and the root keyring under as
+	st     *sqlstore.DB
+	kr     *rootkey.Keyring
+	dbPath string
 }
 
 func newFixture(tb testing.TB, allowSim bool, colDir string) *fixture {
@@ -52,7 +56,7 @@ func newFixtureWith(tb testing.TB, allowSim bool, colDir string, edit func(*atte
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := &fixture{now: time.Now()}
+	f := &fixture{now: time.Now(), st: st, kr: kr, dbPath: filepath.Join(dir, "ppml.db")}
 	svc := kms.New(kms.Config{Store: st, Root: kr, Now: func() time.Time { return f.now }})
 	f.appID, _, err = svc.Enroll(ctx, kms.Caller{API: "test"})
 	if err != nil {

@@ -7,6 +7,7 @@ package attestation_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -397,5 +398,119 @@ func TestForgedQuoteDelay(t *testing.T) {
 	}
 	if d := time.Since(start); d < delay {
 		t.Fatalf("a forged quote was answered after %s, before the %s delay", d, delay)
+	}
+	// A PCK chain that does not decode is forged too.
+	chain := append([]byte{}, good...)
+	chain[len(chain)-300] ^= 1
+	start = time.Now()
+	if v := f.as.VerifyQuote(ctx, chain); v.Reason != attestation.ReasonNotVerified || v.Result == nil || v.Result.Failure != "" {
+		t.Fatalf("broken PCK chain: %q %q %+v", v.Reason, v.Message, v.Result)
+	}
+	if d := time.Since(start); d < delay {
+		t.Fatalf("a quote with a broken PCK chain was answered after %s, before the %s delay", d, delay)
+	}
+	// Expired collateral is not the quote's fault.
+	f.now = f.now.AddDate(1, 1, 0)
+	start = time.Now()
+	if v := f.as.VerifyQuote(ctx, good); v.Result == nil || v.Result.Failure != verify.FailCollateralExpired {
+		t.Fatalf("expired collateral: %q %q", v.Reason, v.Message)
+	}
+	if d := time.Since(start); d >= delay {
+		t.Fatalf("a quote with expired collateral waited %s", d)
+	}
+}
+
+// eHSM's opt-in nonce binding: report_data must start with SHA-256(nonce).
+func TestLegacyNonceBinding(t *testing.T) {
+	f := newFixture(t, true, "")
+	ctx := context.Background()
+	q := f.quote(t, abi.SGX, []byte("the nonce"), nil, false) // report data SHA-256("the nonce")
+	if v := f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", q, nil, []byte("the nonce")); v.QVL != attestation.QVLOK || v.Reason != "" {
+		t.Fatalf("bound nonce: %+v", v)
+	}
+	if v := f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", q, nil, nil); v.QVL != attestation.QVLOK || v.Reason != "" {
+		t.Fatalf("no nonce binding asked: %+v", v)
+	}
+	v := f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", q, nil, []byte("another nonce"))
+	if v.QVL != attestation.QVLUnspecified || v.Reason != attestation.ReasonReportDataMismatch || !strings.Contains(v.Message, "--ehsm-bind-nonce") {
+		t.Fatalf("other nonce: %+v", v)
+	}
+	// A policy refusal of a non-debug quote does not mention debug enclaves.
+	sp, err := f.as.CreatePolicy(ctx, f.appID, "ehsm", &policy.Policy{MREnclave: []string{strings.Repeat("ab", 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v = f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", q, sp, nil)
+	if v.Reason != attestation.ReasonPolicy || strings.Contains(v.Message, "allow-debug-enclaves") || !strings.Contains(v.Message, "mr_enclave") {
+		t.Fatalf("policy refusal: %+v", v)
+	}
+	v = f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", f.quote(t, abi.SGX, nil, nil, true), nil, nil)
+	if v.Reason != attestation.ReasonPolicy || !strings.Contains(v.Message, "--allow-debug-enclaves") {
+		t.Fatalf("debug refusal: %+v", v)
+	}
+}
+
+// An operation that cannot be audited is not acknowledged.
+func TestUnauditedIsRefused(t *testing.T) {
+	f := newFixtureWith(t, true, "", func(c *attestation.Config) { c.Audit = audit.New(failingWriter{}) })
+	ctx := context.Background()
+	if _, err := f.as.CreatePolicy(ctx, f.appID, "native", &policy.Policy{AllowSimulated: true}); fault.CodeOf(err) != "audit_unavailable" {
+		t.Fatalf("CreatePolicy: %v", err)
+	}
+	if _, err := f.attest(t, abi.SGX); fault.CodeOf(err) != "audit_unavailable" {
+		t.Fatalf("Attest: %v", err)
+	}
+	if v := f.as.VerifyLegacy(ctx, "ehsm", f.appID, "", f.quote(t, abi.SGX, nil, nil, false), nil, nil); v.QVL != attestation.QVLUnspecified || v.Reason != "audit_unavailable" {
+		t.Fatalf("VerifyLegacy: %+v", v)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// An unknown policy id is reported as such (and nothing is kept for it).
+func TestAttestUnknownPolicy(t *testing.T) {
+	f := newFixture(t, true, "")
+	n := f.nonce(t)
+	_, err := f.as.Attest(context.Background(), attestation.Request{AppID: f.appID, Quote: f.quote(t, abi.SGX, n, nil, false), Nonce: n, PolicyID: "no-such-policy"})
+	if codeOf(err) != "policy_not_found" {
+		t.Fatalf("unknown policy: %v", err)
+	}
+}
+
+// The first start after the upgrade that brought row MACs says how many
+// policies it authenticated; any other start says nothing.
+func TestPolicyBackfillLogged(t *testing.T) {
+	f, _, logs := observed(t, true, nil)
+	ctx := context.Background()
+	sp, err := f.as.CreatePolicy(ctx, f.appID, "native", &policy.Policy{AllowSimulated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "row integrity") {
+		t.Fatalf("fresh store:\n%s", logs)
+	}
+	raw, err := sql.Open("sqlite", f.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// As a database from before row MACs: no MAC, no backfill marker.
+	for _, q := range []string{`UPDATE attest_policies SET mac = NULL`, `DELETE FROM meta WHERE name = 'row-mac-backfilled/v1/attest_policies'`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upgraded := &lockedBuffer{}
+	as, err := attestation.New(ctx, attestation.Config{Store: f.st, Root: f.kr, Logger: slog.New(slog.NewTextHandler(upgraded, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.Policy(ctx, f.appID, sp.ID); err != nil {
+		t.Fatal(err)
+	}
+	if s := upgraded.String(); strings.Count(s, "row integrity: authenticated attestation policies") != 1 || !strings.Contains(s, "rows=1") {
+		t.Fatalf("upgrade start:\n%s", s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,8 @@ type kmsFixture struct {
 	raw    *sql.DB // the same SQLite file, for edits made behind the service's back
 	offset atomic.Int64
 	owner  kms.Caller
+	db     *sqlstore.DB
+	kr     *rootkey.Keyring
 }
 
 func newKMS(t *testing.T, edit func(*kms.Config)) *kmsFixture {
@@ -42,7 +45,7 @@ func newKMS(t *testing.T, edit func(*kms.Config)) *kmsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &kmsFixture{owner: kms.Caller{ID: "owner", API: "test"}}
+	f := &kmsFixture{owner: kms.Caller{ID: "owner", API: "test"}, db: db, kr: kr}
 	base := time.Now()
 	cfg := kms.Config{Store: db, Root: kr, Now: func() time.Time { return base.Add(time.Duration(f.offset.Load())) }}
 	if edit != nil {
@@ -229,4 +232,55 @@ func TestOnlyRSAGenerationIsLimited(t *testing.T) {
 	if _, err := f.svc.CreateKey(ctx, f.owner, kms.CreateKeyRequest{Spec: "EH_RSA_2048"}); err != nil {
 		t.Fatalf("RSA after the slots are free: %v", err)
 	}
+}
+
+// The first start after the upgrade that brought row MACs says how many key
+// rows it authenticated; any other start says nothing.
+func TestKeyRowBackfillLogged(t *testing.T) {
+	logs := &strings.Builder{}
+	f := newKMS(t, func(c *kms.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	ctx := context.Background()
+	k := f.aesKey(t)
+	if strings.Contains(logs.String(), "row integrity") {
+		t.Fatalf("fresh store:\n%s", logs)
+	}
+	// As a database from before row MACs: no MAC, no backfill marker.
+	if _, err := f.raw.Exec(`UPDATE keys SET mac = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.raw.Exec(`DELETE FROM meta WHERE name = 'row-mac-backfilled/v1/keys'`); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := &strings.Builder{}
+	svc := kms.New(kms.Config{Store: f.db, Root: f.kr, Logger: slog.New(slog.NewTextHandler(upgraded, nil))})
+	if _, err := svc.DescribeKey(ctx, f.owner, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(upgraded.String(), "row integrity: authenticated key rows written before row MACs existed"); n != 1 || !strings.Contains(upgraded.String(), "rows=1") {
+		t.Fatalf("upgrade start:\n%s", upgraded)
+	}
+}
+
+// A row without a MAC (read before the upgrade backfill gave it one) is
+// checked against the row now stored only when they are the same row: one
+// that has changed since is refused, not vouched for by the new row's MAC.
+func TestRowWithoutMACMustMatchTheStoredRow(t *testing.T) {
+	f := newKMS(t, nil)
+	ctx := context.Background()
+	k := f.aesKey(t)
+	row, err := f.db.GetKey(ctx, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := row
+	same.MAC = nil
+	if err := f.svc.CheckKeyRow(ctx, same); err != nil {
+		t.Fatalf("the stored row without its MAC: %v", err)
+	}
+	stale := same
+	stale.State = "disabled"
+	wantCode(t, "a row without MAC that differs from the stored one", f.svc.CheckKeyRow(ctx, stale), "key_integrity")
+	gone := same
+	gone.ID = "00000000-0000-0000-0000-000000000000"
+	wantCode(t, "a row without MAC that is no longer stored", f.svc.CheckKeyRow(ctx, gone), "key_integrity")
 }

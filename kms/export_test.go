@@ -3,6 +3,8 @@ package kms
 import (
 	"context"
 	"fmt"
+
+	"github.com/ppml-project/ppml/store"
 )
 
 // HoldArgonSlots takes every argon2id slot, as a flood of made-up tokens
@@ -39,3 +41,6 @@ func (s *Service) HoldRSASlots(caller string) (release func()) {
 		}
 	}
 }
+
+// CheckKeyRow is checkKeyRow, for a row read before a concurrent change.
+func (s *Service) CheckKeyRow(ctx context.Context, k store.Key) error { return s.checkKeyRow(ctx, k) }
