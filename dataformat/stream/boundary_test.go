@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ppml-project/ppml/dataformat/keysource"
 )
@@ -230,4 +232,62 @@ func TestReaderAtBoundaries(t *testing.T) {
 	if err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("read through an EOF-at-end ReaderAt: %d bytes, %v", len(got), err)
 	}
+}
+
+// allocated returns the bytes f allocates, starting from an empty batch pool.
+func allocated(f func()) uint64 {
+	for batchPool.Get() != nil {
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// Memory is bounded by the batches in flight: with one worker at most 4
+// batches (each 1 MiB in, 1 MiB + tags out) exist, however long the input,
+// and the pipeline finishes (a fifth batch would not fit its pool channel).
+func TestPipelineMemoryBound(t *testing.T) {
+	pt := make([]byte, 24<<20)
+	const batch = 2<<20 + 16*TagSize
+	var n int64
+	var err error
+	done := make(chan uint64)
+	go func() {
+		done <- allocated(func() { n, err = Encrypt(io.Discard, bytes.NewReader(pt), testKey, &Options{Workers: 1}) })
+	}()
+	var a uint64
+	select {
+	case a = <-done:
+	case <-time.After(20 * time.Second):
+		// More batches than the pool channel holds block the writer goroutine.
+		t.Fatal("Encrypt of 24 MiB with one worker did not finish in 20 s: the pipeline is deadlocked")
+	}
+	if err != nil || n != int64(len(pt)) {
+		t.Fatalf("Encrypt: %d, %v", n, err)
+	}
+	if a > 4*batch+1<<20 {
+		t.Fatalf("Encrypt of 24 MiB with one worker allocated %d bytes, more than 4 batches of %d", a, batch)
+	}
+}
+
+// Batches are recycled across calls: a second small Encrypt reuses the
+// first one's batch instead of allocating 2 MiB again. (sync.Pool may drop
+// its contents at a GC, so a few attempts are allowed.)
+func TestBatchesReused(t *testing.T) {
+	pt := []byte("small")
+	var a uint64
+	for range 5 {
+		var buf bytes.Buffer
+		a = allocated(func() {
+			Encrypt(&buf, bytes.NewReader(pt), testKey, &Options{Workers: 1})
+			buf.Reset()
+			Encrypt(&buf, bytes.NewReader(pt), testKey, &Options{Workers: 1})
+		})
+		if a < 3<<20 {
+			return
+		}
+	}
+	t.Fatalf("two small Encrypts allocated %d bytes: the second did not reuse the first one's batch", a)
 }
