@@ -284,3 +284,19 @@ func TestRowWithoutMACMustMatchTheStoredRow(t *testing.T) {
 	gone.ID = "00000000-0000-0000-0000-000000000000"
 	wantCode(t, "a row without MAC that is no longer stored", f.svc.CheckKeyRow(ctx, gone), "key_integrity")
 }
+
+// Asymmetric keys are made with material: their public key can be read.
+func TestAsymmetricKeysHaveMaterial(t *testing.T) {
+	f := newKMS(t, nil)
+	ctx := context.Background()
+	for _, spec := range []string{"EH_RSA_2048", "EH_EC_P256"} {
+		k, err := f.svc.CreateKey(ctx, f.owner, kms.CreateKeyRequest{Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemText, err := f.svc.GetPublicKey(ctx, f.owner, k.ID)
+		if err != nil || !strings.HasPrefix(pemText, "-----BEGIN PUBLIC KEY-----") {
+			t.Errorf("%s: public key %q, %v", spec, pemText, err)
+		}
+	}
+}
