@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
 	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/kms"
@@ -300,3 +302,41 @@ func TestAsymmetricKeysHaveMaterial(t *testing.T) {
 		}
 	}
 }
+
+// Deletion windows are at least a day; a disabled key is not rotated; the
+// destruction of due keys is audited, and a lost audit record is reported.
+func TestKeyLifecycleChecks(t *testing.T) {
+	f := newKMS(t, nil)
+	ctx := context.Background()
+	k := f.aesKey(t)
+	_, err := f.svc.ScheduleDeletion(ctx, f.owner, k.ID, 24*time.Hour-time.Second)
+	wantCode(t, "a deletion window under a day", err, "invalid_window")
+	if err := f.svc.SetKeyEnabled(ctx, f.owner, k.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.RotateKey(ctx, f.owner, k.ID); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Fatalf("RotateKey of a disabled key: %v", err)
+	}
+
+	g := newKMS(t, func(c *kms.Config) { c.Audit = audit.New(failingWriter{}) })
+	gk, _ := g.svc.CreateKey(ctx, g.owner, kms.CreateKeyRequest{Spec: "EH_AES_GCM_256"}) // acknowledged or not, it is stored
+	if gk.ID == "" {
+		ki, err := g.db.ListKeys(ctx, g.owner.ID)
+		if err != nil || len(ki) != 1 {
+			t.Fatalf("keys of the owner: %v %v", ki, err)
+		}
+		gk.ID = ki[0].ID
+	}
+	if _, err := g.svc.ScheduleDeletion(ctx, g.owner, gk.ID, 24*time.Hour); fault.CodeOf(err) != "audit_unavailable" {
+		t.Fatalf("ScheduleDeletion without audit: %v", err)
+	}
+	g.offset.Store(int64(25 * time.Hour))
+	ids, err := g.svc.DestroyDueKeys(ctx)
+	if len(ids) != 1 || fault.CodeOf(err) != "audit_unavailable" {
+		t.Fatalf("DestroyDueKeys without audit: %v %v", ids, err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
