@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +116,12 @@ func (g *groupCommit) run() {
 		case <-g.quit:
 			return
 		}
+		// Let the requests that are ready to run reach the queue first: the
+		// send that woke this goroutine also made it the next to run, and
+		// on a server with one CPU (GOMAXPROCS=1, a pod's CPU limit) every
+		// batch was then one or two records, each paying a commit and an
+		// fsync. With nothing else runnable this returns at once.
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxReplayBatch {
 			select {
