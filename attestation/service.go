@@ -326,12 +326,7 @@ func (v *Verdict) TCBStatus() string {
 func (s *Service) VerifyQuote(ctx context.Context, raw []byte) *Verdict {
 	v := s.verifyQuote(ctx, raw)
 	if d := s.cfg.ForgedQuoteDelay; d > 0 && forged(v) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
+		limit.Sleep(ctx, d)
 	}
 	return v
 }

@@ -183,14 +183,7 @@ func (s *Service) AuthFailed(ctx context.Context, c Caller, action string, err e
 		c.ID = "-"
 	}
 	if d := s.cfg.AuthFailureDelay; d > 0 {
-		// A client that hangs up ends the wait: the delay costs the
-		// guesser answers, not this server goroutines.
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		limit.Sleep(ctx, d) // a client that hangs up ends the wait
 	}
 	if aerr := s.record(c, action, "", err); fault.CodeOf(aerr) == "audit_unavailable" {
 		return aerr
@@ -429,12 +422,7 @@ func (s *Service) imitateHash(ctx context.Context, principal, token string) erro
 		return err
 	}
 	defer release()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	limit.Sleep(ctx, d)
 	return nil
 }
 

@@ -159,6 +159,17 @@ func (l *Limiter) Acquire(ctx context.Context, caller string) (release func(), e
 	}, nil
 }
 
+// Sleep waits d, or less if ctx ends first: the delays that make a
+// guesser or forger wait hold no goroutine past its client's hang-up.
+func Sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // maxCallers bounds the table of per-caller rates.
 const maxCallers = 10000
 
