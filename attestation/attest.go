@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -124,48 +123,27 @@ func (s *Service) decodeStored(ctx context.Context, sp store.AttestPolicy) (*Sto
 	return &StoredPolicy{ID: sp.ID, Origin: sp.Origin, CreatedAt: sp.CreatedAt, Policy: p}, nil
 }
 
-// Policy returns appID's policy id; another app's policy is not found.
-// verifiedPolicies keeps policies that passed their integrity check, for
-// attestations: policies are never changed or deleted once created (the
-// store has no such operation), so a kept one stays right on every replica,
-// and an edit made in the database afterwards never takes effect (GET of
-// the policy still reads the row and reports it as policy_integrity).
-type verifiedPolicies struct {
-	mu   sync.Mutex
-	byID map[[2]string]*StoredPolicy
-}
-
-// maxVerifiedPolicies bounds the memory: past it the set starts over.
+// maxVerifiedPolicies bounds the policies kept for attestations.
 const maxVerifiedPolicies = 4096
 
-func (v *verifiedPolicies) get(appID, id string) *StoredPolicy {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.byID[[2]string{appID, id}]
-}
-
-func (v *verifiedPolicies) put(appID string, sp *StoredPolicy) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.byID == nil || len(v.byID) >= maxVerifiedPolicies {
-		v.byID = map[[2]string]*StoredPolicy{}
-	}
-	v.byID[[2]string{appID, sp.ID}] = sp
-}
-
 // attestPolicy is Policy for the attestation path, served from the
-// verified set when it can.
+// policies kept after they passed their integrity check: policies are never
+// changed or deleted once created (the store has no such operation), so a
+// kept one stays right on every replica, and an edit made in the database
+// afterwards never takes effect (GET of the policy still reads the row and
+// reports it as policy_integrity).
 func (s *Service) attestPolicy(ctx context.Context, appID, id string) (*StoredPolicy, error) {
-	if sp := s.verified.get(appID, id); sp != nil {
+	if sp, ok := s.verified.Get([2]string{appID, id}); ok {
 		return sp, nil
 	}
 	sp, err := s.Policy(ctx, appID, id)
 	if err == nil {
-		s.verified.put(appID, sp)
+		s.verified.Put([2]string{appID, id}, sp)
 	}
 	return sp, err
 }
 
+// Policy returns appID's policy id; another app's policy is not found.
 func (s *Service) Policy(ctx context.Context, appID, id string) (*StoredPolicy, error) {
 	sp, err := s.st.GetPolicy(ctx, appID, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/ppml-project/ppml/audit"
 	"github.com/ppml-project/ppml/fault"
+	"github.com/ppml-project/ppml/internal/boundedcache"
 	"github.com/ppml-project/ppml/internal/limit"
 	"github.com/ppml-project/ppml/kms/rootkey"
 	"github.com/ppml-project/ppml/metrics"
@@ -142,7 +143,7 @@ type Service struct {
 
 	rows *rowmac.Keeper
 
-	verified verifiedPolicies
+	verified *boundedcache.Map[[2]string, *StoredPolicy] // see attestPolicy
 	pccs     *limit.Limiter
 }
 
@@ -165,7 +166,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ppml"
 	}
-	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, rows: newPolicyRows(cfg)}
+	s := &Service{cfg: cfg, root: cfg.Root, now: cfg.Now, st: cfg.Store, log: cfg.Logger, rows: newPolicyRows(cfg),
+		verified: boundedcache.New[[2]string, *StoredPolicy](maxVerifiedPolicies)}
 	var err error
 	if cfg.AllowSimulation {
 		if cfg.SimDir == "" {
