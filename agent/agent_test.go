@@ -231,6 +231,20 @@ func TestAttestedKeyRelease(t *testing.T) {
 	}
 }
 
+// boundQuote is a simulated SGX quote of the enclave mr whose report data
+// starts with SHA-256(nonce || rt), as the native flow wants it.
+func boundQuote(t *testing.T, simTEE *sim.SimTEE, nonce, rt []byte, mr [32]byte) []byte {
+	t.Helper()
+	var rd [64]byte
+	h := sha256.Sum256(append(append([]byte{}, nonce...), rt...))
+	copy(rd[:], h[:])
+	q, err := simTEE.Quote("sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, ReportData: rd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 // TestReleaseRefusals drives the protocol by hand to reach each refusal.
 func TestReleaseRefusals(t *testing.T) {
 	ctx := context.Background()
@@ -243,16 +257,7 @@ func TestReleaseRefusals(t *testing.T) {
 	}
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	runtime := priv.PublicKey().Bytes()
-	quoteFor := func(nonce, rt []byte, mr [32]byte) []byte {
-		var rd [64]byte
-		h := sha256.Sum256(append(append([]byte{}, nonce...), rt...))
-		copy(rd[:], h[:])
-		q, err := simTEE.Quote("sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, ReportData: rd})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return q
-	}
+	quoteFor := func(nonce, rt []byte, mr [32]byte) []byte { return boundQuote(t, simTEE, nonce, rt, mr) }
 	attest := func(cfg client.Config, policyID string, rt []byte) (client.VerifyResponse, error) {
 		a, _ := client.NewAttestation(cfg)
 		nonce, err := a.Nonce(ctx)
@@ -366,14 +371,7 @@ func TestReleaseWithEvidence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rd [64]byte
-		h := sha256.Sum256(append(append([]byte{}, nonce.Nonce...), rt...))
-		copy(rd[:], h[:])
-		q, err := simTEE.Quote("sgx", sim.Measurements{MREnclave: mr, MRSigner: signer, ReportData: rd})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return client.ReleaseEvidence{Quote: q, Nonce: nonce.Nonce, PolicyID: policyID}
+		return client.ReleaseEvidence{Quote: boundQuote(t, simTEE, nonce.Nonce, rt, mr), Nonce: nonce.Nonce, PolicyID: policyID}
 	}
 	ct := mustB64(w.wrapped)
 	aad := []byte{0xb5, 0xeb, 0x2d}
